@@ -1,0 +1,197 @@
+"""Structure-aware chunking: pages -> headings -> paragraphs -> sentences -> token windows.
+
+Guarantees (tested):
+- a chunk never spans pages, and `chunk.text == page.text[char_start:char_end]`;
+- `chunk.index_text()` (heading + text) fits the embedding window (MAX_WINDOW tokens);
+- consecutive chunks of one section overlap by up to `overlap_tokens` of whole sentences;
+- a chunk records the heading path it sits under.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from rag.types import Chunk, Page
+
+CHUNKER_VERSION = "struct-1"
+MAX_WINDOW = 254  # MiniLM's 256 positions minus [CLS] and [SEP]
+MAX_HEADING_CHARS = 120
+
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_NUMBERED_HEADING = re.compile(r"^(?:\d+(?:\.\d+)*\.?|[IVX]+\.|[A-Z]\.|(?:section|chapter|part|appendix)\s+\w+)\s+\S",
+                               re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_ABBREV = re.compile(r"\b(?:e\.g|i\.e|etc|vs|Dr|Mr|Mrs|Ms|Prof|Fig|No|Inc|Ltd|Co|St|al|approx|U\.S)\.$")
+
+TokenCounter = Callable[[list[str]], list[int]]
+
+
+@dataclass
+class _Unit:
+    start: int
+    end: int
+    tokens: int
+    heading: str | None
+
+
+def _is_heading_line(line: str, kind: str) -> tuple[int, str] | None:
+    """(level, text) when the line is a heading; PDFs and plain text use a cautious heuristic."""
+    m = _MD_HEADING.match(line)
+    if m and kind in {"markdown", "html", "text"}:
+        return len(m.group(1)), m.group(2).strip()
+    if kind in {"pdf", "text"} and 3 <= len(line) <= 80 and not line.endswith((".", ",", ";", ":")):
+        words = line.split()
+        if len(words) <= 10 and _NUMBERED_HEADING.match(line) and any(c.isalpha() for c in line):
+            return 2, line
+        letters = [c for c in line if c.isalpha()]
+        if len(words) <= 8 and len(letters) >= 4 and all(c.isupper() for c in letters):
+            return 2, line
+    return None
+
+
+def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Sentence spans inside text[start:end], trimmed of surrounding whitespace."""
+    spans, cur = [], start
+    for m in _SENTENCE_END.finditer(text, start, end):
+        if _ABBREV.search(text, max(cur, m.start() - 6), m.start()):
+            continue
+        spans.append((cur, m.start()))
+        cur = m.end()
+    spans.append((cur, end))
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if s < e:
+            out.append((s, e))
+    return out
+
+
+def _split_long(text: str, s: int, e: int, tokens: int, limit: int) -> list[tuple[int, int]]:
+    """Cut an over-long span at whitespace into pieces of roughly `limit` tokens."""
+    pieces = max(2, -(-tokens // limit))
+    step = (e - s) / pieces
+    cuts, out, cur = [], [], s
+    for i in range(1, pieces):
+        target = int(s + i * step)
+        ws = text.rfind(" ", cur + 1, target + 1)
+        if ws == -1:
+            ws = text.find(" ", target, e)
+        cuts.append(target if ws == -1 or ws <= cur else ws)
+    for c in cuts + [e]:
+        if c > cur:
+            out.append((cur, c))
+        cur = c
+    return [(a + (len(text[a:b]) - len(text[a:b].lstrip())), b) for a, b in out if text[a:b].strip()]
+
+
+def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
+                   heading_path: list[tuple[int, str]]) -> list[_Unit]:
+    """Sentence units of one page with the heading each falls under (heading_path is carried)."""
+    text = page.text
+    spans: list[tuple[int, int, str | None, bool]] = []  # start, end, heading, paragraph_start
+    pos, new_para = 0, True
+    for line in text.split("\n"):
+        line_start, line_end = pos, pos + len(line)
+        pos = line_end + 1
+        stripped = line.strip()
+        if not stripped:
+            new_para = True
+            continue
+        h = _is_heading_line(stripped, kind)
+        if h is not None:
+            level = h[0]
+            while heading_path and heading_path[-1][0] >= level:
+                heading_path.pop()
+            heading_path.append((level, h[1][:MAX_HEADING_CHARS]))
+            new_para = True
+            continue
+        heading = " > ".join(t for _, t in heading_path)[-MAX_HEADING_CHARS:] or None
+        if spans and not new_para and spans[-1][2] == heading:  # continue the paragraph
+            s = spans[-1][0]
+            spans[-1] = (s, line_end, heading, spans[-1][3])
+        else:
+            spans.append((line_start, line_end, heading, True))
+        new_para = False
+    sent_spans: list[tuple[int, int, str | None]] = []
+    for s, e, heading, _ in spans:
+        sent_spans.extend((a, b, heading) for a, b in _sentences(text, s, e))
+    counts = count([text[a:b] for a, b, _ in sent_spans])
+    units: list[_Unit] = []
+    for (a, b, heading), n in zip(sent_spans, counts):
+        if n > limit:
+            parts = _split_long(text, a, b, n, limit)
+            for (pa, pb), pn in zip(parts, count([text[x:y] for x, y in parts])):
+                units.append(_Unit(pa, pb, pn, heading))
+        else:
+            units.append(_Unit(a, b, n, heading))
+    return units
+
+
+def chunk_pages(doc_id: str, pages: list[Page], kind: str, count: TokenCounter,
+                max_tokens: int = 200, overlap_tokens: int = 40,
+                heading: str | None = None) -> tuple[list[Chunk], list[int]]:
+    """Chunks of a document and their token counts (of index_text).
+
+    `heading`, when given (e.g. a jsonl record's title), is the heading of every chunk.
+    """
+    chunks: list[Chunk] = []
+    heading_path: list[tuple[int, str]] = []
+    for page in pages:
+        head_tokens: dict[str | None, int] = {}
+        units = _units_of_page(page, kind, count, max_tokens, heading_path)
+        if heading is not None:
+            for u in units:
+                u.heading = heading[:MAX_HEADING_CHARS]
+        for h in {u.heading for u in units}:
+            head_tokens[h] = count([h])[0] + 1 if h else 0
+        current: list[_Unit] = []
+
+        def emit(group: list[_Unit]) -> None:
+            s, e = group[0].start, group[-1].end
+            text = page.text[s:e]
+            chunks.append(Chunk(Chunk.make_id(doc_id, len(chunks), text), doc_id, len(chunks), text,
+                                page.number, s, e, group[0].heading))
+
+        for u in units:
+            budget = max(max_tokens - head_tokens[u.heading], 32)
+            used = sum(x.tokens for x in current)
+            if current and (u.heading != current[0].heading or used + u.tokens > budget):
+                same_section = u.heading == current[0].heading
+                emit(current)
+                tail: list[_Unit] = []
+                if same_section:
+                    for x in reversed(current[1:]):  # never repeat a whole chunk
+                        if sum(t.tokens for t in tail) + x.tokens > overlap_tokens:
+                            break
+                        tail.insert(0, x)
+                    if sum(t.tokens for t in tail) + u.tokens > budget:
+                        tail = []
+                current = tail
+            current.append(u)
+        if current:
+            emit(current)
+    return _fit_window(chunks, pages, count)
+
+
+def _fit_window(chunks: list[Chunk], pages: list[Page], count: TokenCounter) -> tuple[list[Chunk], list[int]]:
+    """Exact token counts; any chunk still over the window (tokenizer joins) is split again."""
+    counts = count([c.index_text() for c in chunks])
+    if all(n <= MAX_WINDOW for n in counts):
+        return chunks, counts
+    page_text = {p.number: p.text for p in pages}
+    fixed: list[Chunk] = []
+    for c, n in zip(chunks, counts):
+        if n <= MAX_WINDOW:
+            fixed.append(c)
+            continue
+        text = page_text[c.page]
+        for a, b in _split_long(text, c.char_start, c.char_end, n, MAX_WINDOW * 3 // 4):
+            fixed.append(Chunk("", c.doc_id, 0, text[a:b], c.page, a, b, c.heading))
+    renumbered = [Chunk(Chunk.make_id(c.doc_id, i, c.text), c.doc_id, i, c.text, c.page, c.char_start,
+                        c.char_end, c.heading) for i, c in enumerate(fixed)]
+    counts = count([c.index_text() for c in renumbered])
+    return renumbered, counts

@@ -1,0 +1,118 @@
+"""A thin CLI over ingest.pipeline and the store."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rag.config import Settings
+from rag.errors import RagError
+from rag.store import LocalStore
+
+EPILOG = """examples:
+  python -m ingest docs/ report.pdf --data-dir data        index files and folders
+  python -m ingest corpus.jsonl --data-dir data --json     bulk import, machine-readable report
+  python -m ingest --delete docs/old.pdf --data-dir data   remove a document everywhere
+  python -m ingest --list --data-dir data                  what is indexed
+  python -m ingest --check --data-dir data                 SQLite, FAISS and BM25 agree?
+exit status: 0 all good, 1 some files failed (the others were indexed), 2 nothing done."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ingest", description=__doc__, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="*", type=Path, help="files or folders (searched recursively)")
+    p.add_argument("--data-dir", type=Path, help="index folder (default: RAG_DATA_DIR or ./data)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable report on stdout")
+    p.add_argument("--delete", nargs="+", metavar="SOURCE", help="remove these documents from every index")
+    p.add_argument("--list", action="store_true", help="list indexed documents")
+    p.add_argument("--check", action="store_true", help="verify SQLite, FAISS and BM25 agree")
+    p.add_argument("--rebuild-index", action="store_true", help="rebuild FAISS and BM25 from SQLite")
+    p.add_argument("--if-empty", action="store_true", help="only ingest when the index has no documents")
+    p.add_argument("--max-file-mb", type=float, help="refuse larger files (default 50)")
+    p.add_argument("--timeout", type=float, help="per-file parse time limit in seconds (default 60)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _emit(args, payload: dict, lines: list[str]) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=None))
+    else:
+        for line in lines:
+            print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.load(data_dir=args.data_dir, max_file_mb=args.max_file_mb,
+                                 parse_timeout_s=args.timeout)
+        if args.delete:
+            from ingest.pipeline import delete_sources
+
+            ids, version = delete_sources(args.delete, settings)
+            _emit(args, {"deleted": ids, "index_version": version},
+                  [f"deleted {len(ids)} document(s); index version {version}"])
+            return 0
+        if args.list:
+            docs = LocalStore(settings.data_dir).documents()
+            _emit(args, {"documents": docs},
+                  [f"{d['id']}  {d['pages']:>4}p {d['n_chunks']:>5}c  {d['source']}" for d in docs]
+                  + [f"{len(docs)} document(s)"])
+            return 0
+        if args.check or args.rebuild_index:
+            store = LocalStore(settings.data_dir)
+            if args.rebuild_index:
+                from ingest.pipeline import rebuild_index
+
+                rebuild_index(settings)
+            problems = store.check()
+            _emit(args, {"ok": not problems, "problems": problems, **store.stats()},
+                  problems or [f"ok: index version {store.version()}, {store.stats()['chunks']} chunks agree "
+                               "in SQLite, FAISS and BM25"])
+            return 1 if problems else 0
+        if not args.paths:
+            parser.error("give files or folders to ingest (or --delete/--list/--check)")
+        if args.if_empty and LocalStore(settings.data_dir).stats()["documents"]:
+            _emit(args, {"skipped": "index not empty"}, ["index not empty; nothing to do (--if-empty)"])
+            return 0
+        return _ingest(args, settings)
+    except RagError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
+
+
+def _ingest(args, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from ingest.pipeline import ingest_paths
+
+    bar = None if args.quiet else tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024,
+                                       file=sys.stderr, desc="ingest", dynamic_ncols=True)
+
+    def progress(done: int, total: int, what: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        report = ingest_paths(args.paths, settings, progress=progress if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    lines = []
+    for f in report.files:
+        if f.status == "error":
+            lines.append(f"error      {f.message} [{f.reason}]")
+        else:
+            what = f"{f.documents} docs, " if f.documents > 1 else ""
+            lines.append(f"{f.status:<10} {f.path} ({what}{f.pages} pages, {f.chunks} chunks)")
+    counts = report.counts()
+    lines.append(", ".join(f"{v} {k}" for k, v in sorted(counts.items())) +
+                 f"; {report.embedded_chunks} chunks embedded in {report.seconds:.1f}s; "
+                 f"index version {report.index_version}")
+    _emit(args, report.to_dict(), lines)
+    return 1 if report.failed else 0

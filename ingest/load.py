@@ -1,0 +1,287 @@
+"""Load files into documents: size check, type sniffing, format-specific extraction.
+
+Every failure is a FileRejected naming the file and a reason a person understands.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import resource
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Iterator
+
+from ingest.clean import clean_text
+from rag.errors import (EmptyFile, FileRejected, FileTooLarge, MalformedFile, MislabelledType,
+                        NoTextLayer, ParseTimeout, PasswordProtected, UnsupportedType)
+from rag.types import Page
+
+KINDS = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
+         ".html": "html", ".htm": "html", ".jsonl": "jsonl"}
+_MAGIC = [(b"%PDF-", "a PDF"), (b"PK\x03\x04", "a ZIP archive (e.g. .docx/.xlsx)"),
+          (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+          (b"\x1f\x8b", "gzip-compressed data"), (b"\xd0\xcf\x11\xe0", "an old MS Office file"),
+          (b"\x7fELF", "a program (ELF)"), (b"Rar!", "a RAR archive"), (b"7z\xbc\xaf", "a 7-Zip archive")]
+
+
+@dataclass
+class LoadedDoc:
+    """One document's cleaned pages, before chunking."""
+
+    source: str
+    title: str
+    sha256: str
+    pages: list[Page]
+    kind: str
+    size_bytes: int
+    meta: dict = field(default_factory=dict)
+
+
+def sniff(head: bytes) -> str | None:
+    """What the first bytes say a file is: a description for binaries, None for text."""
+    stripped = head.lstrip()
+    for magic, what in _MAGIC:
+        if stripped.startswith(magic) or (magic == b"%PDF-" and magic in head[:1024]):
+            return what
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None  # UTF-16 text
+    if b"\x00" in head:
+        return "binary data"
+    return None
+
+
+def detect_kind(path: Path, head: bytes) -> str:
+    kind = KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise UnsupportedType(f"{path}: {path.suffix or 'files without an extension'} is not supported "
+                              f"(supported: {', '.join(sorted(KINDS))})")
+    what = sniff(head)
+    if kind == "pdf" and what != "a PDF":
+        raise MislabelledType(f"{path}: named .pdf but the content is {what or 'text'}, not a PDF")
+    if kind != "pdf" and what is not None:
+        raise MislabelledType(f"{path}: named {path.suffix} but the content is {what}")
+    return kind
+
+
+def decode_text(data: bytes, path: Path) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------- HTML
+class _HTMLText(HTMLParser):
+    """HTML -> text with Markdown-style headings; scripts, styles and forms are dropped."""
+
+    SKIP = {"script", "style", "noscript", "template", "svg", "head", "iframe", "object", "form"}
+    BLOCK = {"p", "div", "section", "article", "li", "tr", "br", "table", "ul", "ol", "blockquote",
+             "pre", "header", "footer", "main", "nav", "aside", "dd", "dt", "hr"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+        self.title: list[str] = []
+        self.in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "title":
+            self.in_title = True
+        elif tag in self.SKIP:
+            self.skip += 1
+        elif tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
+            self.parts.append("\n\n" + "#" * int(tag[1]) + " ")
+        elif tag in self.BLOCK:
+            self.parts.append("\n\n" if tag not in {"br", "li", "tr"} else "\n")
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self.in_title = False
+        elif tag in self.SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag in {"h1", "h2", "h3", "h4", "h5", "h6"} or tag in self.BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data):
+        if self.in_title:
+            self.title.append(data)
+        elif not self.skip:
+            self.parts.append(data.replace("\n", " "))
+
+
+def html_to_text(html: str) -> tuple[str, str | None]:
+    p = _HTMLText()
+    p.feed(html)
+    p.close()
+    title = " ".join("".join(p.title).split()) or None
+    return "".join(p.parts), title
+
+
+# ------------------------------------------------------------------ PDF
+class PdfParser:
+    """Runs pypdf in a worker process with a per-file time limit and a memory cap."""
+
+    def __init__(self, timeout_s: float = 60.0, memory_mb: int = 2048):
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self._proc: subprocess.Popen | None = None
+        self._lines: queue.Queue | None = None
+
+    def _start(self) -> None:
+        limit = self.memory_mb * 1024 * 1024
+
+        def limits():
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "ingest.pdf_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, preexec_fn=limits,
+            cwd=str(Path(__file__).resolve().parent.parent))
+        self._lines = queue.Queue()
+        proc, lines = self._proc, self._lines
+
+        def pump():
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def parse(self, path: Path) -> dict:
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+        assert self._proc is not None and self._lines is not None
+        self._proc.stdin.write(json.dumps({"path": str(path)}) + "\n")
+        self._proc.stdin.flush()
+        try:
+            line = self._lines.get(timeout=self.timeout_s)
+        except queue.Empty:
+            self.close()
+            raise ParseTimeout(f"{path}: parsing took longer than {self.timeout_s:g} s and was stopped "
+                               "(raise RAG_PARSE_TIMEOUT_S for very large PDFs)") from None
+        if line is None:
+            code = self._proc.wait()
+            self._proc = None
+            raise MalformedFile(f"{path}: the PDF parser crashed on this file (exit status {code}); "
+                                "it is probably malformed or needs more memory than allowed")
+        return json.loads(line)
+
+
+def load_pdf(path: Path, data: bytes, parser: PdfParser) -> LoadedDoc:
+    result = parser.parse(path)
+    if not result["ok"]:
+        reason, detail = result["reason"], result["detail"]
+        if reason == "password_protected":
+            raise PasswordProtected(f"{path}: password-protected PDF ({detail}); "
+                                    "remove the password and add it again")
+        raise MalformedFile(f"{path}: malformed PDF that could not be read ({detail})")
+    pages = [Page(i + 1, clean_text(t)) for i, t in enumerate(result["pages"])]
+    if not pages:
+        raise MalformedFile(f"{path}: the PDF has no pages")
+    if not any(p.text for p in pages):
+        raise NoTextLayer(f"{path}: no text layer on any of its {len(pages)} page(s) - probably a scan; "
+                          "OCR is not supported, so run it through OCR first")
+    meta = {"warnings": result["warnings"]} if result["warnings"] else {}
+    return LoadedDoc(str(path), result["title"] or path.name, sha256_bytes(data), pages, "pdf",
+                     len(data), meta)
+
+
+# -------------------------------------------------------------- dispatch
+def _title_from_markdown(text: str) -> str | None:
+    for line in text.split("\n"):
+        if line.startswith("# "):
+            return line[2:].strip() or None
+    return None
+
+
+def load_file(path: Path, max_bytes: int, pdf_parser: PdfParser, source: str | None = None) -> Iterator[LoadedDoc]:
+    """Yield the documents in one file (several for .jsonl). Raises FileRejected."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise FileTooLarge(f"{path}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit "
+                           "(raise RAG_MAX_FILE_MB to allow it)")
+    if size == 0:
+        raise EmptyFile(f"{path}: the file is empty")
+    with open(path, "rb") as f:
+        head = f.read(2048)
+    kind = detect_kind(path, head)
+    data = path.read_bytes()
+    source = source or str(path)
+    if kind == "pdf":
+        doc = load_pdf(path, data, pdf_parser)
+        doc.source = source
+        yield doc
+        return
+    text = decode_text(data, path)
+    if kind == "jsonl":
+        yield from load_jsonl(path, text)
+        return
+    title = None
+    if kind == "html":
+        text, title = html_to_text(text)
+    text = clean_text(text)
+    if not text:
+        raise EmptyFile(f"{path}: no text in the file")
+    if kind == "markdown":
+        title = _title_from_markdown(text)
+    yield LoadedDoc(source, title or path.name, sha256_bytes(data), [Page(1, text)], kind, size)
+
+
+class JsonlErrors(FileRejected):
+    reason = "malformed"
+
+
+def load_jsonl(path: Path, text: str) -> Iterator[LoadedDoc]:
+    """One document per line: `_id` or `id`, optional `title`, `text` (the BEIR corpus format)."""
+    bad: list[str] = []
+    good = 0
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            doc_id = rec.get("_id", rec.get("id"))
+            body = rec.get("text")
+            if doc_id is None or not isinstance(body, str):
+                raise ValueError("needs `_id` (or `id`) and a string `text`")
+        except (json.JSONDecodeError, ValueError, AttributeError) as e:
+            bad.append(f"line {lineno}: {e}")
+            continue
+        title = str(rec.get("title") or "").strip()
+        body = clean_text(body)
+        if not body and not title:
+            bad.append(f"line {lineno}: empty text")
+            continue
+        good += 1
+        raw = json.dumps([title, body], ensure_ascii=False).encode()
+        yield LoadedDoc(str(doc_id), title or str(doc_id), sha256_bytes(raw), [Page(1, body or title)],
+                        "jsonl-record", len(line), {"file": str(path), "line": lineno})
+    if bad:
+        shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise JsonlErrors(f"{path}: {len(bad)} bad line(s) skipped after {good} good ones ({shown})")

@@ -1,0 +1,228 @@
+"""Ingestion: files -> documents -> chunks -> vectors -> pending rows -> one atomic publish.
+
+Embedding dominates the cost, so chunks from many documents are embedded together in
+large batches, and a document whose content hash is already live is never re-embedded.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ingest.chunk import CHUNKER_VERSION, chunk_pages
+from ingest.load import LoadedDoc, PdfParser, load_file
+from rag.config import Settings
+from rag.embed import Embedder, embedder_from_settings, token_counter
+from rag.errors import FileRejected
+from rag.store import LocalStore
+from rag.types import Document, content_id
+
+Progress = Callable[[int, int, str], None]  # (done_bytes, total_bytes, what)
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str = "pending"  # indexed | unchanged | error
+    reason: str | None = None
+    message: str | None = None
+    doc_id: str | None = None
+    documents: int = 0
+    pages: int = 0
+    chunks: int = 0
+    size_bytes: int = 0
+    _new_docs: int = 0
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult]
+    index_version: int
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    embedded_chunks: int = 0
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "error"]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.files:
+            out[f.status] = out.get(f.status, 0) + 1
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "index_version": self.index_version,
+            "files": [{k: v for k, v in asdict(f).items() if not k.startswith("_")} for f in self.files],
+            "summary": self.counts(),
+            "embedded_chunks": self.embedded_chunks,
+            "seconds": round(self.seconds, 3),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+def expand_paths(paths: Iterable[Path | str]) -> list[Path]:
+    """Files, and the files under folders (recursively, sorted); hidden entries are skipped."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file()
+                              and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+        else:
+            out.append(p)
+    return out
+
+
+def document_id(loaded: LoadedDoc) -> str:
+    # The chunker version is part of the id: a new chunker re-chunks (and re-embeds) a document.
+    return content_id(loaded.source, loaded.sha256, CHUNKER_VERSION)
+
+
+def _unchanged_file(store: LocalStore, path: Path, source: str, size: int, max_bytes: int,
+                    res: FileResult) -> bool:
+    """Fast path: a single-document file whose bytes are already live is not even parsed."""
+    if path.suffix.lower() == ".jsonl" or not 0 < size <= max_bytes:
+        return False
+    live = store.live_document(source)
+    if live is None or live["chunker_version"] != CHUNKER_VERSION or live["size_bytes"] != size:
+        return False
+    if live["sha256"] != hashlib.sha256(path.read_bytes()).hexdigest():
+        return False
+    res.status, res.doc_id, res.documents = "unchanged", live["id"], 1
+    res.pages, res.chunks = live["pages"], live["n_chunks"]
+    return True
+
+
+class _Batch:
+    """Chunked documents waiting for one embedding call."""
+
+    def __init__(self):
+        self.items: list[tuple[FileResult, Document, LoadedDoc, list, list[int]]] = []
+        self.n_chunks = 0
+        self.bytes = 0
+
+
+def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embedder | None = None,
+                 progress: Progress | None = None, flush_chunks: int = 1024,
+                 source_of: Callable[[Path], str] | None = None) -> IngestReport:
+    """Index files into settings.data_dir. Per-file failures are reported, never raised.
+
+    `source_of` maps a path to the document's source id (default: the path as given).
+    """
+    started = time.perf_counter()
+    timings = {"load": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0, "publish": 0.0}
+    embedder = embedder or embedder_from_settings(settings)
+    store = LocalStore(settings.data_dir)
+    files = expand_paths(paths)
+    results = [FileResult(str(f)) for f in files]
+    sizes = [f.stat().st_size if f.is_file() else 0 for f in files]
+    total = sum(sizes)
+    done = 0
+    count = token_counter()
+    run_id = uuid.uuid4().hex
+    embedded = 0
+    batch = _Batch()
+
+    def tick(n: int, what: str) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total, what)
+
+    def flush() -> None:
+        nonlocal batch, embedded
+        if not batch.items:
+            return
+        texts = [c.index_text() for *_, chunks, _n in batch.items for c in chunks]
+        t = time.perf_counter()
+        vectors = embedder.embed(texts)
+        timings["embed"] += time.perf_counter() - t
+        store.check_embedder(embedder.id, int(vectors.shape[1]))
+        t = time.perf_counter()
+        rows, kinds, sizes_of, pos = [], {}, {}, 0
+        for res, doc, loaded, chunks, ntok in batch.items:
+            rows.append((doc, loaded.pages, chunks, vectors[pos:pos + len(chunks)], ntok))
+            kinds[doc.id], sizes_of[doc.id] = loaded.kind, loaded.size_bytes
+            pos += len(chunks)
+        store.add_pending(run_id, rows, kinds, CHUNKER_VERSION, sizes_of)
+        timings["store"] += time.perf_counter() - t
+        embedded += len(texts)
+        tick(batch.bytes, "embedded")
+        batch = _Batch()
+
+    with store.writer(), PdfParser(settings.parse_timeout_s) as pdf:
+        store.check_embedder(embedder.id)
+        for path, res, size in zip(files, results, sizes):
+            res.size_bytes = size
+            consumed = 0
+            try:
+                if not path.exists():
+                    raise FileRejected(f"{path}: no such file or folder")
+                source = source_of(path) if source_of else str(path)
+                if _unchanged_file(store, path, source, size, settings.max_file_bytes, res):
+                    tick(size, "unchanged")
+                    continue
+                t = time.perf_counter()
+                for loaded in load_file(path, settings.max_file_bytes, pdf, source=source):
+                    timings["load"] += time.perf_counter() - t
+                    doc = Document(document_id(loaded), loaded.source, loaded.title, loaded.sha256,
+                                   len(loaded.pages), loaded.meta)
+                    res.documents += 1
+                    res.pages += doc.pages
+                    res.doc_id = doc.id if res.documents == 1 else None
+                    live = store.live_document(doc.source)
+                    if live is not None and live["id"] == doc.id:
+                        res.chunks += live["n_chunks"]
+                    elif store.claim_pending(doc.id, run_id):  # resume an interrupted run
+                        res._new_docs += 1
+                        res.chunks += store.document(doc.id)["n_chunks"]
+                    else:
+                        t = time.perf_counter()
+                        heading = loaded.title if loaded.kind == "jsonl-record" else None
+                        chunks, ntok = chunk_pages(doc.id, loaded.pages, loaded.kind, count,
+                                                   settings.chunk_tokens, settings.chunk_overlap_tokens,
+                                                   heading=heading)
+                        timings["chunk"] += time.perf_counter() - t
+                        res._new_docs += 1
+                        res.chunks += len(chunks)
+                        share = min(loaded.size_bytes, size - consumed)
+                        consumed += share
+                        batch.items.append((res, doc, loaded, chunks, ntok))
+                        batch.n_chunks += len(chunks)
+                        batch.bytes += share
+                        if batch.n_chunks >= flush_chunks:
+                            flush()
+                    t = time.perf_counter()
+                res.status = "indexed" if res._new_docs else "unchanged"
+            except FileRejected as e:
+                res.status, res.reason, res.message = "error", e.reason, e.message
+                if res._new_docs:
+                    res.message += f" ({res._new_docs} document(s) from it were indexed)"
+            tick(size - consumed, res.status)
+        flush()
+        t = time.perf_counter()
+        version = store.publish(run_id, embedder_id=embedder.id, dim=embedder.dim if embedded else None,
+                                chunker_version=CHUNKER_VERSION)
+        timings["publish"] = time.perf_counter() - t
+        store.log_events([{"run_id": run_id, "path": r.path, "status": r.status, "reason": r.reason,
+                           "message": r.message, "doc_id": r.doc_id, "chunks": r.chunks} for r in results])
+    return IngestReport(results, version, time.perf_counter() - started, timings, embedded)
+
+
+def delete_sources(sources: list[str], settings: Settings) -> tuple[list[str], int]:
+    """Remove documents (by source) from SQLite, FAISS and BM25 in one publish."""
+    store = LocalStore(settings.data_dir)
+    with store.writer():
+        return store.delete_sources(sources)
+
+
+def rebuild_index(settings: Settings) -> int:
+    store = LocalStore(settings.data_dir)
+    with store.writer():
+        return store.rebuild_index()
+

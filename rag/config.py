@@ -1,0 +1,76 @@
+"""One Settings object, read from the environment and .streamlit/secrets.toml.
+
+Environment variables win over secrets.toml; both use the same upper-case names
+(RAG_DATA_DIR, RAG_EMBEDDER, ...). Defaults run with no API key and no network.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from rag.errors import RagError
+
+SECRETS_FILE = Path(".streamlit/secrets.toml")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    # Embedder: "minilm" (packaged all-MiniLM-L6-v2, default) or "openai" (any
+    # OpenAI-compatible /v1/embeddings endpoint).
+    embedder: str = "minilm"
+    embed_base_url: str | None = None
+    embed_api_key: str | None = None
+    embed_model: str | None = None
+    embed_batch_size: int = 64
+    # Ingestion limits.
+    max_file_mb: float = 50.0
+    parse_timeout_s: float = 60.0
+    # Chunking, in embedding-model tokens (MiniLM's window is 256).
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 40
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    @classmethod
+    def load(cls, secrets_file: Path | None = None, **overrides: Any) -> "Settings":
+        values: dict[str, Any] = {}
+        secrets_path = secrets_file if secrets_file is not None else SECRETS_FILE
+        if secrets_path.exists():
+            try:
+                secrets = tomllib.loads(secrets_path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as e:
+                raise RagError(f"{secrets_path} is not valid TOML: {e}") from e
+            values.update({k.lower().removeprefix("rag_"): v for k, v in secrets.items()})
+        for f in fields(cls):
+            env = os.environ.get(f"RAG_{f.name.upper()}")
+            if env is not None and env != "":
+                values[f.name] = env
+        if "embed_api_key" not in values and os.environ.get("OPENAI_API_KEY"):
+            values["embed_api_key"] = os.environ["OPENAI_API_KEY"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **{k: _coerce(k, v) for k, v in values.items() if k in _FIELDS})
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = getattr(Settings(), name)
+    try:
+        if isinstance(default, Path):
+            return Path(value)
+        if isinstance(default, bool):
+            return str(value).lower() in {"1", "true", "yes", "on"}
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError as e:
+        raise RagError(f"setting RAG_{name.upper()}={value!r} is not a valid {type(default).__name__}") from e
+    return value
