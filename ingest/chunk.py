@@ -71,21 +71,26 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _split_long(text: str, s: int, e: int, tokens: int, limit: int) -> list[tuple[int, int]]:
-    """Cut an over-long span at whitespace into pieces of roughly `limit` tokens."""
+    """Cut an over-long span into pieces of roughly `limit` tokens, at whitespace when one
+    is near the cut point, else right at it (URLs, base64 and other unbroken runs)."""
     pieces = max(2, -(-tokens // limit))
     step = (e - s) / pieces
-    cuts, out, cur = [], [], s
+    out, cur = [], s
     for i in range(1, pieces):
         target = int(s + i * step)
-        ws = text.rfind(" ", cur + 1, target + 1)
-        if ws == -1:
-            ws = text.find(" ", target, e)
-        cuts.append(target if ws == -1 or ws <= cur else ws)
-    for c in cuts + [e]:
-        if c > cur:
-            out.append((cur, c))
-        cur = c
-    return [(a + (len(text[a:b]) - len(text[a:b].lstrip())), b) for a, b in out if text[a:b].strip()]
+        ws = text.rfind(" ", max(cur + 1, int(target - step / 2)), target + 1)
+        cut = ws if ws > cur else target
+        if cut > cur:
+            out.append((cur, cut))
+            cur = cut
+    out.append((cur, e))
+    spans = []
+    for a, b in out:
+        while a < b and text[a].isspace():
+            a += 1
+        if a < b:
+            spans.append((a, b))
+    return spans
 
 
 def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
@@ -178,20 +183,26 @@ def chunk_pages(doc_id: str, pages: list[Page], kind: str, count: TokenCounter,
 
 
 def _fit_window(chunks: list[Chunk], pages: list[Page], count: TokenCounter) -> tuple[list[Chunk], list[int]]:
-    """Exact token counts; any chunk still over the window (tokenizer joins) is split again."""
+    """Exact token counts; a chunk still over the window (tokenizer joins) is split until it fits."""
     counts = count([c.index_text() for c in chunks])
     if all(n <= MAX_WINDOW for n in counts):
         return chunks, counts
     page_text = {p.number: p.text for p in pages}
-    fixed: list[Chunk] = []
-    for c, n in zip(chunks, counts):
-        if n <= MAX_WINDOW:
-            fixed.append(c)
-            continue
-        text = page_text[c.page]
-        for a, b in _split_long(text, c.char_start, c.char_end, n, MAX_WINDOW * 3 // 4):
-            fixed.append(Chunk("", c.doc_id, 0, text[a:b], c.page, a, b, c.heading))
+    for _ in range(20):
+        if all(n <= MAX_WINDOW for n in counts):
+            break
+        fixed: list[Chunk] = []
+        for c, n in zip(chunks, counts):
+            if n <= MAX_WINDOW:
+                fixed.append(c)
+                continue
+            text = page_text[c.page]
+            for a, b in _split_long(text, c.char_start, c.char_end, n, MAX_WINDOW * 3 // 4):
+                fixed.append(Chunk("", c.doc_id, 0, text[a:b], c.page, a, b, c.heading))
+        chunks = fixed
+        counts = count([c.index_text() for c in chunks])
+    else:
+        raise RuntimeError(f"chunker bug: could not fit chunks of {chunks[0].doc_id} into {MAX_WINDOW} tokens")
     renumbered = [Chunk(Chunk.make_id(c.doc_id, i, c.text), c.doc_id, i, c.text, c.page, c.char_start,
-                        c.char_end, c.heading) for i, c in enumerate(fixed)]
-    counts = count([c.index_text() for c in renumbered])
+                        c.char_end, c.heading) for i, c in enumerate(chunks)]
     return renumbered, counts

@@ -108,7 +108,7 @@ class _Batch:
 
 
 def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embedder | None = None,
-                 progress: Progress | None = None, flush_chunks: int = 1024,
+                 progress: Progress | None = None,
                  source_of: Callable[[Path], str] | None = None) -> IngestReport:
     """Index files into settings.data_dir. Per-file failures are reported, never raised.
 
@@ -195,7 +195,7 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
                         batch.items.append((res, doc, loaded, chunks, ntok))
                         batch.n_chunks += len(chunks)
                         batch.bytes += share
-                        if batch.n_chunks >= flush_chunks:
+                        if batch.n_chunks >= settings.ingest_batch_chunks:
                             flush()
                     t = time.perf_counter()
                 res.status = "indexed" if res._new_docs else "unchanged"

@@ -1,0 +1,16 @@
+"""What the app shows about the index: counts, versions, the embedder, and any problems."""
+from __future__ import annotations
+
+from rag.config import Settings
+from rag.store import LocalStore
+
+
+def index_status(settings: Settings) -> dict:
+    store = LocalStore(settings.data_dir)
+    stats = store.stats()
+    stats["documents_list"] = store.documents()
+    stats["recent_errors"] = list(store.db.query(
+        "SELECT at, path, reason, message FROM ingest_events WHERE status = 'error' "
+        "ORDER BY id DESC LIMIT 20"))
+    stats["configured_embedder"] = settings.embedder
+    return stats

@@ -1,0 +1,58 @@
+"""Shared fixtures: real packaged model, real SQLite/FAISS/BM25 in temporary folders."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "data" / "samples"
+SHARED_EVAL = Path(os.environ.get("RAG_SHARED_EVAL", ROOT.parent / "shared" / "eval"))
+
+sys.path.insert(0, str(ROOT))
+
+
+def shared_eval(*parts: str) -> Path:
+    """A path under ../shared/eval, or a visible skip when the evaluation data is absent."""
+    path = SHARED_EVAL.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"evaluation data not found at {path} (set RAG_SHARED_EVAL to its folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from rag.embed import MiniLMEmbedder
+
+    return MiniLMEmbedder()
+
+
+@pytest.fixture(scope="session")
+def sample_pdf(tmp_path_factory) -> Path:
+    from scripts.make_samples import markdown_to_pdf
+
+    return markdown_to_pdf(SAMPLES / "user-guide.md", tmp_path_factory.mktemp("pdf") / "user-guide.pdf")
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from rag.config import Settings
+
+    return Settings.load(data_dir=tmp_path / "data")
+
+
+def write_docs(folder: Path, n: int, words: int = 120, prefix: str = "doc") -> list[Path]:
+    """n distinct Markdown files of plain English-like text."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ("river valley mountain harbour engine signal copper forest winter summer orbit "
+             "library garden bridge tunnel meadow lantern compass glacier canyon").split()
+    paths = []
+    for i in range(n):
+        body = " ".join(f"{vocab[(i * 7 + j * 3) % len(vocab)]}" + ("." if j % 12 == 11 else "")
+                        for j in range(words))
+        p = folder / f"{prefix}-{i:03d}.md"
+        p.write_text(f"# {prefix} number {i}\n\nThis is {prefix} {i} about topic{i}. {body}\n")
+        paths.append(p)
+    return paths

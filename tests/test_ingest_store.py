@@ -1,0 +1,130 @@
+"""Ingestion into the real store with the real packaged model."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from ingest.pipeline import delete_sources, ingest_paths
+from rag.errors import EmbedderMismatch, NotFound
+from rag.search import search
+from rag.store import LocalStore
+from tests.conftest import SAMPLES, write_docs
+
+
+@pytest.fixture
+def guide_dir(tmp_path, sample_pdf):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "user-guide.md", folder / "user-guide.md")
+    shutil.copy(sample_pdf, folder / "user-guide.pdf")
+    return folder
+
+
+def test_ingest_then_search_finds_page_and_heading(guide_dir, settings, embedder):
+    report = ingest_paths([guide_dir], settings, embedder=embedder)
+    assert [f.status for f in report.files] == ["indexed", "indexed"]
+    assert report.index_version == 1
+    store = LocalStore(settings.data_dir)
+    assert store.check() == []
+    pdf = next(f for f in report.files if f.path.endswith(".pdf"))
+    assert pdf.pages >= 2 and pdf.chunks >= 5
+    hits = search(store, embedder, "how do I remove a document from every index", k=5)
+    assert hits, "indexed documents must be searchable"
+    top_pdf = next(h for h in hits if h.source.endswith(".pdf"))
+    assert "--delete" in top_pdf.chunk.text or "remove" in top_pdf.chunk.text.lower()
+    assert top_pdf.chunk.page >= 2  # "Removing documents" starts on page 2 of the generated PDF
+    top_md = next(h for h in hits if h.source.endswith(".md"))
+    assert top_md.chunk.heading.endswith("Removing documents")
+    for h in hits:  # every stage's score and rank is kept
+        assert "fused" in h.scores and "fused" in h.ranks
+        assert set(h.scores) & {"dense", "bm25"}
+        page = store.page_text(h.chunk.doc_id, h.chunk.page)
+        assert page[h.chunk.char_start:h.chunk.char_end] == h.chunk.text
+
+
+def test_rerun_unchanged_embeds_nothing(guide_dir, settings, embedder):
+    ingest_paths([guide_dir], settings, embedder=embedder)
+    again = ingest_paths([guide_dir], settings, embedder=embedder)
+    assert [f.status for f in again.files] == ["unchanged", "unchanged"]
+    assert again.embedded_chunks == 0
+    assert again.index_version == 1  # nothing changed, nothing published
+
+
+def test_changed_file_replaces_old_chunks(tmp_path, settings, embedder):
+    doc = tmp_path / "notes.md"
+    doc.write_text("# Notes\n\nThe secret ingredient is cardamom.\n")
+    ingest_paths([doc], settings, embedder=embedder)
+    doc.write_text("# Notes\n\nThe secret ingredient is saffron.\n")
+    report = ingest_paths([doc], settings, embedder=embedder)
+    assert report.files[0].status == "indexed" and report.index_version == 2
+    store = LocalStore(settings.data_dir)
+    assert store.check() == []
+    assert len(store.documents()) == 1
+    texts = [h.chunk.text for h in search(store, embedder, "secret ingredient", k=5)]
+    assert any("saffron" in t for t in texts) and not any("cardamom" in t for t in texts)
+
+
+def test_delete_removes_from_every_index(tmp_path, settings, embedder):
+    paths = write_docs(tmp_path / "docs", 3)
+    ingest_paths(paths, settings, embedder=embedder)
+    store = LocalStore(settings.data_dir)
+    before = store.snapshot()
+    ids, version = delete_sources([paths[1].name], settings)
+    assert len(ids) == 1 and version == 2
+    assert store.check() == []
+    snap = store.snapshot()
+    assert len(snap.dense) < len(before.dense) and len(snap.sparse) < len(before.sparse)
+    assert all(h.source != str(paths[1]) for h in search(store, embedder, "doc 1 about topic1", k=10))
+    with pytest.raises(NotFound):
+        delete_sources(["no-such-file.md"], settings)
+
+
+def test_bad_file_does_not_disturb_the_index(tmp_path, settings, embedder):
+    good = write_docs(tmp_path / "docs", 2)
+    ingest_paths(good, settings, embedder=embedder)
+    bad = tmp_path / "fake.pdf"
+    bad.write_text("I am not a PDF")
+    more = write_docs(tmp_path / "more", 1, prefix="extra")
+    report = ingest_paths([bad, *more], settings, embedder=embedder)
+    statuses = {f.path: (f.status, f.reason) for f in report.files}
+    assert statuses[str(bad)] == ("error", "mislabelled_type")
+    assert statuses[str(more[0])][0] == "indexed"
+    store = LocalStore(settings.data_dir)
+    assert store.check() == [] and len(store.documents()) == 3
+    events = list(store.db.query("SELECT status, reason FROM ingest_events WHERE path = ?", [str(bad)]))
+    assert events == [{"status": "error", "reason": "mislabelled_type"}]
+
+
+def test_index_refuses_a_different_embedder(tmp_path, settings, embedder):
+    ingest_paths(write_docs(tmp_path / "docs", 1), settings, embedder=embedder)
+    store = LocalStore(settings.data_dir)
+    with pytest.raises(EmbedderMismatch, match="all-MiniLM-L6-v2"):
+        store.check_embedder("openai:text-embedding-3-small")
+    with pytest.raises(EmbedderMismatch):
+        store.check_embedder(embedder.id, dim=768)
+
+
+def test_lost_index_files_are_rebuilt_from_sqlite(tmp_path, settings, embedder):
+    ingest_paths(write_docs(tmp_path / "docs", 3), settings, embedder=embedder)
+    store = LocalStore(settings.data_dir)
+    ids_before = np.sort(store.snapshot().dense.ids())
+    shutil.rmtree(settings.data_dir / "index")
+    fresh = LocalStore(settings.data_dir)
+    snap = fresh.snapshot()
+    assert np.array_equal(np.sort(snap.dense.ids()), ids_before)
+    assert fresh.check() == []
+    assert search(fresh, embedder, "topic2", k=3)
+
+
+def test_jsonl_records_are_documents(tmp_path, settings, embedder):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"_id": "a1", "title": "Otters", "text": "Otters hold hands while sleeping."}\n'
+                      '{"id": "b2", "title": "Bees", "text": "Bees communicate by dancing."}\n')
+    report = ingest_paths([corpus], settings, embedder=embedder)
+    assert report.files[0].status == "indexed" and report.files[0].documents == 2
+    store = LocalStore(settings.data_dir)
+    assert {d["source"] for d in store.documents()} == {"a1", "b2"}
+    hit = search(store, embedder, "how do bees communicate", k=1)[0]
+    assert hit.source == "b2" and hit.chunk.heading == "Bees"
