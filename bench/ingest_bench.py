@@ -62,7 +62,7 @@ def sweep(folder: Path, embedder) -> dict:
             "by_status_reason": {f"{s}/{r}" if r else s: n for (s, r), n in sorted(by.items(), key=str)}}
 
 
-def scifact(corpus: Path, limit: int | None, embedder: MiniLMEmbedder) -> dict:
+def scifact(corpus: Path, limit: int | None, embedder: MiniLMEmbedder, keep: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         src = corpus
         if limit:
@@ -70,7 +70,10 @@ def scifact(corpus: Path, limit: int | None, embedder: MiniLMEmbedder) -> dict:
             with open(corpus) as f, open(src, "w") as out:
                 for _, line in zip(range(limit), f):
                     out.write(line)
-        settings = Settings.load(data_dir=Path(tmp) / "data")
+        data_dir = keep or Path(tmp) / "data"
+        if keep is not None and keep.exists():
+            sys.exit(f"{keep} exists: the benchmark needs an empty data dir to measure a full ingest")
+        settings = Settings.load(data_dir=data_dir)
         t = time.perf_counter()
         report = ingest_paths([src], settings, embedder=embedder)
         pipeline_s = time.perf_counter() - t
@@ -96,6 +99,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="only the first N SciFact documents")
     ap.add_argument("--skip-scifact", action="store_true")
     ap.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    ap.add_argument("--keep-data", type=Path, help="build the SciFact index here and keep it (must not exist)")
     args = ap.parse_args()
     if not args.eval.exists():
         sys.exit(f"evaluation data not found at {args.eval} (pass --eval)")
@@ -106,7 +110,8 @@ def main() -> None:
     results["adversarial_sweep"] = sweep(args.eval / "pdfs", embedder)
     print("sweep:", json.dumps(results["adversarial_sweep"], indent=1), flush=True)
     if not args.skip_scifact:
-        results["scifact_ingest"] = scifact(args.eval / "scifact" / "corpus.jsonl", args.limit, embedder)
+        results["scifact_ingest"] = scifact(args.eval / "scifact" / "corpus.jsonl", args.limit, embedder,
+                                            args.keep_data)
         print("scifact:", json.dumps(results["scifact_ingest"], indent=1), flush=True)
     results["peak_rss_mb"] = round(rss_mb())
     print("peak RSS MB:", results["peak_rss_mb"])

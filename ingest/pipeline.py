@@ -16,7 +16,7 @@ from ingest.chunk import CHUNKER_VERSION, chunk_pages
 from ingest.load import LoadedDoc, PdfParser, load_file
 from rag.config import Settings
 from rag.embed import Embedder, embedder_from_settings, token_counter
-from rag.errors import FileRejected
+from rag.errors import EmptyFile, FileRejected
 from rag.store import LocalStore
 from rag.types import Document, content_id
 
@@ -35,6 +35,7 @@ class FileResult:
     chunks: int = 0
     size_bytes: int = 0
     _new_docs: int = 0
+    _duplicates: int = 0
 
 
 @dataclass
@@ -127,6 +128,7 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
     run_id = uuid.uuid4().hex
     embedded = 0
     batch = _Batch()
+    seen_sources: set[str] = set()
 
     def tick(n: int, what: str) -> None:
         nonlocal done
@@ -170,6 +172,10 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
                 t = time.perf_counter()
                 for loaded in load_file(path, settings.max_file_bytes, pdf, source=source):
                     timings["load"] += time.perf_counter() - t
+                    if loaded.source in seen_sources:  # e.g. a repeated `_id` in a jsonl file
+                        res._duplicates += 1
+                        continue
+                    seen_sources.add(loaded.source)
                     doc = Document(document_id(loaded), loaded.source, loaded.title, loaded.sha256,
                                    len(loaded.pages), loaded.meta)
                     res.documents += 1
@@ -188,6 +194,8 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
                                                    settings.chunk_tokens, settings.chunk_overlap_tokens,
                                                    heading=heading)
                         timings["chunk"] += time.perf_counter() - t
+                        if not chunks:
+                            raise EmptyFile(f"{path}: nothing to index besides headings")
                         res._new_docs += 1
                         res.chunks += len(chunks)
                         share = min(loaded.size_bytes, size - consumed)
@@ -199,6 +207,9 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
                             flush()
                     t = time.perf_counter()
                 res.status = "indexed" if res._new_docs else "unchanged"
+                if res._duplicates:
+                    res.message = (f"{path}: {res._duplicates} document(s) skipped because their id "
+                                   "was already used earlier in this run")
             except FileRejected as e:
                 res.status, res.reason, res.message = "error", e.reason, e.message
                 if res._new_docs:

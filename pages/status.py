@@ -28,7 +28,7 @@ if status["pending_documents"]:
 if status["documents_list"]:
     st.subheader("Documents")
     st.dataframe(pd.DataFrame(status["documents_list"])[["title", "source", "kind", "pages", "n_chunks", "added_at"]],
-                 hide_index=True, use_container_width=True)
+                 hide_index=True, width="stretch")
 if status["recent_errors"]:
     st.subheader("Files that could not be indexed")
-    st.dataframe(pd.DataFrame(status["recent_errors"]), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(status["recent_errors"]), hide_index=True, width="stretch")

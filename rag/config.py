@@ -27,7 +27,7 @@ class Settings:
     embed_model: str | None = None
     embed_batch_size: int = 64
     # Chunks embedded per call across documents (bigger: less padding waste, more memory).
-    ingest_batch_chunks: int = 1024
+    ingest_batch_chunks: int = 4096
     # Ingestion limits.
     max_file_mb: float = 50.0
     parse_timeout_s: float = 60.0

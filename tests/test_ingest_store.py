@@ -97,6 +97,14 @@ def test_bad_file_does_not_disturb_the_index(tmp_path, settings, embedder):
     assert events == [{"status": "error", "reason": "mislabelled_type"}]
 
 
+def test_headings_only_file_is_an_empty_error(tmp_path, settings, embedder):
+    only = tmp_path / "toc.md"
+    only.write_text("# Title\n\n## Chapter one\n\n## Chapter two\n")
+    report = ingest_paths([only], settings, embedder=embedder)
+    assert (report.files[0].status, report.files[0].reason) == ("error", "empty")
+    assert LocalStore(settings.data_dir).stats()["documents"] == 0
+
+
 def test_index_refuses_a_different_embedder(tmp_path, settings, embedder):
     ingest_paths(write_docs(tmp_path / "docs", 1), settings, embedder=embedder)
     store = LocalStore(settings.data_dir)
@@ -128,3 +136,12 @@ def test_jsonl_records_are_documents(tmp_path, settings, embedder):
     assert {d["source"] for d in store.documents()} == {"a1", "b2"}
     hit = search(store, embedder, "how do bees communicate", k=1)[0]
     assert hit.source == "b2" and hit.chunk.heading == "Bees"
+
+
+def test_jsonl_duplicate_ids_are_skipped_and_reported(tmp_path, settings, embedder):
+    corpus = tmp_path / "dupes.jsonl"
+    corpus.write_text('{"_id": "x", "text": "first version"}\n{"_id": "x", "text": "second version"}\n')
+    report = ingest_paths([corpus], settings, embedder=embedder)
+    assert report.files[0].documents == 1 and "1 document(s) skipped" in report.files[0].message
+    store = LocalStore(settings.data_dir)
+    assert [d["source"] for d in store.documents()] == ["x"] and store.check() == []
