@@ -34,6 +34,21 @@ class Settings:
     # Chunking, in embedding-model tokens (MiniLM's window is 256).
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 40
+    # Retrieval funnel (see rag/retrieve.py).
+    dense_k: int = 200
+    sparse_k: int = 200
+    fusion: str = "rrf"
+    rrf_k: int = 60
+    w_dense: float = 1.0
+    w_sparse: float = 1.0
+    # L2 reranker: "none", "maxsim" (packaged MiniLM, sentence-level), "cross-encoder"
+    # (RAG_RERANKER_MODEL: a local path or hub id) or "remote" (a /v1/rerank endpoint).
+    reranker: str = "none"
+    reranker_model: str = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+    reranker_base_url: str | None = None
+    reranker_api_key: str | None = None
+    rerank_m: int = 30
+    w_rerank: float = 1.0
 
     @property
     def max_file_bytes(self) -> int:

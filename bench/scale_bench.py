@@ -1,0 +1,144 @@
+"""Scale benchmark on synthetic corpora: random unit vectors and generated text (no model).
+
+    python bench/scale_bench.py [--sizes 10000 100000 1000000] [--queries 50]
+
+Per size: index build time (FAISS exact, FAISS IVF, BM25), query latency p50/p95 per stage
+(dense exact, dense IVF, bm25s, fusion), resident memory, IVF recall@10 against exact search,
+and at <= 100k chunks rank-bm25's query latency as the baseline for the BM25 speed-up
+(with a ranking-parity check on the top 10).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.retrieve import FunnelConfig, fuse  # noqa: E402
+from rag.store.dense import DenseIndex  # noqa: E402
+from rag.store.sparse import SparseIndex, analyse  # noqa: E402
+
+DIM = 384
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synthetic_terms(n: int, rng: np.random.Generator, vocab_size: int = 50_000, length: int = 120) -> list[list[str]]:
+    """Zipf-distributed words (like real text), already analysed into terms."""
+    vocab = np.array([f"w{i}" for i in range(vocab_size)])
+    ranks = np.minimum(rng.zipf(1.2, size=(n, length)), vocab_size) - 1
+    return [vocab[row].tolist() for row in ranks]
+
+
+def pct(values: list[float]) -> dict:
+    return {"p50": round(float(np.percentile(values, 50)), 2), "p95": round(float(np.percentile(values, 95)), 2)}
+
+
+def run(n: int, n_queries: int, rng: np.random.Generator, rank_bm25_max: int) -> dict:
+    out: dict = {"chunks": n}
+    base_rss = rss_mb()
+    vectors = rng.standard_normal((n, DIM), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vids = np.arange(1, n + 1, dtype=np.int64)
+    terms = synthetic_terms(n, rng)
+    out["data_rss_mb"] = round(rss_mb() - base_rss)
+
+    t = time.perf_counter()
+    exact = DenseIndex.build(vectors, vids, DIM)
+    out["build_s"] = {"faiss_exact": round(time.perf_counter() - t, 2)}
+    t = time.perf_counter()
+    sparse = SparseIndex.build(terms, vids)
+    out["build_s"]["bm25s"] = round(time.perf_counter() - t, 2)
+    ivf = None
+    if n >= 100_000:
+        t = time.perf_counter()
+        ivf = DenseIndex.build(vectors, vids, DIM, ann_threshold=1)
+        out["build_s"]["faiss_ivf"] = round(time.perf_counter() - t, 2)
+    out["rss_mb_after_build"] = round(rss_mb())
+
+    # Queries: near-duplicates of stored vectors (so there is a true neighbourhood), and
+    # text queries of 5 terms drawn from stored chunks.
+    picks = rng.choice(n, size=n_queries, replace=False)
+    qvecs = vectors[picks] + 0.5 * rng.standard_normal((n_queries, DIM), dtype=np.float32) / np.sqrt(DIM)
+    qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
+    qterms = [list(rng.choice(terms[i], size=5)) for i in picks]
+    lat: dict[str, list[float]] = {"dense_exact": [], "dense_ivf": [], "bm25s": [], "fuse": [], "total_exact": []}
+    recalls = []
+    for qv, qt in zip(qvecs, qterms):
+        t0 = time.perf_counter()
+        d = exact.search(qv, 200)
+        t1 = time.perf_counter()
+        s = sparse.search(qt, 200)
+        t2 = time.perf_counter()
+        fuse({"dense": d, "bm25": s}, FunnelConfig())
+        t3 = time.perf_counter()
+        lat["dense_exact"].append((t1 - t0) * 1000)
+        lat["bm25s"].append((t2 - t1) * 1000)
+        lat["fuse"].append((t3 - t2) * 1000)
+        lat["total_exact"].append((t3 - t0) * 1000)
+        if ivf is not None:
+            t0 = time.perf_counter()
+            a = ivf.search(qv, 10)
+            lat["dense_ivf"].append((time.perf_counter() - t0) * 1000)
+            recalls.append(len(set(a[0][:10]) & set(d[0][:10])) / 10)
+    out["latency_ms"] = {k: pct(v) for k, v in lat.items() if v}
+    if recalls:
+        out["ivf_recall@10_vs_exact"] = round(float(np.mean(recalls)), 4)
+        out["ivf_nprobe"] = ivf.nprobe
+    if n <= rank_bm25_max:
+        from rank_bm25 import BM25Okapi
+
+        t = time.perf_counter()
+        ref = BM25Okapi(terms)
+        out["build_s"]["rank_bm25"] = round(time.perf_counter() - t, 2)
+        ref_ms, agree = [], []
+        robertson = SparseIndex.build(terms, vids, method="robertson", k1=1.5, b=0.75)
+        for qt in qterms[:10]:
+            t0 = time.perf_counter()
+            scores = ref.get_scores(qt)
+            ref_ms.append((time.perf_counter() - t0) * 1000)
+            ref_top = set((np.argsort(-scores)[:10] + 1).tolist())
+            agree.append(len(ref_top & set(robertson.search(qt, 10)[0].tolist())) / 10)
+        out["rank_bm25_query_ms"] = pct(ref_ms)
+        out["bm25s_speedup_vs_rank_bm25_p50"] = round(out["rank_bm25_query_ms"]["p50"] /
+                                                       max(out["latency_ms"]["bm25s"]["p50"], 1e-3), 1)
+        out["bm25_top10_parity_robertson"] = round(float(np.mean(agree)), 3)
+        del ref
+    del exact, ivf, sparse, vectors, terms
+    gc.collect()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument("--rank-bm25-max", type=int, default=100_000)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    rng = np.random.default_rng(42)
+    results = []
+    for n in args.sizes:
+        r = run(n, args.queries, rng, args.rank_bm25_max)
+        print(json.dumps(r), flush=True)
+        results.append(r)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

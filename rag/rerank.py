@@ -1,0 +1,80 @@
+"""L2 rerankers behind one small protocol: `score(query, chunks) -> scores` (higher is better).
+
+- CrossEncoderReranker: a sentence-transformers CrossEncoder from a local path or model id
+  (users with internet pick `cross-encoder/ms-marco-MiniLM-L-6-v2`).
+- RemoteReranker: any `/v1/rerank` endpoint (vLLM, llama.cpp server, TEI, Jina, Cohere).
+- SentenceMaxSimReranker: works out of the box with the packaged MiniLM; see its docstring.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from rag.errors import RagError
+from rag.types import Chunk
+
+
+class RerankerUnavailable(RagError):
+    reason = "reranker_unavailable"
+
+
+class Reranker(Protocol):
+    name: str
+
+    def score(self, query: str, chunks: Sequence[Chunk]) -> list[float]: ...
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cross_encoder(model: str):
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(model, device="cpu")
+
+
+class CrossEncoderReranker:
+    def __init__(self, model: str, batch_size: int = 32):
+        self.model_name = model
+        self.name = f"cross-encoder:{model}"
+        self.batch_size = batch_size
+
+    def score(self, query: str, chunks: Sequence[Chunk]) -> list[float]:
+        try:
+            model = _load_cross_encoder(self.model_name)
+        except (OSError, ValueError) as e:
+            raise RerankerUnavailable(
+                f"could not load cross-encoder {self.model_name!r} ({e}). Without internet access, "
+                "set RAG_RERANKER_MODEL to a local folder holding the model, or RAG_RERANKER=maxsim.") from e
+        pairs = [(query, c.index_text()) for c in chunks]
+        return [float(s) for s in model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)]
+
+
+class RemoteReranker:
+    """POST {base_url}/rerank with {model, query, documents}; reads results[].relevance_score."""
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 10.0):
+        if not base_url:
+            raise RagError("RAG_RERANKER_BASE_URL must be set when RAG_RERANKER=remote")
+        self.url = base_url.rstrip("/") + "/rerank"
+        self.model = model
+        self.name = f"remote:{model}"
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+
+    def score(self, query: str, chunks: Sequence[Chunk]) -> list[float]:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        body = {"model": self.model, "query": query, "documents": [c.index_text() for c in chunks],
+                "top_n": len(chunks)}
+        try:
+            resp = httpx.post(self.url, json=body, headers=headers, timeout=self.timeout_s)
+            resp.raise_for_status()
+            results = resp.json()["results"]
+        except (httpx.HTTPError, KeyError, ValueError) as e:
+            raise RerankerUnavailable(f"rerank endpoint {self.url} failed: {e}") from e
+        out = np.full(len(chunks), -np.inf)
+        for r in results:
+            out[int(r["index"])] = float(r.get("relevance_score", r.get("score", -np.inf)))
+        return out.tolist()

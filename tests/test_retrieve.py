@@ -1,0 +1,92 @@
+"""The retrieval funnel: fusion, context selection, rerank stage, and `python -m rag search`."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ingest.pipeline import ingest_paths
+from rag.retrieve import FunnelConfig, Retriever, fuse, select_context
+from rag.store import LocalStore
+from rag.types import Chunk, Hit
+from tests.conftest import ROOT, write_docs
+
+
+def lists(dense, bm25):
+    as_arrays = lambda pairs: (np.array([p[0] for p in pairs], dtype=np.int64),
+                               np.array([p[1] for p in pairs], dtype=np.float32))
+    return {"dense": as_arrays(dense), "bm25": as_arrays(bm25)}
+
+
+def test_rrf_rewards_agreement_and_keeps_every_stage():
+    order, scores, ranks = fuse(lists([(1, .9), (2, .8), (3, .7)], [(3, 9.0), (4, 5.0), (1, 1.0)]), FunnelConfig())
+    assert order[:2] in ([1, 3], [3, 1])  # in both lists
+    assert ranks[3] == {"dense": 3, "bm25": 1, "fused": ranks[3]["fused"]}
+    assert scores[4]["bm25"] == 5.0 and "dense" not in scores[4]
+    assert scores[1]["fused"] == pytest.approx(1 / 61 + 1 / 63)
+
+
+def test_weights_and_score_fusion_change_the_order():
+    data = lists([(1, .9), (2, .5)], [(2, 10.0), (1, 1.0)])
+    assert fuse(data, FunnelConfig(w_dense=2.0))[0][0] == 1
+    assert fuse(data, FunnelConfig(w_sparse=2.0))[0][0] == 2
+    order, scores, _ = fuse(data, FunnelConfig(fusion="score", w_dense=1.0, w_sparse=0.5))
+    assert order[0] == 1 and scores[1]["fused"] == pytest.approx(1.0)  # min-max: 1*1 + 0.5*0
+    with pytest.raises(ValueError):
+        FunnelConfig(fusion="max")
+
+
+def _hit(i, doc, text):
+    return Hit(Chunk(f"c{i}", doc, i, text, 1, 0, len(text)), f"src-{doc}", {}, {})
+
+
+def test_context_selection_dedups_caps_and_budgets():
+    hits = [_hit(0, "a", "alpha beta gamma delta"), _hit(1, "a", "alpha beta gamma delta"),
+            _hit(2, "a", "epsilon zeta"), _hit(3, "b", "eta theta iota"), _hit(4, "c", "x " * 400)]
+    assert [h.chunk.id for h in select_context(hits, FunnelConfig(), 10)] == ["c0", "c2", "c3", "c4"]
+    assert [h.chunk.id for h in select_context(hits, FunnelConfig(max_per_doc=1), 10)] == ["c0", "c3", "c4"]
+    assert [h.chunk.id for h in select_context(hits, FunnelConfig(token_budget=50), 10)] == ["c0", "c2", "c3"]
+    assert len(select_context(hits, FunnelConfig(), 2)) == 2
+
+
+class ReverseReranker:
+    """A real (if silly) reranker: prefers shorter passages. Exercises the L2 plumbing."""
+    name = "shortest-first"
+
+    def score(self, query, chunks):
+        return [-len(c.text) for c in chunks]
+
+
+def test_rerank_stage_reorders_top_m_and_records_scores(tmp_path, settings, embedder):
+    docs = write_docs(tmp_path / "docs", 6, words=60)
+    docs[3].write_text("# Short\n\nriver.\n")
+    ingest_paths(docs, settings, embedder=embedder)
+    store = LocalStore(settings.data_dir)
+    plain = Retriever(store, embedder, FunnelConfig()).search("river valley", k=5)
+    ranked = Retriever(store, embedder, FunnelConfig(rerank_m=6), ReverseReranker()).search("river valley", k=5)
+    assert ranked.reranker == "shortest-first" and "rerank" in ranked.timings_ms
+    assert ranked.hits[0].chunk.text == "river." and ranked.hits[0].ranks["rerank"] == 1
+    assert all("rerank" in h.scores and "fused" in h.scores for h in ranked.hits)
+    assert plain.reranker == "none" and "rerank" not in plain.timings_ms
+
+
+def test_search_cli_json_lines(tmp_path, settings, embedder):
+    docs = write_docs(tmp_path / "docs", 3)
+    ingest_paths(docs, settings, embedder=embedder)
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"_id": "q1", "text": "doc 1 about topic1"}\n{"_id": "q2", "text": "topic2"}\n')
+    out = subprocess.run([sys.executable, "-m", "rag", "search", "--data-dir", str(settings.data_dir), "--k", "2",
+                          "--json", "--queries", str(queries)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [x["query_id"] for x in lines] == ["q1", "q2"]
+    top = lines[0]["hits"][0]
+    assert top["source"] == str(docs[1]) and top["page"] == 1 and top["chunk_id"]
+    assert {"dense", "bm25", "fused"} <= set(top["scores"]) and top["ranks"]["fused"] == 1
+    assert {"embed_query", "dense", "bm25", "fuse", "total"} <= set(lines[0]["timings_ms"])
+    one = subprocess.run([sys.executable, "-m", "rag", "search", "--data-dir", str(settings.data_dir), "topic2"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert one.returncode == 0 and "topic2" in one.stdout
