@@ -18,24 +18,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest.chunk import _sentences  # noqa: E402
+from ingest.chunk import sentence_spans  # noqa: E402
 from rag.embed import MiniLMEmbedder  # noqa: E402
 from rag.eval import doc_ranking, load_beir, ndcg_at  # noqa: E402
 from rag.retrieve import FunnelConfig, fuse  # noqa: E402
 from rag.store import LocalStore  # noqa: E402
 from rag.store.sparse import analyse  # noqa: E402
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Sentences of an index text; a first line (heading/title) is a sentence of its own."""
-    spans = []
-    first_nl = text.find("\n")
-    body_start = 0
-    if first_nl > 0:
-        spans.append((0, first_nl))
-        body_start = first_nl + 1
-    spans += _sentences(text, body_start, len(text))
-    return spans or [(0, len(text))]
 
 
 def encode_sentences(model, texts: list[str]) -> list[np.ndarray]:

@@ -36,11 +36,15 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def synthetic_terms(n: int, rng: np.random.Generator, vocab_size: int = 50_000, length: int = 120) -> list[list[str]]:
-    """Zipf-distributed words (like real text), already analysed into terms."""
-    vocab = np.array([f"w{i}" for i in range(vocab_size)])
-    ranks = np.minimum(rng.zipf(1.2, size=(n, length)), vocab_size) - 1
-    return [vocab[row].tolist() for row in ranks]
+def synthetic_terms(n: int, rng: np.random.Generator, vocab_size: int = 50_000, length: int = 60) -> list[list[str]]:
+    """Zipf-distributed words (like real text), already analysed into terms. Terms share
+    one string object per vocabulary entry, so 1M chunks fit in memory."""
+    vocab = [f"w{i}" for i in range(vocab_size)]
+    out = []
+    for start in range(0, n, 100_000):
+        ranks = np.minimum(rng.zipf(1.2, size=(min(100_000, n - start), length)), vocab_size) - 1
+        out.extend([vocab[i] for i in row] for row in ranks.tolist())
+    return out
 
 
 def pct(values: list[float]) -> dict:

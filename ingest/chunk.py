@@ -70,6 +70,18 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return out
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Sentences of an index text (for sentence vectors); a heading line is one of its own."""
+    spans: list[tuple[int, int]] = []
+    body_start = 0
+    first_nl = text.find("\n")
+    if first_nl > 0:
+        spans.append((0, first_nl))
+        body_start = first_nl + 1
+    spans += _sentences(text, body_start, len(text))
+    return spans or [(0, len(text))]
+
+
 def _split_long(text: str, s: int, e: int, tokens: int, limit: int) -> list[tuple[int, int]]:
     """Cut an over-long span into pieces of roughly `limit` tokens, at whitespace when one
     is near the cut point, else right at it (URLs, base64 and other unbroken runs)."""

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list indexed documents")
     p.add_argument("--check", action="store_true", help="verify SQLite, FAISS and BM25 agree")
     p.add_argument("--rebuild-index", action="store_true", help="rebuild FAISS and BM25 from SQLite")
+    p.add_argument("--sentence-vectors", action="store_true",
+                   help="compute sentence vectors (maxsim reranker) for chunks that lack them")
     p.add_argument("--if-empty", action="store_true", help="only ingest when the index has no documents")
     p.add_argument("--max-file-mb", type=float, help="refuse larger files (default 50)")
     p.add_argument("--timeout", type=float, help="per-file parse time limit in seconds (default 60)")
@@ -62,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
             _emit(args, {"documents": docs},
                   [f"{d['id']}  {d['pages']:>4}p {d['n_chunks']:>5}c  {d['source']}" for d in docs]
                   + [f"{len(docs)} document(s)"])
+            return 0
+        if args.sentence_vectors:
+            from ingest.pipeline import backfill_sentence_vectors
+
+            n = backfill_sentence_vectors(settings)
+            _emit(args, {"chunks_updated": n}, [f"sentence vectors computed for {n} chunk(s)"])
             return 0
         if args.check or args.rebuild_index:
             store = LocalStore(settings.data_dir)

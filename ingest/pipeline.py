@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ingest.chunk import CHUNKER_VERSION, chunk_pages
+import numpy as np
+
+from ingest.chunk import CHUNKER_VERSION, chunk_pages, sentence_spans
 from ingest.load import LoadedDoc, PdfParser, load_file
 from rag.config import Settings
 from rag.embed import Embedder, embedder_from_settings, token_counter
@@ -99,6 +101,15 @@ def _unchanged_file(store: LocalStore, path: Path, source: str, size: int, max_b
     return True
 
 
+def embed_sentences(embedder: Embedder, chunks: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """chunk id -> vectors of the sentences of its index text; each distinct sentence once."""
+    sentences = {cid: [text[a:b] for a, b in sentence_spans(text)] for cid, text in chunks}
+    unique = list(dict.fromkeys(x for xs in sentences.values() for x in xs))
+    vectors = embedder.embed(unique)
+    row = {x: i for i, x in enumerate(unique)}
+    return {cid: vectors[[row[x] for x in xs]] for cid, xs in sentences.items()}
+
+
 class _Batch:
     """Chunked documents waiting for one embedding call."""
 
@@ -145,13 +156,19 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
         vectors = embedder.embed(texts)
         timings["embed"] += time.perf_counter() - t
         store.check_embedder(embedder.id, int(vectors.shape[1]))
+        sentence_vectors = None
+        if settings.sentence_vectors:
+            t = time.perf_counter()
+            sentence_vectors = embed_sentences(embedder, [(c.id, c.index_text()) for *_, chunks, _n
+                                                          in batch.items for c in chunks])
+            timings["embed_sentences"] = timings.get("embed_sentences", 0.0) + time.perf_counter() - t
         t = time.perf_counter()
         rows, kinds, sizes_of, pos = [], {}, {}, 0
         for res, doc, loaded, chunks, ntok in batch.items:
             rows.append((doc, loaded.pages, chunks, vectors[pos:pos + len(chunks)], ntok))
             kinds[doc.id], sizes_of[doc.id] = loaded.kind, loaded.size_bytes
             pos += len(chunks)
-        store.add_pending(run_id, rows, kinds, CHUNKER_VERSION, sizes_of)
+        store.add_pending(run_id, rows, kinds, CHUNKER_VERSION, sizes_of, sentence_vectors)
         timings["store"] += time.perf_counter() - t
         embedded += len(texts)
         tick(batch.bytes, "embedded")
@@ -237,3 +254,21 @@ def rebuild_index(settings: Settings) -> int:
     with store.writer():
         return store.rebuild_index()
 
+
+
+def backfill_sentence_vectors(settings: Settings, embedder: Embedder | None = None,
+                              progress: Progress | None = None, batch: int = 2048) -> int:
+    """Compute sentence vectors for chunks that lack them (indexes built without). Returns count."""
+    embedder = embedder or embedder_from_settings(settings)
+    store = LocalStore(settings.data_dir)
+    with store.writer():
+        store.check_embedder(embedder.id)
+        total = store.conn.execute("SELECT count(*) FROM chunks WHERE sentence_vectors IS NULL").fetchone()[0]
+        done = 0
+        while rows := store.chunks_without_sentence_vectors(batch):
+            store.set_sentence_vectors(embed_sentences(
+                embedder, [(cid, f"{h}\n{t}" if h else t) for cid, h, t in rows]))
+            done += len(rows)
+            if progress:
+                progress(done, total, "sentence vectors")
+    return done

@@ -27,8 +27,8 @@ if status["pending_documents"]:
                "run the same ingest again to finish them.")
 if status["documents_list"]:
     st.subheader("Documents")
-    st.dataframe(pd.DataFrame(status["documents_list"])[["title", "source", "kind", "pages", "n_chunks", "added_at"]],
-                 hide_index=True, width="stretch")
+    docs = pd.DataFrame(status["documents_list"])[["title", "source", "kind", "pages", "n_chunks", "added_at"]]
+    st.dataframe(docs.rename(columns={"n_chunks": "chunks", "added_at": "added"}), hide_index=True, width="stretch")
 if status["recent_errors"]:
     st.subheader("Files that could not be indexed")
     st.dataframe(pd.DataFrame(status["recent_errors"]), hide_index=True, width="stretch")

@@ -92,6 +92,11 @@ class MiniLMEmbedder:
 
     def __init__(self, batch_size: int = 64):
         self.batch_size = batch_size
+        # Queries are embedded by the L1 dense stage and again by the L2 reranker: cache them.
+        self._one = functools.lru_cache(maxsize=256)(self._embed_one)
+
+    def _embed_one(self, text: str) -> np.ndarray:
+        return self._encode([text])[0]
 
     @property
     def dim(self) -> int:
@@ -104,6 +109,11 @@ class MiniLMEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) == 1:
+            return self._one(texts[0]).reshape(1, -1).copy()
+        return self._encode(texts)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self.model.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True,
             convert_to_numpy=True, show_progress_bar=False,

@@ -123,14 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--limit", type=int, help="only the first N queries")
     r.add_argument("--json", action="store_true")
     r.add_argument("--reranker", help="none | maxsim | cross-encoder | remote (default: settings)")
+    r.add_argument("--fusion", choices=["rrf", "score"], help="L1 fusion (default: settings)")
+    r.add_argument("--no-ingest", action="store_true", help="evaluate the index as it is")
+    r.add_argument("--rerank-m", type=int, help="candidates the L2 stage sees (default: settings)")
+    r.add_argument("--w-rerank", type=float, help="L2 weight in the final blend (default: settings)")
     args = ap.parse_args(argv)
     try:
         data_dir = args.data_dir or Path("data") / f"eval-{args.dataset.name}"
-        settings = Settings.load(data_dir=data_dir, reranker=args.reranker)
-        corpus = args.dataset / "corpus.jsonl"
-        report = ingest_paths([corpus], settings, progress=None)
-        if report.failed:
-            print(f"warning: {report.failed[0].message}", file=sys.stderr)
+        settings = Settings.load(data_dir=data_dir, reranker=args.reranker, fusion=args.fusion,
+                                 rerank_m=args.rerank_m, w_rerank=args.w_rerank)
+        if not args.no_ingest:
+            report = ingest_paths([args.dataset / "corpus.jsonl"], settings, progress=None)
+            if report.failed:
+                print(f"warning: {report.failed[0].message}", file=sys.stderr)
         queries, qrels = load_beir(args.dataset, args.split)
         if args.limit:
             queries = dict(list(queries.items())[:args.limit])
@@ -144,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     except RagError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 2
-    result.update({"dataset": str(args.dataset), "split": args.split, "index_version": report.index_version})
+    result.update({"dataset": str(args.dataset), "split": args.split,
+                   "index_version": retriever.store.version()})
     if args.json:
         print(json.dumps(result))
     else:

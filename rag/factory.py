@@ -4,12 +4,12 @@ from __future__ import annotations
 from rag.config import Settings
 from rag.embed import embedder_from_settings
 from rag.errors import RagError
-from rag.rerank import CrossEncoderReranker, RemoteReranker, Reranker
+from rag.rerank import CrossEncoderReranker, RemoteReranker, Reranker, SentenceMaxSimReranker
 from rag.retrieve import FunnelConfig, Retriever
 from rag.store import LocalStore
 
 
-def reranker_from_settings(settings: Settings, store: LocalStore) -> Reranker | None:
+def reranker_from_settings(settings: Settings, store: LocalStore, embedder=None) -> Reranker | None:
     name = settings.reranker
     if name == "none":
         return None
@@ -19,9 +19,7 @@ def reranker_from_settings(settings: Settings, store: LocalStore) -> Reranker | 
         return RemoteReranker(settings.reranker_base_url or "", settings.reranker_model,
                               settings.reranker_api_key)
     if name == "maxsim":
-        from rag.rerank import SentenceMaxSimReranker
-
-        return SentenceMaxSimReranker(store)
+        return SentenceMaxSimReranker(store, embedder)
     raise RagError(f"unknown RAG_RERANKER={name!r}: use none, maxsim, cross-encoder or remote")
 
 
@@ -33,5 +31,5 @@ def funnel_config(settings: Settings) -> FunnelConfig:
 
 def build_retriever(settings: Settings) -> Retriever:
     store = LocalStore(settings.data_dir)
-    return Retriever(store, embedder_from_settings(settings), funnel_config(settings),
-                     reranker_from_settings(settings, store))
+    embedder = embedder_from_settings(settings)
+    return Retriever(store, embedder, funnel_config(settings), reranker_from_settings(settings, store, embedder))

@@ -78,3 +78,31 @@ class RemoteReranker:
         for r in results:
             out[int(r["index"])] = float(r.get("relevance_score", r.get("score", -np.inf)))
         return out.tolist()
+
+
+class SentenceMaxSimReranker:
+    """Sentence-level late interaction with the packaged MiniLM (no extra model needed).
+
+    A passage's score is the best cosine similarity between the question and any one of its
+    sentences (vectors precomputed at ingestion). Chunk vectors average a passage's topics;
+    a claim or question usually matches one sentence, and this L2 stage looks for it.
+    Chunks without sentence vectors fall back to their chunk vector, and are counted.
+    """
+
+    name = "maxsim"
+
+    def __init__(self, store, embedder=None):
+        from rag.embed import MiniLMEmbedder
+
+        self.store = store
+        self.embedder = embedder or MiniLMEmbedder()
+        self.missing = 0
+
+    def score(self, query: str, chunks: Sequence[Chunk]) -> list[float]:
+        q = self.embedder.embed([query])[0]
+        sentences = self.store.sentence_vectors([c.id for c in chunks], len(q))
+        lacking = [c.id for c in chunks if c.id not in sentences]
+        if lacking:
+            self.missing += len(lacking)
+            sentences.update(self.store.chunk_vectors(lacking))
+        return [float((sentences[c.id] @ q).max()) for c in chunks]

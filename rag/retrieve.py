@@ -24,12 +24,12 @@ from rag.types import Chunk, Hit
 class FunnelConfig:
     dense_k: int = 100          # candidates from FAISS
     sparse_k: int = 100         # candidates from BM25
-    fusion: str = "rrf"         # "rrf" or "score" (min-max normalised, weighted sum)
+    fusion: str = "score"       # "rrf" or "score" (min-max normalised, weighted sum)
     rrf_k: int = 60
     w_dense: float = 1.0
     w_sparse: float = 1.0
-    rerank_m: int = 30          # how many fused candidates the L2 reranker sees
-    w_rerank: float = 1.0       # final = w * L2 + (1 - w) * fused, both min-max normalised
+    rerank_m: int = 100         # how many fused candidates the L2 reranker sees
+    w_rerank: float = 0.5       # final = w * L2 + (1 - w) * fused, both min-max normalised
     # Context selection
     dedup_threshold: float = 0.9  # token-set Jaccard above which a passage is a near-duplicate
     max_per_doc: int = 0          # 0 = no per-document cap

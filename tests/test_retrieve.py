@@ -22,7 +22,8 @@ def lists(dense, bm25):
 
 
 def test_rrf_rewards_agreement_and_keeps_every_stage():
-    order, scores, ranks = fuse(lists([(1, .9), (2, .8), (3, .7)], [(3, 9.0), (4, 5.0), (1, 1.0)]), FunnelConfig())
+    order, scores, ranks = fuse(lists([(1, .9), (2, .8), (3, .7)], [(3, 9.0), (4, 5.0), (1, 1.0)]),
+                                 FunnelConfig(fusion="rrf"))
     assert order[:2] in ([1, 3], [3, 1])  # in both lists
     assert ranks[3] == {"dense": 3, "bm25": 1, "fused": ranks[3]["fused"]}
     assert scores[4]["bm25"] == 5.0 and "dense" not in scores[4]
@@ -31,8 +32,8 @@ def test_rrf_rewards_agreement_and_keeps_every_stage():
 
 def test_weights_and_score_fusion_change_the_order():
     data = lists([(1, .9), (2, .5)], [(2, 10.0), (1, 1.0)])
-    assert fuse(data, FunnelConfig(w_dense=2.0))[0][0] == 1
-    assert fuse(data, FunnelConfig(w_sparse=2.0))[0][0] == 2
+    assert fuse(data, FunnelConfig(fusion="rrf", w_dense=2.0))[0][0] == 1
+    assert fuse(data, FunnelConfig(fusion="rrf", w_sparse=2.0))[0][0] == 2
     order, scores, _ = fuse(data, FunnelConfig(fusion="score", w_dense=1.0, w_sparse=0.5))
     assert order[0] == 1 and scores[1]["fused"] == pytest.approx(1.0)  # min-max: 1*1 + 0.5*0
     with pytest.raises(ValueError):
@@ -66,7 +67,8 @@ def test_rerank_stage_reorders_top_m_and_records_scores(tmp_path, settings, embe
     ingest_paths(docs, settings, embedder=embedder)
     store = LocalStore(settings.data_dir)
     plain = Retriever(store, embedder, FunnelConfig()).search("river valley", k=5)
-    ranked = Retriever(store, embedder, FunnelConfig(rerank_m=6), ReverseReranker()).search("river valley", k=5)
+    ranked = Retriever(store, embedder, FunnelConfig(rerank_m=6, w_rerank=1.0),
+                       ReverseReranker()).search("river valley", k=5)
     assert ranked.reranker == "shortest-first" and "rerank" in ranked.timings_ms
     assert ranked.hits[0].chunk.text == "river." and ranked.hits[0].ranks["rerank"] == 1
     assert all("rerank" in h.scores and "fused" in h.scores for h in ranked.hits)

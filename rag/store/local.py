@@ -81,6 +81,10 @@ def _atomic_write_text(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+def _f16(matrix: np.ndarray | None) -> bytes | None:
+    return None if matrix is None else np.asarray(matrix, dtype=np.float16).tobytes()
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The derived indexes of one index version, loaded for searching."""
@@ -143,6 +147,8 @@ class LocalStore:
             if found != SCHEMA_VERSION:
                 raise RagError(f"{self.db_path} has schema version {found}; this version of the app "
                                f"reads {SCHEMA_VERSION}. Use a new --data-dir or re-ingest.")
+            if "sentence_vectors" not in db["chunks"].columns_dict:  # added after schema 1 shipped
+                self.conn.execute("ALTER TABLE chunks ADD COLUMN sentence_vectors BLOB")
             return
         with self.transaction():
             db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
@@ -163,7 +169,8 @@ class LocalStore:
                     char_start INTEGER NOT NULL, char_end INTEGER NOT NULL,
                     heading TEXT, text TEXT NOT NULL, n_tokens INTEGER,
                     terms TEXT NOT NULL,       -- BM25 terms, space separated
-                    embedding BLOB NOT NULL    -- float32, L2-normalised
+                    embedding BLOB NOT NULL,   -- float32, L2-normalised
+                    sentence_vectors BLOB      -- float16 (n_sentences x dim), for the maxsim reranker
                 )""")
             db["ingest_events"].create({
                 "id": int, "run_id": str, "at": str, "path": str, "status": str,
@@ -263,7 +270,9 @@ class LocalStore:
             for row in self.conn.execute(
                 f"SELECT c.vid, c.id, c.doc_id, c.ordinal, c.text, c.page, c.char_start, c.char_end, "
                 f"c.heading, d.source FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                f"WHERE c.vid IN ({marks}) AND d.status = 'live'", part):
+                # "+d.status": keep the planner from walking every live document (76 ms -> 0.2 ms
+                # for 100 ids on SciFact) instead of looking the few vids up by primary key.
+                f"WHERE c.vid IN ({marks}) AND +d.status = 'live'", part):
                 out[row[0]] = (Chunk(id=row[1], doc_id=row[2], ordinal=row[3], text=row[4], page=row[5],
                                      char_start=row[6], char_end=row[7], heading=row[8]), row[9])
         return out
@@ -274,6 +283,35 @@ class LocalStore:
                 for r in self.conn.execute(
                     "SELECT id, ordinal, text, page, char_start, char_end, heading FROM chunks "
                     "WHERE doc_id = ? ORDER BY ordinal", (doc_id,))]
+
+    def sentence_vectors(self, chunk_ids: list[str], dim: int) -> dict[str, np.ndarray]:
+        """chunk id -> its sentence vectors (float32); chunks without them are left out."""
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, len(chunk_ids), 900):
+            part = chunk_ids[start:start + 900]
+            for cid, blob in self.conn.execute(
+                    f"SELECT id, sentence_vectors FROM chunks WHERE id IN ({','.join('?' * len(part))}) "
+                    "AND sentence_vectors IS NOT NULL", part):
+                out[cid] = np.frombuffer(blob, dtype=np.float16).reshape(-1, dim).astype(np.float32)
+        return out
+
+    def chunk_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        """chunk id -> its chunk vector as a 1 x dim matrix."""
+        marks = ",".join("?" * len(chunk_ids))
+        return {cid: np.frombuffer(blob, dtype=np.float32).reshape(1, -1)
+                for cid, blob in self.conn.execute(
+                    f"SELECT id, embedding FROM chunks WHERE id IN ({marks})", chunk_ids)}
+
+    def chunks_without_sentence_vectors(self, limit: int) -> list[tuple[str, str | None, str]]:
+        return self.conn.execute(
+            "SELECT id, heading, text FROM chunks WHERE sentence_vectors IS NULL ORDER BY vid LIMIT ?",
+            (limit,)).fetchall()
+
+    def set_sentence_vectors(self, rows: dict[str, np.ndarray]) -> None:
+        """Sentence vectors are an addition to a chunk, not part of the index version."""
+        with self.transaction() as conn:
+            conn.executemany("UPDATE chunks SET sentence_vectors = ? WHERE id = ?",
+                             [(_f16(m), cid) for cid, m in rows.items()])
 
     def stats(self) -> dict:
         q = self.conn.execute
@@ -288,11 +326,15 @@ class LocalStore:
             "embedding_dim": int(self.meta("embedding_dim") or 0) or None,
             "chunker_version": self.meta("chunker_version"),
             "updated_at": self.meta("updated_at"),
+            "chunks_with_sentence_vectors": q(
+                "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                "WHERE d.status='live' AND c.sentence_vectors IS NOT NULL").fetchone()[0],
         }
 
     # ---------------------------------------------------------------- writes
     def add_pending(self, run_id: str, items: list[tuple[Document, list[Page], list[Chunk], np.ndarray, list[int]]],
-                    kind_of: dict[str, str], chunker_version: str, size_of: dict[str, int]) -> None:
+                    kind_of: dict[str, str], chunker_version: str, size_of: dict[str, int],
+                    sentence_vectors: dict[str, np.ndarray] | None = None) -> None:
         """Store documents with their pages, chunks and vectors as pending, in one transaction."""
         with self.transaction() as conn:
             for doc, pages, chunks, vectors, n_tokens in items:
@@ -309,11 +351,13 @@ class LocalStore:
                      "pending", run_id, now_iso()))
                 conn.executemany("INSERT INTO pages (doc_id, page, text) VALUES (?,?,?)",
                                  [(doc.id, p.number, p.text) for p in pages])
+                sv = sentence_vectors or {}
                 conn.executemany(
                     "INSERT INTO chunks (id, doc_id, ordinal, page, char_start, char_end, heading, text, "
-                    "n_tokens, terms, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "n_tokens, terms, embedding, sentence_vectors) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     [(c.id, c.doc_id, c.ordinal, c.page, c.char_start, c.char_end, c.heading, c.text, nt,
-                      " ".join(analyse(c.index_text())), np.asarray(v, dtype=np.float32).tobytes())
+                      " ".join(analyse(c.index_text())), np.asarray(v, dtype=np.float32).tobytes(),
+                      _f16(sv.get(c.id)))
                      for c, v, nt in zip(chunks, vectors, n_tokens)])
 
     def log_events(self, rows: list[dict]) -> None:
@@ -428,7 +472,7 @@ class LocalStore:
         manifest = {
             "index_format": INDEX_FORMAT, "index_version": version, "chunks": int(len(vids)),
             "embedder_id": embedder_id, "embedding_dim": dim or None,
-            "chunker_version": chunker_version, "bm25": {"engine": "bm25s", "method": sparse.method},
+            "chunker_version": chunker_version, "bm25": {"engine": "bm25s", "method": sparse.method, "k1": sparse.k1, "b": sparse.b},
             "dense": {"engine": "faiss", "type": "IndexIDMap2(IndexFlatIP)"},
             "built_at": now_iso(),
         }
