@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.store import LocalStore
+from rag.store import open_store
 
 EPILOG = """examples:
   python -m ingest docs/ report.pdf --data-dir data        index files and folders
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                   [f"deleted {len(ids)} document(s); index version {version}"])
             return 0
         if args.list:
-            docs = LocalStore(settings.data_dir).documents()
+            docs = open_store(settings).documents()
             _emit(args, {"documents": docs},
                   [f"{d['id']}  {d['pages']:>4}p {d['n_chunks']:>5}c  {d['source']}" for d in docs]
                   + [f"{len(docs)} document(s)"])
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             _emit(args, {"chunks_updated": n}, [f"sentence vectors computed for {n} chunk(s)"])
             return 0
         if args.check or args.rebuild_index:
-            store = LocalStore(settings.data_dir)
+            store = open_store(settings)
             if args.rebuild_index:
                 from ingest.pipeline import rebuild_index
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if problems else 0
         if not args.paths:
             parser.error("give files or folders to ingest (or --delete/--list/--check)")
-        if args.if_empty and LocalStore(settings.data_dir).stats()["documents"]:
+        if args.if_empty and open_store(settings).stats()["documents"]:
             _emit(args, {"skipped": "index not empty"}, ["index not empty; nothing to do (--if-empty)"])
             return 0
         return _ingest(args, settings)

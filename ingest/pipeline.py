@@ -19,7 +19,7 @@ from ingest.load import LoadedDoc, PdfParser, load_file
 from rag.config import Settings
 from rag.embed import Embedder, embedder_from_settings, token_counter
 from rag.errors import EmptyFile, FileRejected
-from rag.store import LocalStore
+from rag.store import LocalStore, open_store
 from rag.types import Document, content_id
 
 Progress = Callable[[int, int, str], None]  # (done_bytes, total_bytes, what)
@@ -129,7 +129,7 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
     started = time.perf_counter()
     timings = {"load": 0.0, "chunk": 0.0, "embed": 0.0, "store": 0.0, "publish": 0.0}
     embedder = embedder or embedder_from_settings(settings)
-    store = LocalStore(settings.data_dir)
+    store = open_store(settings)
     files = expand_paths(paths)
     results = [FileResult(str(f)) for f in files]
     sizes = [f.stat().st_size if f.is_file() else 0 for f in files]
@@ -244,13 +244,13 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
 
 def delete_sources(sources: list[str], settings: Settings) -> tuple[list[str], int]:
     """Remove documents (by source) from SQLite, FAISS and BM25 in one publish."""
-    store = LocalStore(settings.data_dir)
+    store = open_store(settings)
     with store.writer():
         return store.delete_sources(sources)
 
 
 def rebuild_index(settings: Settings) -> int:
-    store = LocalStore(settings.data_dir)
+    store = open_store(settings)
     with store.writer():
         return store.rebuild_index()
 
@@ -260,7 +260,7 @@ def backfill_sentence_vectors(settings: Settings, embedder: Embedder | None = No
                               progress: Progress | None = None, batch: int = 2048) -> int:
     """Compute sentence vectors for chunks that lack them (indexes built without). Returns count."""
     embedder = embedder or embedder_from_settings(settings)
-    store = LocalStore(settings.data_dir)
+    store = open_store(settings)
     with store.writer():
         store.check_embedder(embedder.id)
         total = store.conn.execute("SELECT count(*) FROM chunks WHERE sentence_vectors IS NULL").fetchone()[0]

@@ -37,6 +37,8 @@ class Settings:
     # Sentence vectors for the maxsim reranker, computed at ingestion (about doubles its cost;
     # off by default because maxsim did not measurably help on SciFact test, see README).
     sentence_vectors: bool = False
+    # Above this many chunks FAISS switches from exact search to IVF (0 = always exact).
+    ann_threshold: int = 1_000_000
     # Retrieval funnel (see rag/retrieve.py).
     dense_k: int = 200
     sparse_k: int = 200

@@ -6,7 +6,7 @@ from rag.embed import embedder_from_settings
 from rag.errors import RagError
 from rag.rerank import CrossEncoderReranker, RemoteReranker, Reranker, SentenceMaxSimReranker
 from rag.retrieve import FunnelConfig, Retriever
-from rag.store import LocalStore
+from rag.store import LocalStore, open_store
 
 
 def reranker_from_settings(settings: Settings, store: LocalStore, embedder=None) -> Reranker | None:
@@ -30,6 +30,6 @@ def funnel_config(settings: Settings) -> FunnelConfig:
 
 
 def build_retriever(settings: Settings) -> Retriever:
-    store = LocalStore(settings.data_dir)
+    store = open_store(settings)
     embedder = embedder_from_settings(settings)
     return Retriever(store, embedder, funnel_config(settings), reranker_from_settings(settings, store, embedder))

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from rag.config import Settings
-from rag.store import LocalStore
+from rag.store import open_store
 
 
 def index_status(settings: Settings) -> dict:
-    store = LocalStore(settings.data_dir)
+    store = open_store(settings)
     stats = store.stats()
     stats["documents_list"] = store.documents()
     stats["recent_errors"] = list(store.db.query(

@@ -145,3 +145,21 @@ def test_jsonl_duplicate_ids_are_skipped_and_reported(tmp_path, settings, embedd
     assert report.files[0].documents == 1 and "1 document(s) skipped" in report.files[0].message
     store = LocalStore(settings.data_dir)
     assert [d["source"] for d in store.documents()] == ["x"] and store.check() == []
+
+
+def test_dense_index_switches_to_ivf_above_the_threshold(tmp_path, embedder):
+    from rag.config import Settings
+
+    settings = Settings.load(data_dir=tmp_path / "data", ann_threshold=8)
+    docs = write_docs(tmp_path / "docs", 12, words=150)
+    ingest_paths(docs[:3], settings, embedder=embedder)
+    store = LocalStore(settings.data_dir, ann_threshold=8)
+    assert store.stats()["chunks"] <= 8 and store.snapshot().dense.kind == "flat"
+    ingest_paths(docs, settings, embedder=embedder)
+    assert store.stats()["chunks"] > 8
+    snap = store.snapshot()
+    assert snap.dense.kind == "ivf" and snap.manifest["dense"]["kind"] == "ivf"
+    assert store.check() == []
+    delete_sources([docs[0].name], settings)  # deletes work on IVF too
+    assert store.check() == []
+    assert search(store, embedder, "doc 5 about topic5", k=3)[0].source == str(docs[5])

@@ -5,5 +5,6 @@ from rag.store.local import LocalStore, Snapshot
 __all__ = ["LocalStore", "Snapshot", "open_store"]
 
 
-def open_store(data_dir) -> LocalStore:
-    return LocalStore(data_dir)
+def open_store(settings) -> LocalStore:
+    """The store the settings describe (today always the local SQLite + FAISS + BM25 one)."""
+    return LocalStore(settings.data_dir, ann_threshold=settings.ann_threshold)

@@ -46,7 +46,8 @@ class DenseIndex:
         import faiss
 
         if ann_threshold and len(vids) > ann_threshold:
-            nlist = int(4 * math.sqrt(len(vids)))
+            # ~4*sqrt(n) cells, with at least 39 training points per cell as FAISS advises.
+            nlist = max(1, min(int(4 * math.sqrt(len(vids))), len(vids) // 39))
             index = faiss.index_factory(dim, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
             rng = np.random.default_rng(0)
             sample = vectors[rng.choice(len(vectors), size=min(len(vectors), nlist * 40), replace=False)]

@@ -98,8 +98,9 @@ class Snapshot:
 class LocalStore:
     """SQLite + FAISS + BM25 in one folder. Safe for many reader threads, one writer process."""
 
-    def __init__(self, data_dir: Path | str):
+    def __init__(self, data_dir: Path | str, ann_threshold: int = 1_000_000):
         self.data_dir = Path(data_dir)
+        self.ann_threshold = ann_threshold
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.data_dir / "rag.sqlite"
         self.index_dir = self.data_dir / "index"
@@ -459,8 +460,11 @@ class LocalStore:
             dense.add(vectors[pos], new)
             if not np.array_equal(np.sort(dense.ids()), vids):
                 dense = None  # the old index was not what SQLite says; rebuild from the truth
+            elif dense.kind == "flat" and self.ann_threshold and len(vids) > self.ann_threshold:
+                dense = None  # grew past the threshold: rebuild as an ANN index
         if dense is None and dim:
-            dense = DenseIndex.build(vectors, vids, dim) if len(vids) else DenseIndex.empty(dim)
+            dense = (DenseIndex.build(vectors, vids, dim, ann_threshold=self.ann_threshold)
+                     if len(vids) else DenseIndex.empty(dim))
         sparse = SparseIndex.build(terms, vids)
         tmp = self.index_dir / f".tmp-v{version}-{os.getpid()}"
         if tmp.exists():
@@ -473,7 +477,8 @@ class LocalStore:
             "index_format": INDEX_FORMAT, "index_version": version, "chunks": int(len(vids)),
             "embedder_id": embedder_id, "embedding_dim": dim or None,
             "chunker_version": chunker_version, "bm25": {"engine": "bm25s", "method": sparse.method, "k1": sparse.k1, "b": sparse.b},
-            "dense": {"engine": "faiss", "type": "IndexIDMap2(IndexFlatIP)"},
+            "dense": {"engine": "faiss", "kind": dense.kind if dense is not None else None,
+                      "type": type(dense.index).__name__ if dense is not None else None},
             "built_at": now_iso(),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
