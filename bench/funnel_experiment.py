@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ingest.chunk import sentence_spans  # noqa: E402
 from rag.embed import MiniLMEmbedder  # noqa: E402
 from rag.eval import doc_ranking, load_beir, ndcg_at  # noqa: E402
-from rag.retrieve import FunnelConfig, fuse  # noqa: E402
+from rag.retrieve import FunnelConfig, fuse, minmax  # noqa: E402
 from rag.store import LocalStore  # noqa: E402
 from rag.store.sparse import analyse  # noqa: E402
 
@@ -54,11 +54,6 @@ def span_pooled(model, texts: list[str]) -> list[np.ndarray]:
                 vecs.append(v / (np.linalg.norm(v) or 1))
         out.append(np.array(vecs) if vecs else np.zeros((1, emb.shape[1]), dtype=np.float32))
     return out
-
-
-def minmax(x: np.ndarray) -> np.ndarray:
-    lo, hi = x.min(), x.max()
-    return np.ones_like(x) if hi - lo < 1e-9 else (x - lo) / (hi - lo)
 
 
 def main() -> None:

@@ -15,13 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rag.embed import MiniLMEmbedder  # noqa: E402
 from rag.eval import doc_ranking, load_beir, ndcg_at  # noqa: E402
+from rag.retrieve import minmax  # noqa: E402
 from rag.store import LocalStore  # noqa: E402
 from rag.store.sparse import SparseIndex, analyse  # noqa: E402
-
-
-def mm(x):
-    lo, hi = x.min(), x.max()
-    return np.ones_like(x) if hi - lo < 1e-9 else (x - lo) / (hi - lo)
 
 
 def main() -> None:
@@ -48,7 +44,7 @@ def main() -> None:
     def fuse(lists, weights):
         acc = {}
         for (ids, sc), w in zip(lists, weights):
-            for v, s in zip(ids.tolist(), mm(sc).tolist() if len(sc) else []):
+            for v, s in zip(ids.tolist(), minmax(sc).tolist() if len(sc) else []):
                 acc[v] = acc.get(v, 0.0) + w * s
         return sorted(acc, key=lambda v: -acc[v])
 

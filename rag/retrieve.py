@@ -17,7 +17,7 @@ from rag.embed import Embedder
 from rag.rerank import Reranker
 from rag.store import LocalStore
 from rag.store.sparse import analyse
-from rag.types import Chunk, Hit
+from rag.types import Hit
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class SearchResult:
     candidates: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def _minmax(scores: np.ndarray) -> np.ndarray:
+def minmax(scores: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1]; all-equal scores become 1."""
     if scores.size == 0:
         return scores
     lo, hi = float(scores.min()), float(scores.max())
@@ -64,7 +65,7 @@ def fuse(lists: dict[str, tuple[np.ndarray, np.ndarray]], config: FunnelConfig
     ranks: dict[int, dict[str, int]] = {}
     fused: dict[int, float] = {}
     for stage, (vids, stage_scores) in lists.items():
-        norm = _minmax(stage_scores) if config.fusion == "score" else None
+        norm = minmax(stage_scores) if config.fusion == "score" else None
         for i, (vid, score) in enumerate(zip(vids.tolist(), stage_scores.tolist())):
             scores.setdefault(vid, {})[stage] = float(score)
             ranks.setdefault(vid, {})[stage] = i + 1
@@ -155,7 +156,7 @@ class Retriever:
             top = head[:cfg.rerank_m]
             rr = np.asarray(self.reranker.score(query, [chunks[v][0] for v in top]), dtype=np.float64)
             fused_top = np.array([scores[v]["fused"] for v in top])
-            final = cfg.w_rerank * _minmax(rr) + (1 - cfg.w_rerank) * _minmax(fused_top)
+            final = cfg.w_rerank * minmax(rr) + (1 - cfg.w_rerank) * minmax(fused_top)
             for vid, s in zip(top, rr):
                 scores[vid]["rerank"] = float(s)
             blended = dict(zip(top, final.tolist()))
@@ -176,4 +177,4 @@ def with_config(retriever: Retriever, **changes) -> Retriever:
     return Retriever(retriever.store, retriever.embedder, replace(retriever.config, **changes), retriever.reranker)
 
 
-__all__ = ["FunnelConfig", "Retriever", "SearchResult", "fuse", "select_context", "with_config", "Chunk"]
+__all__ = ["FunnelConfig", "Retriever", "SearchResult", "fuse", "minmax", "select_context", "with_config"]
