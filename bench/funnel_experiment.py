@@ -23,6 +23,7 @@ from rag.embed import MiniLMEmbedder  # noqa: E402
 from rag.eval import doc_ranking, load_beir, ndcg_at  # noqa: E402
 from rag.retrieve import FunnelConfig, fuse, minmax  # noqa: E402
 from rag.store import LocalStore  # noqa: E402
+from rag.types import index_text  # noqa: E402
 from rag.store.sparse import analyse  # noqa: E402
 
 
@@ -68,8 +69,7 @@ def main() -> None:
     emb = MiniLMEmbedder()
     model = emb.model
     queries, qrels = load_beir(args.dataset, "train")
-    source_of = {v: s for v, s in store.conn.execute(
-        "SELECT c.vid, d.source FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.status='live'")}
+    source_of = store.live_sources()
     qids = list(queries)
     t = time.perf_counter()
     qvecs = emb.embed([queries[q] for q in qids])
@@ -107,7 +107,7 @@ def main() -> None:
         order, scores, _ = fuse(lists[q], best_cfg)
         heads[q] = (order[:args.m], np.array([scores[v]["fused"] for v in order[:args.m]]), order)
     cand = sorted({v for q in sub for v in heads[q][0]})
-    texts = {v: (f"{h}\n{x}" if h else x) for v, h, x in store.conn.execute(
+    texts = {v: index_text(h, x) for v, h, x in store.conn.execute(
         f"SELECT vid, heading, text FROM chunks WHERE vid IN ({','.join(map(str, cand))})")}
     t = time.perf_counter()
     sent_a = dict(zip(cand, encode_sentences(model, [texts[v] for v in cand])))

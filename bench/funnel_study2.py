@@ -30,8 +30,7 @@ def main() -> None:
     snap = store.snapshot()
     queries, qrels = load_beir(args.dataset, args.split)
     qids = list(queries)
-    src = {v: s for v, s in store.conn.execute(
-        "SELECT c.vid, d.source FROM chunks c JOIN documents d ON d.id=c.doc_id WHERE d.status='live'")}
+    src = store.live_sources()
     vids, terms = zip(*[(v, t.split()) for v, t in store.conn.execute("SELECT vid, terms FROM chunks ORDER BY vid")])
     vids = np.array(vids)
     emb = MiniLMEmbedder()

@@ -28,6 +28,7 @@ from rag.config import Settings  # noqa: E402
 from rag.embed import MiniLMEmbedder, token_counter  # noqa: E402
 from rag.errors import FileRejected  # noqa: E402
 from rag.store import LocalStore  # noqa: E402
+from rag.types import index_text  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -79,7 +80,7 @@ def scifact(corpus: Path, limit: int | None, embedder: MiniLMEmbedder, keep: Pat
         report = ingest_paths([src], settings, embedder=embedder)
         pipeline_s = time.perf_counter() - t
         store = LocalStore(settings.data_dir)
-        texts = [(f"{h}\n{x}" if h else x) for h, x in store.conn.execute(
+        texts = [index_text(h, x) for h, x in store.conn.execute(
             "SELECT heading, text FROM chunks ORDER BY vid")]
         def raw_encode(items: list[str]) -> float:
             t = time.perf_counter()

@@ -20,7 +20,7 @@ from rag.config import Settings
 from rag.embed import Embedder, embedder_from_settings, token_counter
 from rag.errors import EmptyFile, FileRejected
 from rag.store import LocalStore, open_store
-from rag.types import Document, content_id
+from rag.types import Document, content_id, index_text
 
 Progress = Callable[[int, int, str], None]  # (done_bytes, total_bytes, what)
 
@@ -267,7 +267,7 @@ def backfill_sentence_vectors(settings: Settings, embedder: Embedder | None = No
         done = 0
         while rows := store.chunks_without_sentence_vectors(batch):
             store.set_sentence_vectors(embed_sentences(
-                embedder, [(cid, f"{h}\n{t}" if h else t) for cid, h, t in rows]))
+                embedder, [(cid, index_text(h, t)) for cid, h, t in rows]))
             done += len(rows)
             if progress:
                 progress(done, total, "sentence vectors")

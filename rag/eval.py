@@ -11,7 +11,6 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +78,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def evaluate_retrieval(retriever, queries: dict[str, str], qrels, depth: int = 100) -> dict:
     store = retriever.store
-    source_of = {vid: src for vid, src in store.conn.execute(
-        "SELECT c.vid, d.source FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.status='live'")}
+    source_of = store.live_sources()
     runs: dict[str, dict[str, list[str]]] = {"bm25": {}, "dense": {}, "fused": {}}
     if retriever.reranker is not None:
         runs["reranked"] = {}
@@ -113,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     from rag.config import Settings
     from rag.errors import RagError
     from rag.factory import build_retriever
+    from rag.retrieve import with_config
 
     ap = argparse.ArgumentParser(prog="python -m rag.eval")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -140,10 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit:
             queries = dict(list(queries.items())[:args.limit])
         retriever = build_retriever(settings)
-        retriever = type(retriever)(retriever.store, retriever.embedder,
-                                    replace(retriever.config, dense_k=max(retriever.config.dense_k, 200),
-                                            sparse_k=max(retriever.config.sparse_k, 200)),
-                                    retriever.reranker)
+        retriever = with_config(retriever, dense_k=max(retriever.config.dense_k, 200),
+                                sparse_k=max(retriever.config.sparse_k, 200))
         retriever.search("warm up", k=1)
         result = evaluate_retrieval(retriever, queries, qrels)
     except RagError as e:

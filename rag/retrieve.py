@@ -145,9 +145,9 @@ class Retriever:
         timings["fuse"] = (time.perf_counter() - t1) * 1000
         result.candidates["fused"] = (np.asarray(order, dtype=np.int64),
                                       np.asarray([scores[v]["fused"] for v in order], dtype=np.float32))
-        depth = max(k, cfg.rerank_m if self.reranker is not None else k)
         t1 = time.perf_counter()
-        head = order[:max(depth, k if not select else 2 * k)]
+        # Context selection may drop near-duplicates, so it gets 2k to choose from; L2 sees rerank_m.
+        head = order[:max(2 * k if select else k, cfg.rerank_m if self.reranker is not None else 0)]
         chunks = self.store.chunks_by_vid(head)
         head = [v for v in head if v in chunks]
         timings["fetch"] = (time.perf_counter() - t1) * 1000

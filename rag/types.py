@@ -15,6 +15,11 @@ def content_id(*parts: str, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
+def index_text(heading: str | None, text: str) -> str:
+    """What embedders and BM25 see for a passage: the heading gives it its context."""
+    return f"{heading}\n{text}" if heading else text
+
+
 @dataclass(frozen=True)
 class Page:
     """One page of extracted text, numbered as a reader counts (1-based)."""
@@ -55,8 +60,7 @@ class Chunk:
         return content_id(doc_id, str(ordinal), text)
 
     def index_text(self) -> str:
-        """What embedders and BM25 see: the heading gives a passage its context."""
-        return f"{self.heading}\n{self.text}" if self.heading else self.text
+        return index_text(self.heading, self.text)
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,11 @@ class LocalStore:
                                      char_start=row[6], char_end=row[7], heading=row[8]), row[9])
         return out
 
+    def live_sources(self) -> dict[int, str]:
+        """vid -> document source, for every live chunk (evaluation maps chunks to documents)."""
+        return dict(self.conn.execute(
+            "SELECT c.vid, d.source FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.status='live'"))
+
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         return [Chunk(id=r[0], doc_id=doc_id, ordinal=r[1], text=r[2], page=r[3], char_start=r[4],
                       char_end=r[5], heading=r[6])
