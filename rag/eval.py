@@ -1,7 +1,10 @@
-"""Evaluation: `python -m rag.eval retrieval --dataset DIR [--data-dir DIR] [--split test]`.
+"""Evaluation: `python -m rag.eval retrieval --dataset DIR [--data-dir DIR] [--split test]`,
+`python -m rag.eval answers --set FILE --data-dir DIR` and `python -m rag.eval calibrate`
+(both in rag/answer/evaluate.py).
 
 Retrieval on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/<split>.tsv):
-nDCG@10, recall@10, recall@100 and MRR@10 for BM25 alone, dense alone, fused and reranked,
+nDCG@10, recall@10, recall@100 and MRR@10 for BM25 alone, dense alone, the pseudo-relevance
+feedback dense pass (when on), fused and reranked,
 at document level (a document's score is its best chunk's), plus per-stage latency.
 The corpus is ingested into --data-dir first (a no-op when it is already there).
 """
@@ -79,7 +82,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 def evaluate_retrieval(retriever, queries: dict[str, str], qrels, depth: int = 100) -> dict:
     store = retriever.store
     source_of = store.live_sources()
-    runs: dict[str, dict[str, list[str]]] = {"bm25": {}, "dense": {}, "fused": {}}
+    runs: dict[str, dict[str, list[str]]] = {"bm25": {}, "dense": {}, "dense_prf": {}, "fused": {}}
     if retriever.reranker is not None:
         runs["reranked"] = {}
     stage_ms: dict[str, list[float]] = {}
@@ -87,7 +90,7 @@ def evaluate_retrieval(retriever, queries: dict[str, str], qrels, depth: int = 1
         res = retriever.search(text, k=depth, select=False)
         for stage, ms in res.timings_ms.items():
             stage_ms.setdefault(stage, []).append(ms)
-        for stage in ("bm25", "dense", "fused"):
+        for stage in ("bm25", "dense", "dense_prf", "fused"):
             if stage in res.candidates:
                 runs[stage][qid] = doc_ranking(res.candidates[stage][0], source_of)
         if retriever.reranker is not None:
@@ -107,6 +110,11 @@ def _dedupe(sources: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in {"answers", "calibrate"}:
+        from rag.answer.evaluate import answers_main, calibrate_main
+
+        return (answers_main if argv[0] == "answers" else calibrate_main)(argv[1:])
     from ingest.pipeline import ingest_paths
     from rag.config import Settings
     from rag.errors import RagError
@@ -126,11 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-ingest", action="store_true", help="evaluate the index as it is")
     r.add_argument("--rerank-m", type=int, help="candidates the L2 stage sees (default: settings)")
     r.add_argument("--w-rerank", type=float, help="L2 weight in the final blend (default: settings)")
+    r.add_argument("--prf-k", type=int, help="dense pseudo-relevance feedback chunks, 0 = off (default: settings)")
+    r.add_argument("--prf-alpha", type=float, help="weight of the feedback centroid in the query (default: settings)")
+    r.add_argument("--w-prf", type=float, help="weight of the feedback dense pass in fusion (default: settings)")
     args = ap.parse_args(argv)
     try:
         data_dir = args.data_dir or Path("data") / f"eval-{args.dataset.name}"
         settings = Settings.load(data_dir=data_dir, reranker=args.reranker, fusion=args.fusion,
-                                 rerank_m=args.rerank_m, w_rerank=args.w_rerank)
+                                 rerank_m=args.rerank_m, w_rerank=args.w_rerank, prf_k=args.prf_k,
+                                 prf_alpha=args.prf_alpha, w_prf=args.w_prf)
         if not args.no_ingest:
             report = ingest_paths([args.dataset / "corpus.jsonl"], settings, progress=None)
             if report.failed:

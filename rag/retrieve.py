@@ -1,6 +1,7 @@
 """The retrieval funnel: cheap retrieval over everything, costlier rankers over fewer items.
 
     dense top-N (FAISS) + BM25 top-N  ->  L1 fusion (RRF or normalised scores)
+      [->  dense pseudo-relevance feedback: a second dense search, fused again with BM25]
       ->  L2 rerank of the top-M  ->  context selection (near-duplicates, diversity, budget)
 
 Every Hit keeps each stage's score and rank, so the UI and the evaluation can show where a
@@ -28,6 +29,13 @@ class FunnelConfig:
     rrf_k: int = 60
     w_dense: float = 1.0
     w_sparse: float = 1.0
+    # Dense pseudo-relevance feedback (Rocchio, training-free): q' = normalise(q + prf_alpha *
+    # mean of the vectors of the first fusion's top prf_k chunks); a second dense search with q'
+    # ("dense_prf", weight w_prf) is fused with BM25 again. The first dense pass stays on hits
+    # as "dense". prf_k = 0: off.
+    prf_k: int = 0
+    prf_alpha: float = 0.75
+    w_prf: float = 1.75
     rerank_m: int = 100         # how many fused candidates the L2 reranker sees
     w_rerank: float = 0.5       # final = w * L2 + (1 - w) * fused, both min-max normalised
     # Context selection
@@ -38,6 +46,8 @@ class FunnelConfig:
     def __post_init__(self):
         if self.fusion not in {"rrf", "score"}:
             raise ValueError(f"fusion must be 'rrf' or 'score', not {self.fusion!r}")
+        if self.prf_k < 0:
+            raise ValueError(f"prf_k must be >= 0, not {self.prf_k}")
 
 
 @dataclass
@@ -60,7 +70,7 @@ def minmax(scores: np.ndarray) -> np.ndarray:
 def fuse(lists: dict[str, tuple[np.ndarray, np.ndarray]], config: FunnelConfig
          ) -> tuple[list[int], dict[int, dict[str, float]], dict[int, dict[str, int]]]:
     """L1: fused order of vids, with per-stage scores and ranks kept."""
-    weights = {"dense": config.w_dense, "bm25": config.w_sparse}
+    weights = {"dense": config.w_dense, "bm25": config.w_sparse, "dense_prf": config.w_prf}
     scores: dict[int, dict[str, float]] = {}
     ranks: dict[int, dict[str, int]] = {}
     fused: dict[int, float] = {}
@@ -129,6 +139,7 @@ class Retriever:
             return result
         t0 = time.perf_counter()
         lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        qvec = None
         if snap.dense is not None and len(snap.dense) and cfg.dense_k:
             qvec = self.embedder.embed([query])[0]
             t1 = time.perf_counter()
@@ -143,6 +154,13 @@ class Retriever:
         t1 = time.perf_counter()
         order, scores, ranks = fuse(lists, cfg)
         timings["fuse"] = (time.perf_counter() - t1) * 1000
+        if cfg.prf_k and qvec is not None and "dense" in lists:
+            t1 = time.perf_counter()
+            feedback = self._feedback(snap, qvec, order[:cfg.prf_k])
+            if feedback is not None:
+                lists["dense_prf"] = feedback
+                order, scores, ranks = self._refuse(lists, cfg)
+            timings["prf"] = (time.perf_counter() - t1) * 1000
         result.candidates["fused"] = (np.asarray(order, dtype=np.int64),
                                       np.asarray([scores[v]["fused"] for v in order], dtype=np.float32))
         t1 = time.perf_counter()
@@ -171,6 +189,31 @@ class Retriever:
         timings["select"] = (time.perf_counter() - t1) * 1000
         timings["total"] = (time.perf_counter() - t0) * 1000
         return result
+
+    def _feedback(self, snap, qvec: np.ndarray, top: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The second dense search, with the query moved towards the top chunks' vectors."""
+        chunks = self.store.chunks_by_vid(top)
+        ids = [chunks[v][0].id for v in top if v in chunks]  # live ones (a delete may have raced)
+        vectors = self.store.chunk_vectors(ids) if ids else {}
+        if not vectors:
+            return None
+        centroid = np.vstack(list(vectors.values())).mean(axis=0)
+        q = np.asarray(qvec, dtype=np.float32) + self.config.prf_alpha * centroid
+        norm = float(np.linalg.norm(q))
+        if norm < 1e-9:
+            return None
+        return snap.dense.search((q / norm).astype(np.float32), self.config.dense_k)
+
+    @staticmethod
+    def _refuse(lists: dict[str, tuple[np.ndarray, np.ndarray]], cfg: FunnelConfig):
+        """Second fusion: dense_prf + BM25; the first dense pass's scores and ranks are kept."""
+        order, scores, ranks = fuse({s: v for s, v in lists.items() if s != "dense"}, cfg)
+        vids, stage_scores = lists["dense"]
+        for i, (vid, score) in enumerate(zip(vids.tolist(), stage_scores.tolist())):
+            if vid in scores:
+                scores[vid]["dense"] = float(score)
+                ranks[vid]["dense"] = i + 1
+        return order, scores, ranks
 
 
 def with_config(retriever: Retriever, **changes) -> Retriever:

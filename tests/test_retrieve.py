@@ -75,6 +75,46 @@ def test_rerank_stage_reorders_top_m_and_records_scores(tmp_path, settings, embe
     assert plain.reranker == "none" and "rerank" not in plain.timings_ms
 
 
+def test_dense_prf_moves_the_query_and_keeps_stage_scores(tmp_path, settings, embedder):
+    from rag.config import Settings
+    from rag.factory import funnel_config
+
+    ingest_paths(write_docs(tmp_path / "docs", 8, words=60), settings, embedder=embedder)
+    store = LocalStore(settings.data_dir)
+    query = "river valley topic3"
+    plain = Retriever(store, embedder, FunnelConfig(prf_k=0)).search(query, k=5, select=False)
+    cfg = FunnelConfig(prf_k=2, prf_alpha=1.0, w_prf=1.5)
+    prf = Retriever(store, embedder, cfg).search(query, k=5, select=False)
+    assert "prf" in prf.timings_ms and "prf" not in plain.timings_ms and "dense_prf" not in plain.candidates
+
+    # The second dense pass searched with q' = normalise(q + alpha * mean(top-2 fused chunk vectors)).
+    top2 = plain.candidates["fused"][0][:2].tolist()
+    chunks = store.chunks_by_vid(top2)
+    vecs = store.chunk_vectors([chunks[v][0].id for v in top2])
+    q = embedder.embed([query])[0] + 1.0 * np.vstack(list(vecs.values())).mean(axis=0)
+    q /= np.linalg.norm(q)
+    vids, dense_prf = (a.tolist() for a in prf.candidates["dense_prf"])
+    found = store.chunks_by_vid(vids)
+    all_vecs = store.chunk_vectors([c.id for c, _ in found.values()])
+    assert dense_prf == pytest.approx([float(all_vecs[found[v][0].id][0] @ q) for v in vids], abs=1e-4)
+    # ... which is a different query from the first pass: same chunks, different scores.
+    first = dict(zip(*(a.tolist() for a in prf.candidates["dense"])))
+    assert any(abs(first[v] - s) > 1e-3 for v, s in zip(vids, dense_prf))
+    assert prf.candidates["dense"][1].tolist() == pytest.approx(plain.candidates["dense"][1].tolist())
+
+    # Every hit keeps both dense passes, BM25 where it matched, and the final fusion.
+    assert prf.hits and prf.hits[0].ranks["fused"] == 1
+    for h in prf.hits:
+        assert {"dense", "dense_prf", "fused"} <= set(h.scores) and {"dense", "dense_prf"} <= set(h.ranks)
+    assert [h.scores["fused"] for h in prf.hits] == sorted((h.scores["fused"] for h in prf.hits), reverse=True)
+    # The settings reach the funnel; prf_k=0 turns it off.
+    wired = funnel_config(Settings(prf_k=3, prf_alpha=0.5, w_prf=2.0))
+    assert (wired.prf_k, wired.prf_alpha, wired.w_prf) == (3, 0.5, 2.0)
+    assert funnel_config(Settings(prf_k=0)).prf_k == 0
+    with pytest.raises(ValueError):
+        FunnelConfig(prf_k=-1)
+
+
 def test_search_cli_json_lines(tmp_path, settings, embedder):
     docs = write_docs(tmp_path / "docs", 3)
     ingest_paths(docs, settings, embedder=embedder)
