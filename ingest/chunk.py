@@ -70,6 +70,11 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return out
 
 
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of plain prose (no heading line); the chunker's own rules."""
+    return _sentences(text, 0, len(text)) or ([(0, len(text))] if text.strip() else [])
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Sentences of an index text (for sentence vectors); a heading line is one of its own."""
     spans: list[tuple[int, int]] = []

@@ -63,16 +63,20 @@ class RemoteReranker:
         self.timeout_s = timeout_s
 
     def score(self, query: str, chunks: Sequence[Chunk]) -> list[float]:
-        import httpx
+        import json
+        import urllib.error
+        import urllib.request
 
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
         body = {"model": self.model, "query": query, "documents": [c.index_text() for c in chunks],
                 "top_n": len(chunks)}
+        request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers)
         try:
-            resp = httpx.post(self.url, json=body, headers=headers, timeout=self.timeout_s)
-            resp.raise_for_status()
-            results = resp.json()["results"]
-        except (httpx.HTTPError, KeyError, ValueError) as e:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
+                results = json.loads(resp.read())["results"]
+        except (OSError, urllib.error.URLError, KeyError, ValueError) as e:
             raise RerankerUnavailable(f"rerank endpoint {self.url} failed: {e}") from e
         out = np.full(len(chunks), -np.inf)
         for r in results:

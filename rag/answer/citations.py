@@ -1,0 +1,124 @@
+"""Citations a person can check.
+
+An LLM answer's `[n]` markers are parsed and mapped to the passages it was given. Markers
+that point at nothing are removed and counted. Each citation carries the passage sentence
+that best supports the cited answer sentence (the quote) and a verified flag from the
+support check. Answer sentences without a marker are listed; where the model left markers
+out, the best-supporting passage is attached and the citation is marked inferred.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ingest.chunk import split_sentences
+from rag.answer.support import SupportModel, passage_sentences
+from rag.types import Hit
+
+MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+# "... sentence. [1][2]" -> "... sentence [1][2]." so markers stay with their sentence.
+_TRAILING_MARKERS = re.compile(r"([.!?])((?:\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\])+)")
+# Sentences that carry no claim: preambles and sign-offs need no citation.
+_NO_CLAIM = re.compile(r"^(based on|according to|in summary|to summari[sz]e|here is|here are|sure|"
+                       r"i hope|let me know)\b", re.I)
+_MIN_CLAIM_WORDS = 4
+
+
+@dataclass
+class Citation:
+    n: int                 # passage number in the answer's context (the [n] in the text)
+    source: str
+    page: int
+    chunk_id: str
+    quote: str             # the passage sentence that best supports the answer sentence
+    verified: bool         # the support check passed
+    inferred: bool         # attached by the app, not by the model
+    support: float         # the support score the check compared with its threshold
+    sentence: str          # the answer sentence this citation backs
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CheckedAnswer:
+    text: str                       # markers that point at nothing removed; inferred ones added
+    citations: list[Citation]
+    removed_markers: int
+    uncited_sentences: list[str]    # claims the model gave no marker for
+
+
+def _claims(text: str) -> list[tuple[str, list[int]]]:
+    """Split an answer into (sentence without markers, marker numbers) pairs."""
+    text = _TRAILING_MARKERS.sub(lambda m: m.group(2) + m.group(1), text)
+    out = []
+    for s, e in split_sentences(text):
+        sentence = text[s:e]
+        numbers = [int(x) for m in MARKER.finditer(sentence) for x in re.split(r"\s*[,;]\s*", m.group(1))]
+        bare = re.sub(r"\s+([.!?,;:])", r"\1", MARKER.sub("", sentence)).strip()
+        bare = re.sub(r"\s{2,}", " ", bare)
+        if bare:
+            out.append((bare, numbers))
+    return out
+
+
+def is_claim(sentence: str) -> bool:
+    return len(sentence.split()) >= _MIN_CLAIM_WORDS and not _NO_CLAIM.match(sentence)
+
+
+def check_citations(answer: str, hits: list[Hit], model: SupportModel, threshold: float) -> CheckedAnswer:
+    """Parse markers, verify each against its passage, infer the missing ones."""
+    sentences = passage_sentences(hits)
+    claims = _claims(answer)
+    removed = 0
+    valid: list[list[int]] = []
+    for _, numbers in claims:
+        keep = []
+        for n in numbers:
+            if 1 <= n <= len(hits):
+                if n not in keep:
+                    keep.append(n)
+            else:
+                removed += 1
+        valid.append(keep)
+    support = model.support_matrix([c for c, _ in claims], sentences)  # [claims x sentences]
+    by_passage: dict[int, list[int]] = {}
+    for j, s in enumerate(sentences):
+        by_passage.setdefault(s.passage, []).append(j)
+
+    def cite(i: int, n: int, inferred: bool) -> Citation:
+        cols = by_passage.get(n, [])
+        if cols:
+            j = cols[int(np.argmax(support[i, cols]))]
+            quote, score = sentences[j].text, float(support[i, j])
+        else:
+            quote, score = "", 0.0
+        hit = hits[n - 1]
+        return Citation(n, hit.source, hit.chunk.page, hit.chunk.id, quote, score >= threshold, inferred,
+                        round(score, 4), claims[i][0])
+
+    citations: list[Citation] = []
+    uncited: list[str] = []
+    parts: list[str] = []
+    model_cited_any = any(valid)
+    for i, (claim, _) in enumerate(claims):
+        numbers = valid[i]
+        if numbers:
+            citations += [cite(i, n, inferred=False) for n in numbers]
+        elif is_claim(claim):
+            uncited.append(claim)
+            if sentences and not model_cited_any:
+                best = sentences[int(np.argmax(support[i]))].passage
+                citations.append(cite(i, best, inferred=True))
+                numbers = [best]
+        marks = "".join(f"[{n}]" for n in numbers)
+        if marks and claim[-1:] in ".!?":
+            parts.append(f"{claim[:-1]} {marks}{claim[-1]}")
+        else:
+            parts.append(f"{claim} {marks}".rstrip())
+    return CheckedAnswer(" ".join(parts), citations, removed, uncited)
+
+
+__all__ = ["CheckedAnswer", "Citation", "MARKER", "check_citations", "is_claim"]

@@ -1,0 +1,285 @@
+"""Answer evaluation on a JSONL question set, and abstention-threshold calibration.
+
+A case: {"id", "question", "answer" (null when unanswerable), "unanswerable",
+"source" (file name), "page" (1-based)} or "sources": [{"source", "page"}, ...].
+
+Metrics (answerable = not unanswerable):
+- hit@k: an expected (source, page) is among the passages given to the answerer.
+- verified_on_target: share of answerable questions with at least one verified citation on
+  an expected document and page.
+- citation_precision: share of citations on answerable questions whose passage really holds
+  the fact: it is on an expected document and page, or it contains the expected answer's
+  content terms (at least 80% of them). Judged against the question set, not by our own
+  support check, which is reported separately as `verified_share`.
+- token_f1: answer text vs expected answer (SQuAD-style, markers removed).
+- abstention precision and recall, unanswerable being the positive class.
+- latency: time to first text and total time, p50/p95, measured around the stream.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import RagError
+from rag.store.sparse import analyse
+
+_MARK = re.compile(r"\[\d+\]")
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def load_cases(path: Path) -> list[dict]:
+    cases = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                c = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RagError(f"{path}:{i} is not JSON: {e}") from e
+            missing = {"id", "question", "unanswerable"} - set(c)
+            if missing:
+                raise RagError(f"{path}:{i} lacks {', '.join(sorted(missing))}")
+            if not c["unanswerable"] and not (c.get("sources") or c.get("source")):
+                raise RagError(f"{path}:{i} is answerable but names no source")
+            cases.append(c)
+    if not cases:
+        raise RagError(f"{path} holds no cases")
+    return cases
+
+
+def targets(case: dict) -> set[tuple[str, int | None]]:
+    items = case.get("sources") or ([{"source": case["source"], "page": case.get("page")}] if case.get("source") else [])
+    return {(Path(t["source"]).name, t.get("page")) for t in items}
+
+
+def on_target(source: str, page: int, case: dict) -> bool:
+    name = Path(source).name
+    return any(name == s and (p is None or p == page) for s, p in targets(case))
+
+
+def on_document(source: str, case: dict) -> bool:
+    return any(Path(source).name == s for s, _ in targets(case))
+
+
+def holds_answer(text: str, answer: str | None) -> bool:
+    terms = set(analyse(answer or ""))
+    return bool(terms) and len(terms & set(analyse(text))) / len(terms) >= 0.8
+
+
+def token_f1(prediction: str, truth: str | None) -> float | None:
+    if truth is None:
+        return None
+    p = _TOKEN.findall(_MARK.sub(" ", prediction.lower()))
+    t = _TOKEN.findall(truth.lower())
+    common = sum((Counter(p) & Counter(t)).values())
+    if not p or not t or not common:
+        return 0.0
+    precision, recall = common / len(p), common / len(t)
+    return 2 * precision * recall / (precision + recall)
+
+
+def run_case(answerer, case: dict) -> dict:
+    t0 = time.perf_counter()
+    first = None
+    stream = answerer.stream(case["question"], history=case.get("history"), session="eval")
+    for delta in stream:
+        if first is None and delta.strip():
+            first = (time.perf_counter() - t0) * 1000
+    total = (time.perf_counter() - t0) * 1000
+    a = stream.answer
+    passages = {p.chunk.id: p for p in a.passages}
+    cites = []
+    for c in a.citations:
+        hit = passages.get(c.chunk_id)
+        text = hit.chunk.text if hit is not None else c.quote
+        cites.append({"n": c.n, "verified": c.verified, "inferred": c.inferred,
+                      "on_target": on_target(c.source, c.page, case),
+                      "correct": on_target(c.source, c.page, case) or holds_answer(text, case.get("answer"))})
+    return {
+        "id": case["id"], "unanswerable": bool(case["unanswerable"]), "abstained": a.abstained,
+        "mode": a.mode, "evidence": a.evidence, "answer": a.text, "expected": case.get("answer"),
+        "hit": any(on_target(h.source, h.chunk.page, case) for h in a.passages),
+        "doc_hit": any(on_document(h.source, case) for h in a.passages),
+        "citations": cites, "token_f1": token_f1(a.text, case.get("answer")) if not a.abstained else 0.0,
+        "ttft_ms": first if first is not None else total, "total_ms": total,
+        "notices": a.notices, "tokens": a.trace.get("tokens"), "cost_usd": a.trace.get("cost_usd", 0.0),
+        "answer_id": a.id,
+    }
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def summarise(records: list[dict]) -> dict:
+    ans = [r for r in records if not r["unanswerable"]]
+    unans = [r for r in records if r["unanswerable"]]
+    cites = [c for r in ans for c in r["citations"]]
+    abstained = [r for r in records if r["abstained"]]
+    true_abst = [r for r in abstained if r["unanswerable"]]
+    answered = [r for r in ans if not r["abstained"]]
+    return {
+        "cases": len(records), "answerable": len(ans), "unanswerable": len(unans),
+        "hit_at_k": round(sum(r["hit"] for r in ans) / max(1, len(ans)), 4),
+        "doc_hit_at_k": round(sum(r["doc_hit"] for r in ans) / max(1, len(ans)), 4),
+        "verified_on_target": round(sum(any(c["verified"] and c["on_target"] for c in r["citations"])
+                                        for r in ans) / max(1, len(ans)), 4),
+        "citation_precision": round(sum(c["correct"] for c in cites) / len(cites), 4) if cites else None,
+        "citations": len(cites),
+        "verified_share": round(sum(c["verified"] for c in cites) / len(cites), 4) if cites else None,
+        "inferred_share": round(sum(c["inferred"] for c in cites) / len(cites), 4) if cites else None,
+        "token_f1": round(float(np.mean([r["token_f1"] for r in answered])), 4) if answered else None,
+        "abstention_precision": round(len(true_abst) / len(abstained), 4) if abstained else None,
+        "abstention_recall": round(len(true_abst) / len(unans), 4) if unans else None,
+        "wrongly_abstained": sum(1 for r in ans if r["abstained"]),
+        "fallbacks": sum(1 for r in records if any(n.startswith(("LLM unavailable", "The model's"))
+                                                    for n in r["notices"])),
+        "ttft_ms": {"p50": _pct([r["ttft_ms"] for r in records], 50), "p95": _pct([r["ttft_ms"] for r in records], 95)},
+        "total_ms": {"p50": _pct([r["total_ms"] for r in records], 50), "p95": _pct([r["total_ms"] for r in records], 95)},
+        "cost_usd": round(sum(r["cost_usd"] or 0 for r in records), 6),
+    }
+
+
+# -- calibration of the abstention threshold
+
+def best_threshold(evidence: list[float], unanswerable: list[bool]) -> tuple[float, float]:
+    """The threshold (abstain below it) with the best abstention F1; ties -> the lower one,
+    which abstains less. Candidates are midpoints between observed evidence values."""
+    values = sorted(set(evidence))
+    candidates = [values[0] - 1e-6] + [(a + b) / 2 for a, b in zip(values, values[1:])] + [values[-1] + 1e-6]
+    ev, un = np.asarray(evidence), np.asarray(unanswerable)
+    best = (-1.0, candidates[0])
+    for t in candidates:
+        abst = ev < t
+        tp = int((abst & un).sum())
+        f1 = 2 * tp / (abst.sum() + un.sum()) if (abst.sum() + un.sum()) else 0.0
+        if f1 > best[0] + 1e-12:
+            best = (f1, t)
+    return float(best[1]), float(best[0])
+
+
+def leave_one_out(evidence: list[float], unanswerable: list[bool]) -> dict:
+    """Each case judged by the threshold fitted on all the others: an honest estimate."""
+    decisions = []
+    for i in range(len(evidence)):
+        t, _ = best_threshold(evidence[:i] + evidence[i + 1:], unanswerable[:i] + unanswerable[i + 1:])
+        decisions.append(evidence[i] < t)
+    tp = sum(d and u for d, u in zip(decisions, unanswerable))
+    return {"abstention_precision": round(tp / max(1, sum(decisions)), 4),
+            "abstention_recall": round(tp / max(1, sum(unanswerable)), 4),
+            "wrongly_abstained": sum(d and not u for d, u in zip(decisions, unanswerable))}
+
+
+__all__ = ["best_threshold", "holds_answer", "leave_one_out", "load_cases", "run_case", "summarise", "token_f1"]
+
+
+def calibrate(answerer, cases: list[dict], k: int | None = None) -> dict:
+    """Fit the abstention threshold on a question set; report its leave-one-out quality."""
+    evidence, unanswerable, ids = [], [], []
+    for c in cases:
+        res = answerer.retriever.search(c["question"], k=k or answerer.settings.answer_k)
+        evidence.append(answerer.evidence(c["question"], res.hits)[3])
+        unanswerable.append(bool(c["unanswerable"]))
+        ids.append(c["id"])
+    threshold, f1 = best_threshold(evidence, unanswerable)
+    fitted = [e < threshold for e in evidence]
+    return {
+        "abstain_threshold": round(threshold, 4), "support_threshold": answerer.support_threshold,
+        "how": ("abstain when the best question-sentence cosine over the answerer's passages is below the "
+                "threshold with the best abstention F1 on the set (unanswerable = positive), ties to the "
+                "lower threshold; leave_one_out judges each case by a threshold fitted on the others"),
+        "cases": len(cases), "unanswerable": sum(unanswerable), "in_sample_f1": round(f1, 4),
+        "in_sample_wrongly_abstained": [i for i, f, u in zip(ids, fitted, unanswerable) if f and not u],
+        "leave_one_out": leave_one_out(evidence, unanswerable), "embedder": answerer.embedder.id,
+        "index_version": answerer.store.version(),
+    }
+
+
+def answers_main(argv: list[str]) -> int:
+    """`python -m rag.eval answers --set FILE --data-dir DIR [--docs PATH...] [--json]`."""
+    import argparse
+    import sys
+
+    from rag.config import Settings
+
+    ap = argparse.ArgumentParser(prog="python -m rag.eval answers")
+    ap.add_argument("--set", type=Path, required=True, help="JSONL question set")
+    ap.add_argument("--data-dir", type=Path)
+    ap.add_argument("--docs", type=Path, nargs="*", help="ingest these first (a no-op when already indexed)")
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--prompt-version")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", type=Path, help="also write the run (config, summary, per-case records) here")
+    args = ap.parse_args(argv)
+    try:
+        settings = Settings.load(data_dir=args.data_dir, prompt_version=args.prompt_version, answer_cache=False)
+        if args.docs:
+            from ingest.pipeline import ingest_paths
+
+            ingest_paths(args.docs, settings, progress=None)
+        from rag.answer import Answerer
+
+        answerer = Answerer(settings)
+        cases = load_cases(args.set)[: args.limit or None]
+        answerer.retriever.search("warm up", k=1)
+        records = [run_case(answerer, c) for c in cases]
+    except RagError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
+    run = {"set": str(args.set), "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "config": {"prompt_version": answerer.prompt.version, "prompt_sha": answerer.prompt.sha,
+                      "llm": answerer.llm_label, "embedder": answerer.embedder.id,
+                      "reranker": answerer.retriever.reranker_name, "index_version": answerer.store.version(),
+                      "answer_k": settings.answer_k, "abstain_threshold": answerer.abstain_threshold,
+                      "support_threshold": answerer.support_threshold},
+           "summary": summarise(records), "records": records}
+    runs = Path(settings.data_dir) / "eval_runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    stored = runs / f"{run['created_at'].replace(':', '')}-{answerer.prompt.version}.json"
+    for path in [stored] + ([args.out] if args.out else []):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(run, indent=1, default=str))
+    if args.json:
+        print(json.dumps({"config": run["config"], "summary": run["summary"], "stored": str(stored)}))
+    else:
+        print(f"{args.set.name}: {len(records)} cases, {run['config']['llm']}, prompt {answerer.prompt.version}")
+        for k, v in run["summary"].items():
+            print(f"  {k:<22} {v}")
+        print(f"run stored in {stored}")
+    return 0
+
+
+def calibrate_main(argv: list[str]) -> int:
+    """`python -m rag.eval calibrate --set FILE --data-dir DIR`: writes DATA_DIR/calibration.json."""
+    import argparse
+    import sys
+
+    from rag.config import Settings
+
+    ap = argparse.ArgumentParser(prog="python -m rag.eval calibrate")
+    ap.add_argument("--set", type=Path, required=True)
+    ap.add_argument("--data-dir", type=Path)
+    args = ap.parse_args(argv)
+    try:
+        from rag.answer import Answerer
+
+        settings = Settings.load(data_dir=args.data_dir, answer_cache=False)
+        answerer = Answerer(settings)
+        result = calibrate(answerer, load_cases(args.set))
+    except RagError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2
+    result["set"] = str(args.set)
+    path = Path(settings.data_dir) / "calibration.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data[answerer.embedder.id] = result
+    path.write_text(json.dumps(data, indent=1))
+    print(json.dumps(result, indent=1))
+    print(f"written to {path}; answers from this data folder now use it", file=sys.stderr)
+    return 0

@@ -1,0 +1,334 @@
+"""Question -> standalone query -> retrieval funnel -> evidence check -> answer -> checked citations.
+
+    answerer = Answerer(Settings.load())
+    stream = answerer.stream("What is the deductible?", history=[...])
+    for delta in stream:          # text as it is generated (LLM) or composed (extractive)
+        print(delta, end="")
+    stream.answer                 # Answer: final text, citations, abstained, trace
+
+The final `Answer.text` is what to show: during a fallback (endpoint down mid-stream, an
+answer that failed the citation check) it differs from what was streamed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from rag.answer.citations import Citation, check_citations
+from rag.answer.guard import neutralise
+from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, extract
+from rag.answer.llm import Generation, LLMClient, LLMUnavailable
+from rag.answer.prompts import load_prompt
+from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_follow_up
+from rag.answer.support import SupportModel, passage_sentences
+from rag.config import Settings
+from rag.errors import RagError
+from rag.log import AnswerLog
+from rag.types import Hit
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+ABSTAIN_TEXT = ("Your documents do not seem to contain the answer to this question. "
+                "The closest passages are shown below.")
+NOT_IN_DOCS = "NOT_IN_DOCUMENTS"
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass
+class Answer:
+    question: str
+    standalone: str
+    text: str
+    citations: list[Citation]
+    abstained: bool
+    mode: str                         # "llm" or "extractive": what produced the text
+    notices: list[str]                # degraded modes and fallbacks, to show the user
+    passages: list[Hit]
+    evidence: float                   # best question-sentence similarity; compared with the abstain threshold
+    removed_markers: int = 0
+    uncited_sentences: list[str] = field(default_factory=list)
+    trace: dict = field(default_factory=dict)
+    id: str | None = None
+    cached: bool = False
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "question": self.question, "standalone": self.standalone, "answer": self.text,
+                "abstained": self.abstained, "mode": self.mode, "notices": self.notices,
+                "citations": [c.to_json() for c in self.citations], "removed_markers": self.removed_markers,
+                "uncited_sentences": self.uncited_sentences, "evidence": round(self.evidence, 4),
+                "passages": [passage_json(n, h) for n, h in enumerate(self.passages, 1)],
+                "cached": self.cached, "trace": self.trace}
+
+
+def passage_json(n: int, hit: Hit) -> dict:
+    return {"n": n, "source": hit.source, "page": hit.chunk.page, "chunk_id": hit.chunk.id,
+            "heading": hit.chunk.heading, "text": hit.chunk.text, "char_start": hit.chunk.char_start,
+            "char_end": hit.chunk.char_end, "scores": hit.scores, "ranks": hit.ranks}
+
+
+def load_calibration(embedder_id: str, data_dir: Path | None = None) -> dict:
+    """Thresholds for this embedder: the data folder's own calibration, else the packaged one."""
+    for path in ([Path(data_dir) / "calibration.json"] if data_dir else []) + [CALIBRATION_FILE]:
+        if path.is_file():
+            data = json.loads(path.read_text())
+            if embedder_id in data:
+                return data[embedder_id]
+    return json.loads(CALIBRATION_FILE.read_text())["default"]
+
+
+def normalise_question(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower().rstrip("?.! ")
+
+
+def format_passages(hits: list[Hit]) -> str:
+    blocks = []
+    for n, h in enumerate(hits, 1):
+        name = Path(h.source).name if "/" in h.source else h.source
+        text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", " ", neutralise(h.chunk.text)[0])
+        head = f"[{n}] {name}, page {h.chunk.page}" + (f" - {h.chunk.heading}" if h.chunk.heading else "")
+        blocks.append(f"{head}\n{text}")
+    return "\n\n".join(blocks)
+
+
+class Answerer:
+    """Cheap to construct; the retriever's models and the LLM client load on first use."""
+
+    def __init__(self, settings: Settings, retriever=None, log: AnswerLog | None = None):
+        from rag.factory import build_retriever
+
+        self.settings = settings
+        self.retriever = retriever or build_retriever(settings)
+        self.store = self.retriever.store
+        self.embedder = self.retriever.embedder
+        self.support = SupportModel(self.embedder)
+        self.log = log or AnswerLog(settings.data_dir)
+        self.prompt = load_prompt(settings.prompt_version)
+        self.rewrite_prompt = load_prompt(settings.rewrite_prompt_version)
+        cal = load_calibration(self.embedder.id, settings.data_dir)
+        self.abstain_threshold = _threshold(settings.abstain_threshold, cal["abstain_threshold"], "abstain")
+        self.support_threshold = _threshold(settings.support_threshold, cal["support_threshold"], "support")
+        self.llm = (LLMClient(settings.llm_base_url, settings.llm_model, settings.llm_api_key,
+                              settings.llm_timeout_s, settings.llm_max_retries, settings.llm_max_tokens)
+                    if settings.llm_base_url else None)
+
+    @property
+    def llm_label(self) -> str:
+        if self.llm is None:
+            return "none (extractive answers)"
+        return f"{self.settings.llm_model or 'server default'} at {self.llm.base_url}"
+
+    def ask(self, question: str, history: list[str] | None = None, session: str | None = None) -> Answer:
+        stream = self.stream(question, history, session)
+        for _ in stream:
+            pass
+        return stream.answer
+
+    def stream(self, question: str, history: list[str] | None = None, session: str | None = None) -> "AnswerStream":
+        question = (question or "").strip()
+        if not question:
+            raise RagError("ask a question: the text is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise RagError(f"the question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}")
+        return AnswerStream(self, question, list(history or []), session)
+
+    # -- steps, each small enough to test alone
+    def rewrite(self, question: str, history: list[str], timings: dict) -> tuple[str, str]:
+        """(standalone question, how it was made)."""
+        if not history or not looks_like_follow_up(question):
+            return question, "unchanged"
+        t0 = time.perf_counter()
+        try:
+            if self.llm is not None and self.llm.cooling_down is None:
+                convo = "\n".join(f"User: {h}" for h in history[-4:])
+                gen = self.llm.complete(self.rewrite_prompt.render(history=convo, question=question), max_tokens=60)
+                if (line := check_rewrite(gen.text, question)) is not None:
+                    return line, "llm"
+        except LLMUnavailable:
+            pass  # the heuristic below takes over; the answer step reports the endpoint's state
+        finally:
+            timings["rewrite"] = (time.perf_counter() - t0) * 1000
+        return heuristic_rewrite(question, history), "heuristic"
+
+    def evidence(self, question: str, hits: list[Hit]):
+        """(passage sentences, their vectors, the question vector, evidence score).
+
+        Evidence = the best cosine between the question and any sentence of the passages:
+        the feature that separated answerable from unanswerable questions best on the
+        calibration set (see calibration.json and `python -m rag.eval calibrate`)."""
+        sentences = passage_sentences(hits)
+        svecs = self.support.vectors([x.text for x in sentences])
+        qvec = self.embedder.embed([question])[0] if hits else np.zeros(1, dtype=np.float32)
+        evidence = float((svecs @ qvec).max()) if len(sentences) else 0.0
+        return sentences, svecs, qvec, evidence
+
+    def cache_key(self, question: str, history: list[str], index_version: int, model: str) -> str:
+        parts = [normalise_question(question), *map(normalise_question, history[-4:]), str(index_version),
+                 self.prompt.version, self.prompt.sha, model, self.retriever.reranker_name,
+                 str(self.settings.answer_k)]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _threshold(setting: str, calibrated: float, name: str) -> float:
+    if str(setting).strip().lower() in {"", "calibrated"}:
+        return float(calibrated)
+    try:
+        return float(setting)
+    except ValueError as e:
+        raise RagError(f"RAG_{name.upper()}_THRESHOLD must be a number or 'calibrated', not {setting!r}") from e
+
+
+class AnswerStream:
+    """Iterate for text deltas; `answer` is set when the iteration ends."""
+
+    def __init__(self, answerer: Answerer, question: str, history: list[str], session: str | None):
+        self.a = answerer
+        self.question = question
+        self.history = history
+        self.session = session
+        self.answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        a, s = self.a, self.a.settings
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        notices: list[str] = []
+        standalone, rewrite_how = a.rewrite(self.question, self.history, timings)
+        index_version = a.store.version()
+        llm = a.llm
+        if llm is not None and (why := llm.cooling_down):
+            notices.append(f"LLM unavailable: {why} (not retried for {a.llm.cooldown_s:.0f} s). "
+                           "Showing the extractive answer.")
+            llm = None
+        model = (s.llm_model or "server-default") if llm is not None else "extractive"
+        key = a.cache_key(self.question, self.history, index_version, model)
+        if s.answer_cache and (hit := a.log.cached(key)) is not None:
+            self.answer = self._from_cache(hit, t_start)
+            yield self.answer.text
+            return
+
+        t0 = time.perf_counter()
+        res = a.retriever.search(standalone, k=s.answer_k)
+        timings["retrieve"] = (time.perf_counter() - t0) * 1000 - res.timings_ms.get("rerank", 0.0)
+        timings["rerank"] = res.timings_ms.get("rerank", 0.0)
+        hits = res.hits
+        withheld = [{"source": h.source, "page": h.chunk.page, "sentence": x}
+                    for h in hits for x in neutralise(h.chunk.text)[1]]
+        if withheld:
+            where = "; ".join(f"{Path(w['source']).name} p{w['page']}: \"{w['sentence'][:80]}\"" for w in withheld[:3])
+            notices.append(f"{len(withheld)} instruction-like sentence(s) in your documents were treated as data "
+                           f"and withheld from the answer ({where}).")
+        t0 = time.perf_counter()
+        sentences, svecs, qvec, evidence = a.evidence(standalone, hits)
+        timings["evidence"] = (time.perf_counter() - t0) * 1000
+
+        gen = Generation()
+        text, citations, removed, uncited = "", [], 0, []
+        mode = "llm" if llm is not None else "extractive"
+        abstained = not hits or evidence < a.abstain_threshold
+        abstain_reason = None
+        if abstained:
+            abstain_reason = "no indexed documents" if not hits else (
+                f"evidence {evidence:.3f} below the calibrated threshold {a.abstain_threshold:.3f}")
+            text = ABSTAIN_TEXT if hits else "No documents are indexed yet. Add some on the Library page."
+            yield text
+        elif llm is not None:
+            messages = a.prompt.render(passages=format_passages(hits), question=standalone)
+            t0 = time.perf_counter()
+            try:
+                for delta in llm.stream(messages, gen):
+                    yield delta
+                timings["generate"] = (time.perf_counter() - t0) * 1000
+                if gen.ttft_ms is not None:
+                    timings["ttft"] = gen.ttft_ms
+                raw = gen.text.strip()
+                if NOT_IN_DOCS in raw.upper().replace(" ", "_") or not raw:
+                    abstained, abstain_reason = True, "the model found no answer in the passages"
+                    text = ABSTAIN_TEXT
+                else:
+                    t1 = time.perf_counter()
+                    checked = check_citations(raw, hits, a.support, a.support_threshold)
+                    timings["verify"] = (time.perf_counter() - t1) * 1000
+                    text, citations = checked.text, checked.citations
+                    removed, uncited = checked.removed_markers, checked.uncited_sentences
+                    if not any(c.verified for c in citations):
+                        notices.append("The model's answer could not be verified against your documents "
+                                       "(no sentence of it is supported by the passages), so the extractive "
+                                       "answer is shown instead.")
+                        mode, text, citations, removed, uncited = "extractive", "", [], 0, []
+            except LLMUnavailable as e:
+                timings["generate"] = (time.perf_counter() - t0) * 1000
+                notices.append(f"LLM unavailable: {e.message}. Showing the extractive answer.")
+                mode = "extractive"
+        if not abstained and mode == "extractive":
+            text, citations = extract(standalone, qvec, sentences, svecs, hits)
+            if a.llm is None:
+                notices.append(EXTRACTIVE_NOTICE)
+            yield ("\n\n" if gen.text else "") + text
+        timings["total"] = (time.perf_counter() - t_start) * 1000
+
+        prompt_tokens, completion_tokens, estimated = gen.prompt_tokens, gen.completion_tokens, False
+        if mode == "llm" and not gen.usage_reported:
+            from rag.embed import token_counter
+
+            count = token_counter()
+            prompt_tokens = sum(count([m["content"] for m in a.prompt.render(
+                passages=format_passages(hits), question=standalone)]))
+            completion_tokens = count([gen.text])[0]
+            estimated = True
+        cost = ((prompt_tokens or 0) * s.llm_price_in_per_mtok + (completion_tokens or 0) * s.llm_price_out_per_mtok) / 1e6
+        trace = {
+            "prompt_version": a.prompt.version, "prompt_sha": a.prompt.sha,
+            "model": gen.model or model, "mode": mode, "llm_configured": a.llm is not None,
+            "index_version": index_version, "embedder": a.embedder.id, "reranker": res.reranker,
+            "standalone": standalone, "rewrite": rewrite_how,
+            "retrieved": [{"n": n, "chunk_id": h.chunk.id, "source": h.source, "page": h.chunk.page,
+                           "scores": {k: round(v, 5) for k, v in h.scores.items()}, "ranks": h.ranks}
+                          for n, h in enumerate(hits, 1)],
+            "stage_timings_ms": {k: round(v, 2) for k, v in res.timings_ms.items()},
+            "timings_ms": {k: round(v, 2) for k, v in timings.items()},
+            "tokens": {"prompt": prompt_tokens, "completion": completion_tokens, "estimated": estimated},
+            "cost_usd": round(cost, 6), "evidence": round(evidence, 4),
+            "abstain_threshold": a.abstain_threshold, "support_threshold": a.support_threshold,
+            "abstain_reason": abstain_reason, "llm_raw": gen.text or None,
+            "finish_reason": gen.finish_reason, "withheld": withheld,
+        }
+        answer = Answer(self.question, standalone, text, citations, abstained, mode, notices, hits, evidence,
+                        removed, uncited, trace)
+        answer.id = a.log.record(_log_row(answer, self.session, cached=False))
+        degraded = any(n.startswith(("LLM unavailable", "The model's answer")) for n in notices)
+        if s.answer_cache and not degraded:
+            a.log.cache(key, index_version, answer.to_json())
+        self.answer = answer
+
+    def _from_cache(self, data: dict, t_start: float) -> Answer:
+        from rag.types import Chunk
+
+        hits = [Hit(Chunk(p["chunk_id"], "", 0, p["text"], p["page"], p["char_start"], p["char_end"], p["heading"]),
+                    p["source"], p["scores"], p["ranks"]) for p in data["passages"]]
+        cites = [Citation(**c) for c in data["citations"]]
+        trace = dict(data["trace"], cached_from=data["id"],
+                     timings_ms={"total": round((time.perf_counter() - t_start) * 1000, 2)})
+        answer = Answer(self.question, data["standalone"], data["answer"], cites, data["abstained"], data["mode"],
+                        data["notices"], hits, data["evidence"], data["removed_markers"],
+                        data["uncited_sentences"], trace, cached=True)
+        answer.id = self.a.log.record(_log_row(answer, self.session, cached=True))
+        return answer
+
+
+def _log_row(answer: Answer, session: str | None, cached: bool) -> dict:
+    t = answer.trace
+    return {"session": session, "question": answer.question, "standalone": answer.standalone,
+            "answer": answer.text, "mode": answer.mode, "abstained": int(answer.abstained), "cached": int(cached),
+            "prompt_version": t.get("prompt_version"), "model": t.get("model"), "reranker": t.get("reranker"),
+            "index_version": t.get("index_version"), "notice": "\n".join(answer.notices),
+            "citations": [c.to_json() for c in answer.citations],
+            "passages": [passage_json(n, h) for n, h in enumerate(answer.passages, 1)], "trace": t}
+
+
+__all__ = ["ABSTAIN_TEXT", "Answer", "AnswerStream", "Answerer", "format_passages", "normalise_question"]

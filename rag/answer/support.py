@@ -1,0 +1,86 @@
+"""Sentence-level evidence: which sentence of a passage supports a claim, and how strongly.
+
+One measure serves three jobs, so they agree with each other:
+- the extractive answerer picks the passage sentences closest to the question;
+- the citation check asks whether a cited passage holds a sentence that supports the
+  answer sentence (the quote) and flags it verified or not;
+- abstention reads how close the best passage sentence comes to the question.
+
+Support of a claim by a sentence = max(cosine of their MiniLM vectors, share of the claim's
+content terms (stemmed, stop words out) found in the sentence). The lexical half catches
+numbers, names and dates that embeddings blur; the cosine half catches paraphrase.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ingest.chunk import split_sentences
+from rag.answer.guard import is_instruction
+from rag.store.sparse import analyse
+from rag.types import Hit
+
+_MIN_SENTENCE_CHARS = 12
+_WS = re.compile(r"\s+")
+_BULLET = re.compile(r"\s+[\u2022\u25aa\u25e6\u00b7\u2023\u2043]\s+")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    passage: int      # 1-based number of the passage in the answer's context
+    text: str
+    start: int        # offsets in the passage's chunk text
+    end: int
+
+
+def passage_sentences(hits: list[Hit]) -> list[Sentence]:
+    """Every sentence of the given passages, in passage order, whitespace-normalised;
+    instruction-like sentences (rag/answer/guard.py) are left out: they are never evidence."""
+    out = []
+    for n, hit in enumerate(hits, 1):
+        text = hit.chunk.text
+        for s, e in split_sentences(text):
+            # Bullet lists read as one "sentence" to the splitter; each item is a claim of its own.
+            cuts = [s] + [m.end() for m in _BULLET.finditer(text, s, e)]
+            ends = [m.start() for m in _BULLET.finditer(text, s, e)] + [e]
+            for a, b in zip(cuts, ends):
+                clean = _WS.sub(" ", text[a:b]).strip(" \u2022")
+                if len(clean) >= _MIN_SENTENCE_CHARS and not is_instruction(clean):
+                    out.append(Sentence(n, clean, a, b))
+    return out
+
+
+def lexical_support(claim: str, sentence: str) -> float:
+    """Share of the claim's content terms present in the sentence (0 when the claim has none)."""
+    terms = set(analyse(claim))
+    if not terms:
+        return 0.0
+    return len(terms & set(analyse(sentence))) / len(terms)
+
+
+class SupportModel:
+    """Scores claims against passage sentences with the configured embedder."""
+
+    def __init__(self, embedder):
+        self.embedder = embedder
+
+    def vectors(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.asarray(self.embedder.embed(texts), dtype=np.float32)
+
+    def support_matrix(self, claims: list[str], sentences: list[Sentence],
+                       sentence_vecs: np.ndarray | None = None) -> np.ndarray:
+        """[claims x sentences] support scores in [0, 1]-ish."""
+        if not claims or not sentences:
+            return np.zeros((len(claims), len(sentences)), dtype=np.float32)
+        cv = self.vectors(claims)
+        sv = sentence_vecs if sentence_vecs is not None else self.vectors([s.text for s in sentences])
+        cos = cv @ sv.T
+        lex = np.array([[lexical_support(c, s.text) for s in sentences] for c in claims], dtype=np.float32)
+        return np.maximum(cos, lex)
+
+
+__all__ = ["Sentence", "SupportModel", "lexical_support", "passage_sentences"]
