@@ -1,26 +1,154 @@
-"""The Streamlit app, run headless with AppTest against a real ingested index."""
+"""The Streamlit pages, run headless with AppTest against a real ingested index (no LLM)."""
 from __future__ import annotations
 
+import json
+
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from ingest.pipeline import ingest_paths
-from tests.conftest import ROOT, write_docs
+from tests.conftest import ROOT, SAMPLES, write_docs
+from tests.test_answer import INJECTION
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / name), default_timeout=120)
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RAG_LLM_BASE_URL", "")
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def indexed(app_env, tmp_path):
+    from rag.config import Settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "plants.md").write_text(INJECTION)
+    report = ingest_paths([SAMPLES / "user-guide.md", docs / "plants.md"], Settings.load(data_dir=app_env),
+                          progress=None)
+    assert not report.failed
+    return app_env
 
 
 def test_status_page_shows_the_index(tmp_path, settings, embedder, monkeypatch):
     ingest_paths(write_docs(tmp_path / "docs", 2), settings, embedder=embedder)
     monkeypatch.setenv("RAG_DATA_DIR", str(settings.data_dir))
     monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = page("pages/status.py").run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Documents"] == "2" and metrics["Index version"] == "1"
     assert len(at.dataframe) >= 1
 
 
-def test_status_page_on_an_empty_index(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "empty"))
-    monkeypatch.chdir(ROOT)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+def test_status_page_on_an_empty_index(app_env):
+    at = page("pages/status.py").run()
     assert not at.exception
     assert any("No documents are indexed yet" in i.value for i in at.info)
+
+
+def test_app_opens_on_chat_with_sidebar_status_and_degraded_notices(indexed):
+    at = page("app.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Chat with your documents"
+    side = {m.label: m.value for m in at.sidebar.metric}
+    assert side["Docs"] == "2" and side["Version"] == "1"
+    notes = " ".join(i.value for i in at.sidebar.info)
+    assert "No LLM configured" in notes and "No L2 reranker" in notes
+
+
+def test_chat_answers_cites_and_opens_the_source_panel(indexed):
+    at = page("pages/chat.py").run()
+    at.chat_input[0].set_value("How often does the office ficus need watering?").run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "every Tuesday" in text
+    cite = next(b for b in at.button if b.label.startswith("[") and "plants.md" in b.label)
+    assert "verified" in cite.label
+    cite.click().run()
+    assert any(s.value.endswith("plants.md") for s in at.subheader)
+    assert any("orange-background" in m.value and "every Tuesday" in m.value for m in at.markdown)
+    # History stays; a follow-up is answered in context.
+    at.chat_input[0].set_value("And the snake plant?").run()
+    assert len(at.chat_message) == 4
+
+
+def test_document_text_is_rendered_as_text_not_markup():
+    from pages.common import plain
+
+    # Every markdown/HTML-active character is escaped, the colon too (no autolinks, no :emoji:).
+    assert plain("[click](http://evil) <b>x</b> **y**") == r"\[click\]\(http\://evil\) \<b\>x\</b\> \*\*y\*\*"
+
+
+def test_library_page_lists_documents_reads_chunks_and_ranks_stages(indexed):
+    at = page("pages/library.py").run()
+    assert not at.exception
+    docs = at.dataframe[0].value
+    assert set(docs["document"]) == {"user-guide.md", "plants.md"} and docs["chunks"].sum() > 0
+    at.selectbox[0].select(next(o for o in at.selectbox[0].options if o.startswith("plants.md"))).run()
+    assert any("page 1" in c.value for c in at.caption)
+    at.text_input[0].input("ficus watering").run()
+    ranks = at.dataframe[-1].value
+    assert {"bm25", "dense", "fused", "final"} <= set(ranks.columns) and ranks.iloc[0]["source"] == "plants.md"
+
+
+def test_library_delete_removes_a_document(indexed):
+    at = page("pages/library.py").run()
+    at.multiselect[0].select(next(o for o in at.multiselect[0].options if o.startswith("plants.md"))).run()
+    next(b for b in at.button if b.label == "Delete").click().run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["document"]) == {"user-guide.md"}
+
+
+def test_review_page_filters_exports_and_promotes_to_the_eval_set(indexed):
+    from rag.config import Settings
+    from rag.service import Service
+
+    svc = Service(Settings.load(data_dir=indexed))
+    a = svc.answerer.ask("How often does the office ficus need watering?")
+    b = svc.answerer.ask("Who won the 2018 FIFA World Cup?")
+    svc.feedback(a.id, rating=-1, comment="say the amount", correction="Every Tuesday, 400 millilitres.")
+    at = page("pages/review.py").run()
+    assert not at.exception
+    assert "2 of 2" in at.caption[0].value
+    rating = next(s for s in at.selectbox if s.label == "Rating")
+    rating.select("thumbs down").run()
+    assert "1 of 2" in at.caption[0].value
+    abst = next(s for s in at.selectbox if s.label == "Abstained")
+    rating = next(s for s in at.selectbox if s.label == "Rating")
+    rating.select("any")
+    abst.select("yes").run()
+    assert at.dataframe[0].value["question"].tolist() == ["Who won the 2018 FIFA World Cup?"]
+    abst = next(s for s in at.selectbox if s.label == "Abstained")
+    abst.select("any").run()
+    opener = next(s for s in at.selectbox if s.label == "Open an answer")
+    opener.select(next(o for o in opener.options if "ficus" in o)).run()
+    assert any("Citations" == s.value for s in at.subheader)
+    next(btn for btn in at.button if btn.label == "Add to evaluation set").click().run()
+    assert not at.exception and at.success
+    case = json.loads((indexed / "eval" / "reviewed.jsonl").read_text().splitlines()[0])
+    assert case["answer"] == "Every Tuesday, 400 millilitres." and case["source"] == "plants.md" and case["page"] == 1
+    assert b.abstained
+
+
+def test_service_refuses_hostile_upload_names_and_oversized_files(indexed):
+    from rag.config import Settings
+    from rag.service import Service, safe_filename
+
+    assert safe_filename("../../etc/passwd") == "passwd"
+    assert safe_filename("..\\..\\boot.ini") == "boot.ini"
+    svc = Service(Settings.load(data_dir=indexed, max_file_mb=0.001))
+    out = svc.ingest_uploads([("../../../evil.md", b"# Evil\n\nA harmless note about tulips in spring."),
+                              ("...", b"x"), ("big.md", b"x" * 5000), ("empty.md", b"")])
+    by_file = {r["file"]: r for r in out["files"]}
+    assert by_file["evil.md"]["status"] == "indexed"
+    assert (indexed / "uploads" / "evil.md").exists() and not (indexed.parent / "evil.md").exists()
+    assert by_file["big.md"]["reason"] == "too_large"
+    assert by_file["empty.md"]["status"] == "error"
+    assert any(r["reason"] == "bad_name" for r in out["files"])

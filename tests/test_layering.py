@@ -20,7 +20,7 @@ def test_library_has_no_streamlit_imports():
 
 
 def test_importing_the_library_loads_neither_streamlit_nor_models():
-    code = ("import sys, rag.search, rag.status, ingest.pipeline, ingest.cli; "
+    code = ("import sys, rag.search, rag.status, rag.service, rag.answer, rag.cli, ingest.pipeline, ingest.cli; "
             "bad = [m for m in ('streamlit', 'torch', 'sentence_transformers') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -1,0 +1,235 @@
+"""What the app's pages call: one object per process, one method per user action.
+
+Pages stay thin (read widgets -> one call here -> render). Heavy things (the embedding model,
+the index snapshot, the LLM client) are built on first use and reused; the store reloads its
+snapshot by itself when the index version changes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+import unicodedata
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+from rag.config import Settings
+from rag.errors import RagError
+from rag.log import AnswerLog
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ ()\-]+")
+
+
+def safe_filename(name: str) -> str:
+    """An uploaded file's name reduced to a plain file name: no folders, no traversal, no
+    control or exotic characters. Raises for names with nothing usable left."""
+    name = unicodedata.normalize("NFKC", name or "").replace("\\", "/").split("/")[-1]
+    name = _UNSAFE.sub("_", name).strip(" .")
+    if not name or set(name) <= {"_", "."}:
+        raise RagError(f"the file name {name!r} has no usable characters; rename the file and upload it again")
+    return name[:150]
+
+
+class Service:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.load()
+        self.log = AnswerLog(self.settings.data_dir)
+        self._answerer = None
+        self._llm_checked: tuple[float, str | None] = (0.0, None)
+
+    # -- components, built once
+    @property
+    def answerer(self):
+        if self._answerer is None:
+            from rag.answer import Answerer
+
+            self._answerer = Answerer(self.settings, log=self.log)
+        return self._answerer
+
+    @property
+    def store(self):
+        return self.answerer.store
+
+    # -- status and degraded modes
+    def llm_problem(self, max_age_s: float = 30.0) -> str | None:
+        """Why the configured LLM cannot be used right now (None when fine or not configured)."""
+        llm = self.answerer.llm
+        if llm is None:
+            return None
+        if (why := llm.cooling_down) is not None:
+            return why
+        checked_at, problem = self._llm_checked
+        if time.monotonic() - checked_at > max_age_s:
+            from rag.answer.llm import LLMUnavailable
+
+            try:
+                llm.client.with_options(timeout=3.0, max_retries=0).models.list()
+                problem = None
+            except Exception as e:  # any failure here is shown in the sidebar, not raised
+                problem = llm._explain(e).message if not isinstance(e, LLMUnavailable) else e.message
+            self._llm_checked = (time.monotonic(), problem)
+        return problem
+
+    def status(self) -> dict:
+        from rag.status import index_status
+
+        st = index_status(self.settings)
+        a = self.answerer
+        st["llm"] = a.llm_label
+        st["reranker"] = a.retriever.reranker_name
+        notices = []
+        if a.llm is None:
+            notices.append("No LLM configured: answers are extractive (quoted sentences). "
+                           "Set RAG_LLM_BASE_URL to connect one, or run `make llm`.")
+        elif (problem := self.llm_problem()) is not None:
+            notices.append(f"LLM endpoint down: {problem}. Answers fall back to extractive.")
+        if a.retriever.reranker is None:
+            notices.append("No L2 reranker: passages are ranked by fused BM25 + dense scores "
+                           "(the measured best default; set RAG_RERANKER to add one).")
+        st["notices"] = notices
+        return st
+
+    # -- library
+    def save_uploads(self, files: list[tuple[str, bytes]]) -> tuple[list[Path], list[dict]]:
+        """Write uploads under DATA_DIR/uploads; returns (saved paths, refusals)."""
+        folder = Path(self.settings.data_dir) / "uploads"
+        folder.mkdir(parents=True, exist_ok=True)
+        saved, refused = [], []
+        for name, data in files:
+            try:
+                clean = safe_filename(name)
+            except RagError as e:
+                refused.append({"path": name, "status": "error", "reason": "bad_name", "message": e.message})
+                continue
+            if len(data) > self.settings.max_file_bytes:
+                refused.append({"path": clean, "status": "error", "reason": "too_large",
+                                "message": f"{len(data) / 1e6:.1f} MB is over the {self.settings.max_file_mb:g} MB "
+                                           "limit (RAG_MAX_FILE_MB)"})
+                continue
+            path = folder / clean
+            tmp = path.with_name(f".{clean}.upload")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+            saved.append(path)
+        return saved, refused
+
+    def ingest_uploads(self, files: list[tuple[str, bytes]],
+                       progress: Callable[[int, int, str], None] | None = None) -> dict:
+        from ingest.pipeline import ingest_paths
+
+        saved, refused = self.save_uploads(files)
+        report = ingest_paths(saved, self.settings, progress=progress) if saved else None
+        rows = refused + ([{k: v for k, v in r.items() if k in {"path", "status", "reason", "message", "pages", "chunks"}}
+                           for r in report.to_dict()["files"]] if report else [])
+        for r in rows:
+            r["file"] = Path(r.pop("path")).name
+        return {"files": rows, "index_version": report.index_version if report else self.store.version(),
+                "seconds": round(report.seconds, 1) if report else 0.0}
+
+    def documents(self) -> list[dict]:
+        return self.store.documents()
+
+    def delete(self, sources: list[str]) -> int:
+        from ingest.pipeline import delete_sources
+
+        deleted, version = delete_sources(sources, self.settings)
+        return len(deleted)
+
+    def reindex(self) -> int:
+        from ingest.pipeline import rebuild_index
+
+        return rebuild_index(self.settings)
+
+    def chunks(self, doc_id: str) -> list[dict]:
+        return [{"ordinal": c.ordinal, "page": c.page, "heading": c.heading, "text": c.text,
+                 "chars": f"{c.char_start}-{c.char_end}"} for c in self.store.chunks_of(doc_id)]
+
+    def playground(self, query: str, k: int = 10) -> dict:
+        """Each passage's rank at every stage, side by side."""
+        res = self.answerer.retriever.search(query, k=k, select=False)
+        rows = []
+        for final, h in enumerate(res.hits, 1):
+            rows.append({"final": final, "source": Path(h.source).name, "page": h.chunk.page,
+                         "bm25": h.ranks.get("bm25"), "dense": h.ranks.get("dense"), "fused": h.ranks.get("fused"),
+                         "reranked": h.ranks.get("rerank"), "bm25_score": h.scores.get("bm25"),
+                         "dense_score": h.scores.get("dense"), "fused_score": h.scores.get("fused"),
+                         "text": " ".join(h.chunk.text.split())[:300]})
+        return {"rows": rows, "timings_ms": {k: round(v, 1) for k, v in res.timings_ms.items()},
+                "reranker": res.reranker}
+
+    # -- chat
+    def ask(self, question: str, history: list[str] | None = None, session: str | None = None):
+        return self.answerer.stream(question, history, session)
+
+    def feedback(self, answer_id: str, rating: int | None = None, comment: str | None = None,
+                 correction: str | None = None) -> int:
+        return self.log.feedback(answer_id, rating, comment, correction)
+
+    # -- review
+    def review(self, rating: int | None = None, since: date | None = None, until: date | None = None,
+               has_comment: bool | None = None, prompt_version: str | None = None, model: str | None = None,
+               abstained: bool | None = None, limit: int = 5000) -> list[dict]:
+        rows = self.log.answers(limit)
+        out = []
+        for r in rows:
+            day = r["created_at"][:10]
+            if rating is not None and r.get("rating") != rating:
+                continue
+            if since and day < since.isoformat() or until and day > until.isoformat():
+                continue
+            if has_comment is not None and bool(r.get("comment")) != has_comment:
+                continue
+            if prompt_version and r["prompt_version"] != prompt_version:
+                continue
+            if model and r["model"] != model:
+                continue
+            if abstained is not None and bool(r["abstained"]) != abstained:
+                continue
+            out.append(r)
+        return out
+
+    @staticmethod
+    def export_jsonl(rows: list[dict]) -> str:
+        return "".join(json.dumps(r, default=str) + "\n" for r in rows)
+
+    @staticmethod
+    def export_csv(rows: list[dict]) -> str:
+        cols = ["id", "created_at", "question", "answer", "mode", "abstained", "prompt_version", "model",
+                "reranker", "index_version", "rating", "comment", "correction"]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c) for c in cols})
+        return buf.getvalue()
+
+    def add_to_eval_set(self, answer_id: str, path: Path | None = None) -> dict:
+        """Append a reviewed answer as an evaluation case; its correction is the expected answer."""
+        row = self.log.get(answer_id)
+        if row is None:
+            raise RagError(f"no logged answer with id {answer_id!r}")
+        fb = self.log.feedback_for(answer_id)
+        correction = next((f["correction"] for f in reversed(fb) if f["correction"]), None)
+        cites = [c for c in row["citations"] if c.get("verified")] or row["citations"]
+        unanswerable = bool(row["abstained"]) and correction is None
+        case = {"id": f"review-{answer_id[:12]}", "question": row["question"],
+                "answer": None if unanswerable else (correction or row["answer"]), "unanswerable": unanswerable,
+                "source": None if unanswerable or not cites else Path(cites[0]["source"]).name,
+                "page": None if unanswerable or not cites else cites[0]["page"], "from_answer": answer_id}
+        if not unanswerable and case["source"] is None:
+            raise RagError("this answer has no citation to take the expected source from; "
+                           "it cannot become an evaluation case")
+        target = path or Path(self.settings.data_dir) / "eval" / "reviewed.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        existing = target.read_text().splitlines() if target.exists() else []
+        if any(json.loads(x).get("from_answer") == answer_id for x in existing if x.strip()):
+            raise RagError("this answer is already in the evaluation set")
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(json.dumps(case) + "\n")
+        return {"case": case, "path": str(target)}
+
+
+__all__ = ["Service", "safe_filename"]
