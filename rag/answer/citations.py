@@ -24,6 +24,11 @@ _TRAILING_MARKERS = re.compile(r"([.!?])((?:\s*\[\d{1,3}(?:\s*[,;]\s*\d{1,3})*\]
 _NO_CLAIM = re.compile(r"^(based on|according to|in summary|to summari[sz]e|here is|here are|sure|"
                        r"i hope|let me know)\b", re.I)
 _MIN_CLAIM_WORDS = 4
+# Sentences that only say where the previous one came from.
+_ATTRIBUTION = re.compile(r"^(this|that|these|the (above|information|answer|details?|figure)|it|which|all of this)"
+                          r"( information| answer| detail| figure)?( (is|are|was|can be|could be|may be))?"
+                          r"( (found|stated|mentioned|given|shown|listed|noted|described|explained|provided|"
+                          r"taken|from|based|cited|reported))\b", re.I)
 
 
 @dataclass
@@ -59,8 +64,15 @@ def _claims(text: str) -> list[tuple[str, list[int]]]:
         numbers = [int(x) for m in MARKER.finditer(sentence) for x in re.split(r"\s*[,;]\s*", m.group(1))]
         bare = re.sub(r"\s+([.!?,;:])", r"\1", MARKER.sub("", sentence)).strip()
         bare = re.sub(r"\s{2,}", " ", bare)
-        if bare:
-            out.append((bare, numbers))
+        if not bare:
+            if out:  # a marker on its own: it belongs to the sentence before
+                out[-1] = (out[-1][0], out[-1][1] + numbers)
+            continue
+        if numbers and out and _ATTRIBUTION.match(bare):
+            # "This is stated in [2] on page 5." cites the previous sentence and says nothing itself.
+            out[-1] = (out[-1][0], out[-1][1] + numbers)
+            continue
+        out.append((bare, numbers))
     return out
 
 
@@ -102,14 +114,13 @@ def check_citations(answer: str, hits: list[Hit], model: SupportModel, threshold
     citations: list[Citation] = []
     uncited: list[str] = []
     parts: list[str] = []
-    model_cited_any = any(valid)
     for i, (claim, _) in enumerate(claims):
         numbers = valid[i]
         if numbers:
             citations += [cite(i, n, inferred=False) for n in numbers]
         elif is_claim(claim):
             uncited.append(claim)
-            if sentences and not model_cited_any:
+            if sentences:
                 best = sentences[int(np.argmax(support[i]))].passage
                 citations.append(cite(i, best, inferred=True))
                 numbers = [best]

@@ -283,3 +283,49 @@ def calibrate_main(argv: list[str]) -> int:
     print(json.dumps(result, indent=1))
     print(f"written to {path}; answers from this data folder now use it", file=sys.stderr)
     return 0
+
+
+def outcome(record: dict) -> str:
+    """One word per case, for spotting what changed between two runs."""
+    if record["unanswerable"]:
+        return "abstained (right)" if record["abstained"] else "answered (should abstain)"
+    if record["abstained"]:
+        return "abstained (wrong)"
+    if any(c["verified"] and c["on_target"] for c in record["citations"]):
+        return "cited right page"
+    return "answered, no verified citation on target" if record["citations"] else "answered, uncited"
+
+
+def list_runs(data_dir: Path) -> list[Path]:
+    folder = Path(data_dir) / "eval_runs"
+    return sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []
+
+
+def load_run(path: Path) -> dict:
+    try:
+        run = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RagError(f"cannot read evaluation run {path}: {e}") from e
+    if not {"config", "summary", "records"} <= set(run):
+        raise RagError(f"{path} is not an evaluation run (config, summary and records expected)")
+    return run
+
+
+def compare(a: dict, b: dict) -> dict:
+    """Side-by-side metrics and the cases whose outcome changed from run a to run b."""
+    flat = lambda s: {k: (v["p50"] if isinstance(v, dict) else v) for k, v in s.items()}  # noqa: E731
+    sa, sb = flat(a["summary"]), flat(b["summary"])
+    metrics = [{"metric": k, "a": sa.get(k), "b": sb.get(k)} for k in sa if not isinstance(sa[k], list)]
+    rb = {r["id"]: r for r in b["records"]}
+    changed = []
+    for r in a["records"]:
+        other = rb.get(r["id"])
+        if other is None:
+            continue
+        oa, ob = outcome(r), outcome(other)
+        if oa != ob or abs((r.get("token_f1") or 0) - (other.get("token_f1") or 0)) >= 0.2:
+            changed.append({"id": r["id"], "a": oa, "b": ob, "answer_a": r["answer"], "answer_b": other["answer"],
+                            "f1_a": r.get("token_f1"), "f1_b": other.get("token_f1")})
+    config = [{"setting": k, "a": a["config"].get(k), "b": b["config"].get(k)}
+              for k in sorted(set(a["config"]) | set(b["config"]))]
+    return {"metrics": metrics, "config": config, "changed": changed}
