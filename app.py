@@ -1,11 +1,46 @@
-"""DocChat: `streamlit run app.py`. Navigation only; each page lives in pages/."""
+"""DocChat: `streamlit run app.py`. Login (when configured) and navigation; pages live in pages/."""
 import streamlit as st
 
+from rag.auth import auth_required, role_for_email, role_for_password
+from rag.config import Settings
+
 st.set_page_config(page_title="DocChat", page_icon=":material/forum:", layout="wide")
-st.navigation([
+settings = Settings.load()
+
+
+def oidc_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:
+        return False
+
+
+if oidc_configured():
+    if not st.user.is_logged_in:
+        st.title("DocChat")
+        st.button("Log in", on_click=st.login, type="primary")
+        st.stop()
+    st.session_state["role"] = role_for_email(settings, st.user.get("email"))
+elif auth_required(settings) and "role" not in st.session_state:
+    st.title("DocChat")
+    with st.form("login"):
+        password = st.text_input("Password", type="password")
+        if st.form_submit_button("Log in", type="primary"):
+            role = role_for_password(settings, password)
+            if role is None:
+                st.error("Wrong password.")
+            else:
+                st.session_state["role"] = role
+                st.rerun()
+    st.stop()
+
+is_admin = st.session_state.get("role", "admin") == "admin"  # open app: everyone is admin
+pages = [
     st.Page("pages/chat.py", title="Chat", icon=":material/forum:", default=True),
     st.Page("pages/library.py", title="Library", icon=":material/library_books:"),
-    st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/compare:"),
-    st.Page("pages/status.py", title="Index status", icon=":material/database:"),
-]).run()
+]
+if is_admin:
+    pages += [st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
+              st.Page("pages/evaluate.py", title="Evaluate", icon=":material/compare:")]
+pages.append(st.Page("pages/status.py", title="Index status", icon=":material/database:"))
+st.navigation(pages).run()

@@ -76,6 +76,10 @@ class Settings:
     abstain_threshold: str = "calibrated"
     support_threshold: str = "calibrated"
     answer_cache: bool = True
+    # Access control (rag/auth.py): none set = open app on localhost.
+    app_password: str | None = None
+    admin_password: str | None = None
+    admin_emails: str | None = None      # comma-separated, for OIDC logins via Streamlit's [auth]
 
     @property
     def max_file_bytes(self) -> int:

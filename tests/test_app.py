@@ -152,3 +152,24 @@ def test_service_refuses_hostile_upload_names_and_oversized_files(indexed):
     assert by_file["big.md"]["reason"] == "too_large"
     assert by_file["empty.md"]["status"] == "error"
     assert any(r["reason"] == "bad_name" for r in out["files"])
+
+
+def test_password_login_and_review_for_admins_only(indexed, monkeypatch):
+    monkeypatch.setenv("RAG_APP_PASSWORD", "user-pw")
+    monkeypatch.setenv("RAG_ADMIN_PASSWORD", "admin-pw")
+    at = page("app.py").run()
+    assert not at.exception and at.text_input[0].label == "Password" and not at.chat_input
+    at.text_input[0].input("nope")
+    at.button[0].click().run()
+    assert any("Wrong password" in e.value for e in at.error)
+    at.text_input[0].input("user-pw")
+    at.button[0].click().run()
+    assert at.session_state["role"] == "user" and at.title[0].value == "Chat with your documents"
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("pages/review.py")  # not even registered for a user: Review is for admins only
+    admin = page("app.py").run()
+    admin.text_input[0].input("admin-pw")
+    admin.button[0].click().run()
+    assert admin.session_state["role"] == "admin"
+    admin.switch_page("pages/review.py").run()
+    assert admin.title[0].value == "Review answers"
