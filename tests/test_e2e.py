@@ -111,6 +111,10 @@ def test_upload_ask_cite_rate_review(app_url, browser, sample_pdf):
     page.get_by_text(re.compile("Rating: thumbs up")).wait_for()
     shot(page, "review")
 
+    go(page, app_url, "Evaluate")
+    page.get_by_text(re.compile("stored run")).wait_for()
+    shot(page, "evaluate")
+
     go(page, app_url, "Index status")
     page.get_by_text("Documents").first.wait_for()
     shot(page, "status")
