@@ -101,6 +101,8 @@ class _HTMLText(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if tag == "title":
             self.in_title = True
+        elif tag == "body":
+            self.skip = 0  # <body> ends <head>, also where </head> was left out (valid HTML)
         elif tag in self.SKIP:
             self.skip += 1
         elif tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:

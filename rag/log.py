@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,20 +44,25 @@ class AnswerLog:
     def __init__(self, data_dir: Path | str):
         self.path = Path(data_dir) / "log.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db: sqlite_utils.Database | None = None
+        # One connection per thread: the app's sessions are threads sharing one AnswerLog, and
+        # a shared connection mixes their transactions (sqlite-utils' BEGIN/SAVEPOINT per insert).
+        self._local = threading.local()
+        self._schema_ready = False
 
     @property
     def db(self) -> sqlite_utils.Database:
-        if self._db is None:
+        db = getattr(self._local, "db", None)
+        if db is None:
             conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             conn.execute("PRAGMA synchronous=NORMAL")
-            self._db = sqlite_utils.Database(conn)
-            retry_busy(self._ensure_schema)
-        return self._db
+            db = self._local.db = sqlite_utils.Database(conn)
+            if not self._schema_ready:
+                retry_busy(lambda: self._ensure_schema(db))
+                self._schema_ready = True
+        return db
 
-    def _ensure_schema(self) -> None:
-        db = self._db
+    def _ensure_schema(self, db: sqlite_utils.Database) -> None:
         db["answers"].create({
             "id": str, "created_at": str, "session": str, "question": str, "standalone": str,
             "answer": str, "mode": str, "abstained": int, "cached": int, "prompt_version": str,

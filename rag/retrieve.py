@@ -57,6 +57,7 @@ class SearchResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     reranker: str = "none"
     candidates: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    index_version: int = 0  # the snapshot the hits came from
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:
@@ -135,6 +136,7 @@ class Retriever:
         timings: dict[str, float] = {}
         result = SearchResult(query, [], timings, self.reranker_name)
         snap = self.store.snapshot()
+        result.index_version = snap.version
         if snap.version == 0 or not query.strip():
             return result
         t0 = time.perf_counter()

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import threading
 import time
 import unicodedata
 from datetime import date
@@ -30,7 +31,10 @@ def safe_filename(name: str) -> str:
     name = _UNSAFE.sub("_", name).strip(" .")
     if not name or set(name) <= {"_", "."}:
         raise RagError(f"the file name {name!r} has no usable characters; rename the file and upload it again")
-    return name[:150]
+    if len(name) > 150:  # shortened, keeping the extension that says how to read the file
+        suffix = Path(name).suffix[:16]
+        name = name[:150 - len(suffix)] + suffix
+    return name
 
 
 class Service:
@@ -38,15 +42,18 @@ class Service:
         self.settings = settings or Settings.load()
         self.log = AnswerLog(self.settings.data_dir)
         self._answerer = None
+        self._answerer_lock = threading.Lock()  # sessions are threads: the first ones arrive together
         self._llm_checked: tuple[float, str | None] = (0.0, None)
 
     # -- components, built once
     @property
     def answerer(self):
         if self._answerer is None:
-            from rag.answer import Answerer
+            with self._answerer_lock:
+                if self._answerer is None:
+                    from rag.answer import Answerer
 
-            self._answerer = Answerer(self.settings, log=self.log)
+                    self._answerer = Answerer(self.settings, log=self.log)
         return self._answerer
 
     @property

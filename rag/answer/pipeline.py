@@ -217,6 +217,9 @@ class AnswerStream:
         timings["retrieve"] = (time.perf_counter() - t0) * 1000 - res.timings_ms.get("rerank", 0.0)
         timings["rerank"] = res.timings_ms.get("rerank", 0.0)
         hits = res.hits
+        if res.index_version != index_version:  # a publish landed in between: name the version used
+            index_version = res.index_version
+            key = a.cache_key(self.question, self.history, index_version, model)
         withheld = [{"source": h.source, "page": h.chunk.page, "sentence": x}
                     for h in hits for x in neutralise(h.chunk.text)[1]]
         if withheld:
