@@ -173,3 +173,11 @@ def test_password_login_and_review_for_admins_only(indexed, monkeypatch):
     assert admin.session_state["role"] == "admin"
     admin.switch_page("pages/review.py").run()
     assert admin.title[0].value == "Review answers"
+
+
+def test_two_browser_sessions_never_see_each_others_chat(indexed):
+    alice, bob = page("pages/chat.py").run(), page("pages/chat.py").run()
+    alice.chat_input[0].set_value("How often does the office ficus need watering?").run()
+    bob.run()
+    assert len(alice.chat_message) == 2 and len(bob.chat_message) == 0
+    assert alice.session_state["session_id"] != bob.session_state["session_id"]

@@ -145,3 +145,13 @@ def test_follow_up_rewritten_by_the_llm_or_the_heuristic(llama, data_dir):
     a = answerer.ask("How often is it watered?", history=["Tell me about the snake plant in the lobby"])
     assert a.trace["rewrite"] in {"llm", "heuristic"} and a.standalone.strip()
     assert a.standalone != "How often is it watered?"
+
+
+def test_llm_judge_gives_a_verdict_or_none(llama):
+    from rag.answer.evaluate import judge
+    from rag.answer.llm import LLMClient
+
+    client = LLMClient(llama.base_url, max_tokens=5)
+    verdict = judge(client, "What colour is the sky?", "blue", "The sky is blue [1].")
+    assert verdict in {True, False, None}
+    assert judge(None, "q", "a", "b") is None and judge(client, "q", None, "b") is None

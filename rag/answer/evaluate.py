@@ -11,7 +11,10 @@ Metrics (answerable = not unanswerable):
   the fact: it is on an expected document and page, or it contains the expected answer's
   content terms (at least 80% of them). Judged against the question set, not by our own
   support check, which is reported separately as `verified_share`.
-- token_f1: answer text vs expected answer (SQuAD-style, markers removed).
+- citation_recall: share of answerable questions with a citation on an expected document and page.
+- token_f1: answer text vs expected answer (SQuAD-style, markers removed); judged_correct: share
+  of answered answerable questions an LLM judge (prompt judge-v1) says state the expected
+  answer, when an LLM is configured.
 - abstention precision and recall, unanswerable being the positive class.
 - latency: time to first text and total time, p50/p95, measured around the stream.
 """
@@ -84,6 +87,22 @@ def token_f1(prediction: str, truth: str | None) -> float | None:
     return 2 * precision * recall / (precision + recall)
 
 
+def judge(llm, question: str, expected: str | None, candidate: str) -> bool | None:
+    """LLM judge (prompt judge-v1): does the candidate state the expected answer? None when
+    there is nothing to judge, the endpoint fails, or the reply is not a clear YES/NO."""
+    from rag.answer.llm import LLMUnavailable
+    from rag.answer.prompts import load_prompt
+
+    if llm is None or expected is None:
+        return None
+    messages = load_prompt("judge-v1").render(question=question, expected=expected, candidate=_MARK.sub("", candidate))
+    try:
+        reply = llm.complete(messages, max_tokens=3).text.strip().upper()
+    except LLMUnavailable:
+        return None
+    return True if reply.startswith("YES") else False if reply.startswith("NO") else None
+
+
 def run_case(answerer, case: dict) -> dict:
     t0 = time.perf_counter()
     first = None
@@ -110,6 +129,8 @@ def run_case(answerer, case: dict) -> dict:
         "ttft_ms": first if first is not None else total, "total_ms": total,
         "notices": a.notices, "tokens": a.trace.get("tokens"), "cost_usd": a.trace.get("cost_usd", 0.0),
         "answer_id": a.id,
+        "judged_correct": judge(answerer.llm, case["question"], case.get("answer"), a.text)
+        if not a.abstained and not case["unanswerable"] else None,
     }
 
 
@@ -131,6 +152,9 @@ def summarise(records: list[dict]) -> dict:
         "verified_on_target": round(sum(any(c["verified"] and c["on_target"] for c in r["citations"])
                                         for r in ans) / max(1, len(ans)), 4),
         "citation_precision": round(sum(c["correct"] for c in cites) / len(cites), 4) if cites else None,
+        "citation_recall": round(sum(any(c["on_target"] for c in r["citations"]) for r in ans) / max(1, len(ans)), 4),
+        "judged_correct": (round(sum(bool(r.get("judged_correct")) for r in judged) / len(judged), 4)
+                           if (judged := [r for r in answered if r.get("judged_correct") is not None]) else None),
         "citations": len(cites),
         "verified_share": round(sum(c["verified"] for c in cites) / len(cites), 4) if cites else None,
         "inferred_share": round(sum(c["inferred"] for c in cites) / len(cites), 4) if cites else None,
