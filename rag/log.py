@@ -17,13 +17,10 @@ from typing import Any, Callable, TypeVar
 import sqlite_utils
 
 from rag.errors import RagError
+from rag.store.local import now_iso
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
 
 
 def retry_busy(fn: Callable[[], T], attempts: int = 20, delay_s: float = 0.05) -> T:
@@ -81,7 +78,7 @@ class AnswerLog:
     def record(self, row: dict[str, Any]) -> str:
         row = dict(row)
         row.setdefault("id", uuid.uuid4().hex)
-        row.setdefault("created_at", _now())
+        row.setdefault("created_at", now_iso())
         for key in ("citations", "passages", "trace"):
             if not isinstance(row.get(key), str):
                 row[key] = json.dumps(row.get(key), default=str)
@@ -104,7 +101,7 @@ class AnswerLog:
             raise RagError("rating must be 1 (thumbs up), -1 (thumbs down) or empty")
         if self.get(answer_id) is None:
             raise RagError(f"no logged answer with id {answer_id!r}")
-        row = {"answer_id": answer_id, "created_at": _now(), "rating": rating,
+        row = {"answer_id": answer_id, "created_at": now_iso(), "rating": rating,
                "comment": comment or None, "correction": correction or None}
         return retry_busy(lambda: self.db["feedback"].insert(row).last_pk)
 
@@ -117,7 +114,7 @@ class AnswerLog:
         return json.loads(rows[0]["answer"]) if rows else None
 
     def cache(self, key: str, index_version: int, answer: dict) -> None:
-        row = {"key": key, "created_at": _now(), "index_version": index_version, "answer": json.dumps(answer)}
+        row = {"key": key, "created_at": now_iso(), "index_version": index_version, "answer": json.dumps(answer)}
         retry_busy(lambda: self.db["cache"].upsert(row, pk="key"))
 
     def prune_cache(self, index_version: int) -> int:

@@ -73,10 +73,10 @@ class Service:
             from rag.answer.llm import LLMUnavailable
 
             try:
-                llm.client.with_options(timeout=3.0, max_retries=0).models.list()
+                llm.ping()
                 problem = None
-            except Exception as e:  # any failure here is shown in the sidebar, not raised
-                problem = llm._explain(e).message if not isinstance(e, LLMUnavailable) else e.message
+            except LLMUnavailable as e:  # shown in the sidebar, not raised
+                problem = e.message
             self._llm_checked = (time.monotonic(), problem)
         return problem
 

@@ -117,9 +117,9 @@ def run_case(answerer, case: dict) -> dict:
     for c in a.citations:
         hit = passages.get(c.chunk_id)
         text = hit.chunk.text if hit is not None else c.quote
-        cites.append({"n": c.n, "verified": c.verified, "inferred": c.inferred,
-                      "on_target": on_target(c.source, c.page, case),
-                      "correct": on_target(c.source, c.page, case) or holds_answer(text, case.get("answer"))})
+        target = on_target(c.source, c.page, case)
+        cites.append({"n": c.n, "verified": c.verified, "inferred": c.inferred, "on_target": target,
+                      "correct": target or holds_answer(text, case.get("answer"))})
     return {
         "id": case["id"], "unanswerable": bool(case["unanswerable"]), "abstained": a.abstained,
         "mode": a.mode, "evidence": a.evidence, "answer": a.text, "expected": case.get("answer"),

@@ -104,6 +104,15 @@ class LLMClient:
             self._model = models[0].id
         return self._model
 
+    def ping(self, timeout_s: float = 3.0) -> None:
+        """List the server's models once, without retries; raises LLMUnavailable saying why."""
+        import openai
+
+        try:
+            self.client.with_options(timeout=timeout_s, max_retries=0).models.list()
+        except openai.OpenAIError as e:
+            raise self._explain(e) from e
+
     def stream(self, messages: list[dict], gen: Generation, max_tokens: int | None = None) -> Iterator[str]:
         """Yield text deltas; fill `gen` (tokens, timings). Raises LLMUnavailable, also mid-stream."""
         import openai

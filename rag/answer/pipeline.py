@@ -231,6 +231,7 @@ class AnswerStream:
         timings["evidence"] = (time.perf_counter() - t0) * 1000
 
         gen = Generation()
+        messages: list[dict] = []
         text, citations, removed, uncited = "", [], 0, []
         mode = "llm" if llm is not None else "extractive"
         abstained = not hits or evidence < a.abstain_threshold
@@ -280,8 +281,7 @@ class AnswerStream:
             from rag.embed import token_counter
 
             count = token_counter()
-            prompt_tokens = sum(count([m["content"] for m in a.prompt.render(
-                passages=format_passages(hits), question=standalone)]))
+            prompt_tokens = sum(count([m["content"] for m in messages]))
             completion_tokens = count([gen.text])[0]
             estimated = True
         cost = ((prompt_tokens or 0) * s.llm_price_in_per_mtok + (completion_tokens or 0) * s.llm_price_out_per_mtok) / 1e6
