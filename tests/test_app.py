@@ -7,8 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ingest.pipeline import ingest_paths
-from tests.conftest import ROOT, SAMPLES, write_docs
-from tests.test_answer import INJECTION
+from tests.conftest import ROOT, index_plants, write_docs
 
 
 def page(name: str) -> AppTest:
@@ -25,15 +24,7 @@ def app_env(tmp_path, monkeypatch):
 
 @pytest.fixture
 def indexed(app_env, tmp_path):
-    from rag.config import Settings
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "plants.md").write_text(INJECTION)
-    report = ingest_paths([SAMPLES / "user-guide.md", docs / "plants.md"], Settings.load(data_dir=app_env),
-                          progress=None)
-    assert not report.failed
-    return app_env
+    return index_plants(tmp_path / "docs", app_env)
 
 
 def test_status_page_shows_the_index(tmp_path, settings, embedder, monkeypatch):

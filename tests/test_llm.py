@@ -9,30 +9,12 @@ import time
 
 import pytest
 
-from tests.conftest import SAMPLES
 from tests.llm_server import FaultProxy, LlamaServer, smollm2_path
-from tests.test_answer import INJECTION
 
 
 @pytest.fixture(scope="module")
-def llama(tmp_path_factory):
-    server = LlamaServer(smollm2_path(), log=tmp_path_factory.mktemp("llama") / "server.log").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    from ingest.pipeline import ingest_paths
-    from rag.config import Settings
-
-    folder = tmp_path_factory.mktemp("docs")
-    (folder / "plants.md").write_text(INJECTION)
-    data = tmp_path_factory.mktemp("data")
-    report = ingest_paths([SAMPLES / "user-guide.md", folder / "plants.md"], Settings.load(data_dir=data),
-                          progress=None)
-    assert not report.failed
-    return data
+def data_dir(plants_index):
+    return plants_index
 
 
 def make_answerer(data_dir, base_url, **kw):
@@ -118,25 +100,25 @@ def test_server_killed_mid_stream_gives_the_extractive_answer(tmp_path, data_dir
     assert answerer.log.get(a.id)["mode"] == "extractive", "the fallback is logged as what it was"
 
 
-def test_rate_limits_are_retried_with_backoff(llama, data_dir):
-    proxy = FaultProxy(llama.base_url, fail=2, status=429)
+def ask_through_429s(llama, data_dir, fail: int, retries: int):
+    """Ask once through a proxy that answers the first `fail` chat requests with 429."""
+    proxy = FaultProxy(llama.base_url, fail=fail, status=429)
     try:
-        answerer = make_answerer(data_dir, proxy.base_url, llm_max_retries=3, llm_model="smollm2")
-        a = answerer.ask("How often does the office ficus need watering?")
+        answerer = make_answerer(data_dir, proxy.base_url, llm_max_retries=retries, llm_model="smollm2")
+        return proxy, answerer.ask("How often does the office ficus need watering?")
     finally:
         proxy.close()
+
+
+def test_rate_limits_are_retried_with_backoff(llama, data_dir):
+    proxy, a = ask_through_429s(llama, data_dir, fail=2, retries=3)
     assert proxy.statuses == [429, 429, 200], "two 429s, then the retry that went through"
     assert not any(n.startswith("LLM unavailable") for n in a.notices)
     assert a.trace["model"] == "smollm2"
 
 
 def test_rate_limit_beyond_retries_falls_back(llama, data_dir):
-    proxy = FaultProxy(llama.base_url, fail=100, status=429)
-    try:
-        answerer = make_answerer(data_dir, proxy.base_url, llm_max_retries=1, llm_model="smollm2")
-        a = answerer.ask("How often does the office ficus need watering?")
-    finally:
-        proxy.close()
+    _, a = ask_through_429s(llama, data_dir, fail=100, retries=1)
     assert a.mode == "extractive" and any("429" in n for n in a.notices)
 
 

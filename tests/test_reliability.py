@@ -310,30 +310,8 @@ LLM_TIMEOUT_S = 2.0
 
 
 @pytest.fixture(scope="module")
-def llama(tmp_path_factory):
-    from tests.llm_server import LlamaServer, smollm2_path
-
-    # One thread: llama.cpp's spinning thread barriers slow to a crawl when the cores are shared
-    # with another busy process, and these tests are about our timeouts, not its speed.
-    server = LlamaServer(smollm2_path(), log=tmp_path_factory.mktemp("llama") / "server.log",
-                         n_threads=1).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def plants_dir(tmp_path_factory):
-    from ingest.pipeline import ingest_paths
-    from rag.config import Settings
-    from tests.conftest import SAMPLES
-    from tests.test_answer import INJECTION
-
-    folder = tmp_path_factory.mktemp("docs")
-    (folder / "plants.md").write_text(INJECTION)
-    data = tmp_path_factory.mktemp("data")
-    report = ingest_paths([SAMPLES / "user-guide.md", folder / "plants.md"], Settings.load(data_dir=data))
-    assert not report.failed
-    return data
+def plants_dir(plants_index):
+    return plants_index
 
 
 def slow_service(data_dir, proxy):
