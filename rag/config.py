@@ -20,7 +20,8 @@ SECRETS_FILE = Path(".streamlit/secrets.toml")
 class Settings:
     data_dir: Path = Path("data")
     # Embedder: "minilm" (packaged all-MiniLM-L6-v2, default) or "openai" (any
-    # OpenAI-compatible /v1/embeddings endpoint).
+    # OpenAI-compatible /v1/embeddings endpoint). embed_model: the openai model name, or for
+    # minilm a folder written by `python -m rag.tune` (a MiniLM fine-tuned on your questions).
     embedder: str = "minilm"
     embed_base_url: str | None = None
     embed_api_key: str | None = None

