@@ -10,7 +10,6 @@ Heavy models load lazily, once per process.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import EmbedderUnavailable, RagError
+from rag.types import file_sha256
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_MAX_TOKENS = 256
@@ -60,11 +60,7 @@ def tuned_model_id(folder: str | Path) -> str:
         raise EmbedderUnavailable(
             f"{folder} is not a tuned embedding model (no model.safetensors): set RAG_EMBED_MODEL "
             "to a folder written by `python -m rag.tune`, or unset it for the packaged MiniLM")
-    digest = hashlib.sha256()
-    with weights.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return f"minilm-tuned:{digest.hexdigest()[:16]}"
+    return f"minilm-tuned:{file_sha256(weights)[:16]}"
 
 
 @functools.lru_cache(maxsize=2)

@@ -18,7 +18,6 @@ sentence-transformers fine-tuning and were fixed before measuring; see README fo
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import sys
@@ -30,11 +29,11 @@ from typing import Callable, Iterable
 import numpy as np
 
 from rag.config import Settings
-from rag.embed import MiniLMEmbedder, embedder_from_settings, minilm_path
+from rag.embed import MINILM_MAX_TOKENS, MiniLMEmbedder, embedder_from_settings, minilm_path, tuned_model_id
 from rag.errors import RagError
 from rag.store import LocalStore
 from rag.store.local import now_iso
-from rag.types import index_text
+from rag.types import file_sha256, index_text
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,13 @@ def examples_from_beir(folder: Path, split: str) -> list[Example]:
     return [Example(queries[q], tuple((d, None) for d in sorted(qrels[q]))) for q in sorted(queries)]
 
 
+def _is_document(source: str, name: str) -> bool:
+    """A target names a document by its source (BEIR `_id`, full path) or its file name."""
+    return source == name or Path(source).name == name
+
+
 def _matches(source: str, page: int, targets: tuple[tuple[str, int | None], ...]) -> bool:
-    return any((source == s or Path(source).name == s) and (p is None or p == page) for s, p in targets)
+    return any(_is_document(source, s) and (p is None or p == page) for s, p in targets)
 
 
 def mine_pairs(store: LocalStore, embedder, examples: list[Example], negatives_from: int = 50
@@ -106,8 +110,7 @@ def mine_pairs(store: LocalStore, embedder, examples: list[Example], negatives_f
         best = max(candidates, key=lambda i: sims[i])
         top = np.argpartition(-sims, min(negatives_from, len(sims) - 1))[:negatives_from]
         top = top[np.argsort(-sims[top])]
-        wrong = [i for i in top.tolist() if not any(rows[i][1] == s or Path(rows[i][1]).name == s
-                                                   for s, _ in e.targets)]
+        wrong = [i for i in top.tolist() if not any(_is_document(rows[i][1], s) for s, _ in e.targets)]
         if not wrong:
             skipped.append(f"{e.question[:60]!r}: no other document to contrast with")
             continue
@@ -122,8 +125,6 @@ def train(base_folder: str, pairs: list[tuple[str, str, str]], out: Path, epochs
     """Multiple-negatives ranking loss with one hard negative; saves the model to `out`."""
     import torch
     from sentence_transformers import SentenceTransformer
-
-    from rag.embed import MINILM_MAX_TOKENS
 
     if len(pairs) < 2:
         raise RagError(f"tuning needs at least 2 questions whose documents are indexed, got {len(pairs)}")
@@ -183,17 +184,11 @@ def tune_embedder(settings: Settings, examples: list[Example], out: Path, source
     pairs, skipped = mine_pairs(store, embedder, examples)
     base = embedder.model_folder or minilm_path()
     losses = train(base, pairs, out, epochs, lr, batch_size, seed, progress)
-    from rag.embed import tuned_model_id
-
     report = TuneReport(str(out), tuned_model_id(out), embedder.id, len(examples), len(pairs), skipped,
                         epochs, lr, batch_size, seed, losses, round(time.perf_counter() - t0, 1),
                         now_iso(), source)
     (out / "tune.json").write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
     return report
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else ""
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -209,11 +204,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(list(argv) if argv is not None else None)
-    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
-    settings = Settings.load(**overrides)
+    settings = Settings.load(data_dir=args.data_dir)  # None = RAG_DATA_DIR or ./data
     try:
         if args.set:
-            examples, source = examples_from_set(args.set), f"{args.set} sha256:{_sha(args.set)}"
+            examples, source = examples_from_set(args.set), f"{args.set} sha256:{file_sha256(args.set)[:16]}"
         else:
             examples = examples_from_beir(args.dataset, args.split)
             source = f"{args.dataset} split {args.split}"

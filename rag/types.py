@@ -15,6 +15,15 @@ def content_id(*parts: str, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
+def file_sha256(path) -> str:
+    """sha256 hex of a file, read in 1 MiB blocks (model weights are large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def index_text(heading: str | None, text: str) -> str:
     """What embedders and BM25 see for a passage: the heading gives it its context."""
     return f"{heading}\n{text}" if heading else text

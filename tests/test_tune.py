@@ -1,6 +1,8 @@
 """Tuning the packaged MiniLM on questions with known sources (rag/tune.py), real model and index."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -20,9 +22,6 @@ SHIPPED_SET = ROOT / "data" / "eval-sets" / "samples.jsonl"
 def tuned(plants_index, tmp_path_factory):
     """A model tuned through the CLI on the shipped evaluation set (its answerable cases)."""
     out = tmp_path_factory.mktemp("models") / "tuned"
-    import contextlib
-    import io
-
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         # one batch holding every pair, several epochs at a high rate: the loss must fall
