@@ -8,7 +8,6 @@ by `python -m rag.eval retrieval`.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 import time
@@ -18,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.funnel_prf import study_parser  # noqa: E402
 from ingest.chunk import sentence_spans  # noqa: E402
 from rag.embed import MiniLMEmbedder  # noqa: E402
 from rag.eval import doc_ranking, load_beir, ndcg_at  # noqa: E402
@@ -58,9 +58,7 @@ def span_pooled(model, texts: list[str]) -> list[np.ndarray]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[2] / "shared/eval/scifact")
+    ap = study_parser()
     ap.add_argument("--queries", type=int, default=300, help="train queries used for the L2 study")
     ap.add_argument("--m", type=int, default=30)
     args = ap.parse_args()

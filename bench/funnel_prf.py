@@ -36,6 +36,14 @@ from rag.store.sparse import analyse  # noqa: E402
 DEPTH = 200
 
 
+def study_parser() -> argparse.ArgumentParser:
+    """The arguments every SciFact funnel study takes: the index, and the BEIR folder."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", type=Path, required=True, help="a SciFact index (python -m ingest)")
+    ap.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[2] / "shared/eval/scifact")
+    return ap
+
+
 def fuse_order(lists: list[tuple[np.ndarray, np.ndarray]], weights: list[float]) -> list[int]:
     """Min-max weighted-sum fusion (the funnel's `score` fusion), order only."""
     acc: dict[int, float] = {}
@@ -164,9 +172,7 @@ class Split:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[2] / "shared/eval/scifact")
+    ap = study_parser()
     ap.add_argument("--no-test", action="store_true", help="stop after the train table")
     args = ap.parse_args()
     t0 = time.perf_counter()

@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.funnel_prf import study_parser  # noqa: E402
 from rag.embed import MiniLMEmbedder  # noqa: E402
 from rag.eval import doc_ranking, load_beir, ndcg_at  # noqa: E402
 from rag.retrieve import minmax  # noqa: E402
@@ -21,9 +21,7 @@ from rag.store.sparse import SparseIndex, analyse  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[2] / "shared/eval/scifact")
+    ap = study_parser()
     ap.add_argument("--split", default="train")
     args = ap.parse_args()
     store = LocalStore(args.data_dir)

@@ -24,7 +24,6 @@ moved test past 0.74 was a stronger dense model: rag/tune.py.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.funnel_prf import Corpus, Split, fuse_scores  # noqa: E402
+from bench.funnel_prf import Corpus, Split, fuse_scores, study_parser  # noqa: E402
 from rag.embed import MiniLMEmbedder  # noqa: E402
 from rag.eval import doc_ranking, ndcg_at  # noqa: E402
 from rag.retrieve import minmax  # noqa: E402
@@ -59,22 +58,27 @@ def shipped(split: Split) -> tuple[list, list[tuple[np.ndarray, np.ndarray]]]:
     return d1, [fuse_scores([d, b], [W_PRF, 1]) for d, b in zip(d1, split.bm25)]
 
 
+def context(score: dict[int, float], nb: Neighbours, mode: str) -> dict[int, float]:
+    """Per chunk, the best fused score among its neighbours: the other chunks of its document
+    ("doc") or only the adjacent ones ("adj"); 0 when it has none among the candidates."""
+    if mode == "adj":
+        return {v: max((score.get(n, 0.0) for n in nb.adjacent(v)), default=0.0) for v in score}
+    top2: dict[str, list[float]] = {}
+    for v, s in sorted(score.items(), key=lambda x: -x[1]):
+        if len(top2.setdefault(nb.doc[v], [])) < 2:
+            top2[nb.doc[v]].append(s)
+    out = {}
+    for v, s in score.items():
+        t = top2[nb.doc[v]]
+        out[v] = 0.0 if len(t) < 2 else (t[1] if t[0] == s else t[0])
+    return out
+
+
 def neighbour_rank(fused: tuple[np.ndarray, np.ndarray], nb: Neighbours, beta: float, mode: str) -> list[int]:
     ids, sc = fused
     score = dict(zip(ids.tolist(), sc.tolist()))
-    if mode == "doc":
-        best: dict[str, list[float]] = {}
-        for v, s in score.items():
-            best.setdefault(nb.doc[v], []).append(s)
-        top2 = {d: sorted(x, reverse=True)[:2] for d, x in best.items()}
-
-        def ctx(v):
-            t = top2[nb.doc[v]]
-            return (t[1] if t[0] == score[v] and len(t) > 1 else t[0]) if len(t) > 1 else 0.0
-    else:
-        def ctx(v):
-            return max((score.get(n, 0.0) for n in nb.adjacent(v)), default=0.0)
-    new = {v: s + beta * ctx(v) for v, s in score.items()}
+    ctx = context(score, nb, mode)
+    new = {v: s + beta * ctx[v] for v, s in score.items()}
     return sorted(new, key=lambda v: -new[v])
 
 
@@ -96,14 +100,9 @@ def features(split: Split, d1, fused, nb: Neighbours, i: int) -> tuple[np.ndarra
     X[:, 3] = fsc
     X[:, 6] = (X[:, 0] > 0) & (X[:, 1] > 0)
     score = dict(zip(ids.tolist(), fsc.tolist()))
-    bydoc: dict[str, list[float]] = {}
-    for v, s in score.items():
-        bydoc.setdefault(nb.doc[v], []).append(s)
-    for v, j in pos.items():
-        others = sorted(bydoc[nb.doc[v]], reverse=True)
-        others.remove(score[v])
-        X[j, 7] = others[0] if others else 0.0
-        X[j, 8] = max((score.get(a, 0.0) for a in nb.adjacent(v)), default=0.0)
+    for col, mode in ((7, "doc"), (8, "adj")):
+        ctx = context(score, nb, mode)
+        X[[pos[v] for v in ctx], col] = list(ctx.values())
     return ids, X
 
 
@@ -113,7 +112,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float, steps: int = 300) -> n
     w = np.zeros(Z.shape[1])
     pos_w = (len(y) - y.sum()) / max(1, y.sum())  # balance the rare positives
     sw = np.where(y > 0, pos_w, 1.0)
-    for _ in range(steps):  # Newton steps would be faster; plain gradient with a fixed step is enough here
+    for _ in range(steps):  # Newton steps: the L2-regularised logistic loss is convex
         p = 1 / (1 + np.exp(-Z @ w))
         g = Z.T @ (sw * (p - y)) / sw.sum() + l2 * np.r_[w[:-1], 0]
         h = (Z * (sw * p * (1 - p))[:, None]).T @ Z / sw.sum() + l2 * np.diag(np.r_[np.ones(len(w) - 1), 0])
@@ -125,9 +124,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float, steps: int = 300) -> n
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[2] / "shared/eval/scifact")
+    ap = study_parser()
     ap.add_argument("--no-test", action="store_true")
     args = ap.parse_args()
     t0 = time.perf_counter()
