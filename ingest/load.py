@@ -11,6 +11,7 @@ import resource
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -135,11 +136,21 @@ def html_to_text(html: str) -> tuple[str, str | None]:
 
 # ------------------------------------------------------------------ PDF
 class PdfParser:
-    """Runs pypdf in a worker process with a per-file time limit and a memory cap."""
+    """Runs pypdf in a worker process with a time limit that scales with the page count, and a
+    memory cap.
 
-    def __init__(self, timeout_s: float = 60.0, memory_mb: int = 2048):
+    The worker reports each page it finishes. A file is stopped when no page finishes within
+    `timeout_s` (a stalled or hostile parse), or when the whole file takes longer than
+    `timeout_s + per_page_s * pages`: a 300-page annual report gets its time, a file that
+    hangs on one page does not.
+    """
+
+    def __init__(self, timeout_s: float = 60.0, memory_mb: int = 2048, per_page_s: float = 2.0,
+                 on_page=None):
         self.timeout_s = timeout_s
+        self.per_page_s = per_page_s
         self.memory_mb = memory_mb
+        self.on_page = on_page  # callback(path, pages_done, pages_total) for progress reports
         self._proc: subprocess.Popen | None = None
         self._lines: queue.Queue | None = None
 
@@ -181,18 +192,36 @@ class PdfParser:
         assert self._proc is not None and self._lines is not None
         self._proc.stdin.write(json.dumps({"path": str(path)}) + "\n")
         self._proc.stdin.flush()
-        try:
-            line = self._lines.get(timeout=self.timeout_s)
-        except queue.Empty:
-            self.close()
-            raise ParseTimeout(f"{path}: parsing took longer than {self.timeout_s:g} s and was stopped "
-                               "(raise RAG_PARSE_TIMEOUT_S for very large PDFs)") from None
-        if line is None:
-            code = self._proc.wait()
-            self._proc = None
-            raise MalformedFile(f"{path}: the PDF parser crashed on this file (exit status {code}); "
-                                "it is probably malformed or needs more memory than allowed")
-        return json.loads(line)
+        started = time.monotonic()
+        deadline = started + self.timeout_s  # until the page count is known
+        done, total = 0, None
+        while True:
+            now = time.monotonic()
+            wait = min(deadline, now + self.timeout_s) - now  # the stall limit, within the file's budget
+            try:
+                line = self._lines.get(timeout=max(wait, 0.01))
+            except queue.Empty:
+                self.close()
+                elapsed = time.monotonic() - started
+                where = f" (stopped at page {done + 1} of {total})" if total else ""
+                if total and elapsed < deadline - started - 0.5:
+                    raise ParseTimeout(f"{path}: a page took longer than {self.timeout_s:g} s to read{where}; "
+                                       "the file is probably malformed (raise RAG_PARSE_TIMEOUT_S to allow "
+                                       "slower pages)") from None
+                raise ParseTimeout(f"{path}: parsing took longer than {elapsed:.0f} s and was stopped{where} "
+                                   "(raise RAG_PARSE_TIMEOUT_S for very slow PDFs)") from None
+            if line is None:
+                code = self._proc.wait()
+                self._proc = None
+                raise MalformedFile(f"{path}: the PDF parser crashed on this file (exit status {code}); "
+                                    "it is probably malformed or needs more memory than allowed")
+            msg = json.loads(line)
+            if "progress" not in msg:
+                return msg
+            done, total = msg["progress"], msg["pages"]
+            deadline = started + self.timeout_s + self.per_page_s * total
+            if self.on_page is not None:
+                self.on_page(path, done, total)
 
 
 def load_pdf(path: Path, data: bytes, parser: PdfParser) -> LoadedDoc:

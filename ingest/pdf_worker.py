@@ -1,8 +1,12 @@
 """PDF text extraction in a separate process: `python -m ingest.pdf_worker`.
 
-Reads one JSON request per line on stdin ({"path": ...}), answers one JSON line on stdout:
+Reads one JSON request per line on stdin ({"path": ...}), answers with JSON lines on stdout:
+{"progress": i, "pages": n} after each page (the parent's stall watch), then
 {"ok": true, "pages": [...], "title": ..., "warnings": [...]} or
 {"ok": false, "reason": <code>, "detail": <text>}.
+
+Text comes from pypdf's layout mode, so table cells keep their columns; ingest/pdf_layout.py
+turns each table row into a line carrying its column headers and drops page furniture.
 Hostile files can hang or exhaust memory; the parent enforces a time limit and this
 process runs under a memory limit, so neither can take the app down.
 """
@@ -14,7 +18,25 @@ import sys
 import warnings
 
 
+def _page_text(page) -> str:
+    """Layout-mode text with its tables as rows; plain mode where layout mode fails."""
+    from ingest.pdf_layout import structure_page
+
+    try:
+        return structure_page(page.extract_text(extraction_mode="layout") or "")
+    except (RecursionError, MemoryError):
+        raise
+    except Exception:  # noqa: BLE001 - layout mode trips on some odd pages; plain text still counts
+        return page.extract_text() or ""
+
+
+def _progress(i: int, n: int) -> None:
+    sys.stdout.write(json.dumps({"progress": i, "pages": n}) + "\n")
+    sys.stdout.flush()
+
+
 def extract(path: str) -> dict:
+    from ingest.pdf_layout import strip_furniture
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
@@ -34,14 +56,17 @@ def extract(path: str) -> dict:
     except Exception as e:  # noqa: BLE001 - anything pypdf raises on a file means a broken file
         return {"ok": False, "reason": "malformed", "detail": f"{type(e).__name__}: {e}"[:300]}
     pages, page_warnings = [], []
+    _progress(0, n_pages)
     for i in range(n_pages):
         try:
-            pages.append(reader.pages[i].extract_text() or "")
+            pages.append(_page_text(reader.pages[i]))
         except FileNotDecryptedError:
             return {"ok": False, "reason": "password_protected", "detail": "it is encrypted with a password"}
         except Exception as e:  # noqa: BLE001 - one broken page must not lose the others
             pages.append("")
             page_warnings.append(f"page {i + 1}: text could not be extracted ({type(e).__name__}: {e})"[:200])
+        _progress(i + 1, n_pages)
+    pages = strip_furniture(pages)
     title = None
     try:
         meta = reader.metadata

@@ -1,0 +1,387 @@
+"""Column-aligned PDF text (pypdf's layout mode) -> text whose tables read as rows.
+
+Financial filings are tables whose meaning sits in the column headers: "Three Months Ended
+June 30," over "2023  2022". pypdf's layout mode keeps each glyph's column, so a table
+comes out with its cells aligned under their headers. This module turns each table row into
+one self-contained line:
+
+    Net revenues (in millions) | Three Months Ended June 30, 2023: $2,540 | Three Months Ended June 30, 2022: $2,422
+
+(`parse_row` reads such a line back), collapses the layout spacing of prose lines, and drops
+page furniture (running headers and footers, page numbers) repeated across pages.
+Pure functions on strings: the PDF worker calls them; tests feed them text.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CELL_SEP = " | "
+MAX_HEADER_LINES = 7
+
+_FRAGMENT = re.compile(r"\S+(?: \S+)*")
+_NUMBER = re.compile(r"^(?:\$ ?)?\(?-?(?:\$ ?)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\)?(?: ?%)?(?: ?pts?\.?)?$|"
+                     r"^(?:\$ ?)?(?:—|–|-)$|^(?:n/m|nm|NM|N/M|\*)$")
+_GLUED = re.compile(r"(?<=\d)(?=\$)|(?<=\d\))(?=\$)")
+_FOOTNOTE = re.compile(r"^\(\d\)$")
+_HAS_DIGIT = re.compile(r"\d")
+_YEAR = re.compile(r"^(?:19|20)\d\d$")
+_PERIODISH = re.compile(r"(months|weeks|year|quarter|fiscal|ended|ending|as of|period|20\d\d|19\d\d|"
+                        r"january|february|march|april|may|june|july|august|september|october|november|"
+                        r"december|change|inc/|dec\)|%|q[1-4]|total|actual|reported|adjusted)", re.I)
+_UNIT = re.compile(r"\(?\b(?:\$|dollars|amounts?|shares)?[^()]{0,40}\bin (millions|thousands|billions)\b[^()]*\)?", re.I)
+_PER_SHARE = re.compile(r"per share|per-share|\beps\b|earnings per|dividends? declared", re.I)
+_PAGE_NUMBER = re.compile(r"^(?!(?:19|20)\d\d$)(?:page\s+)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?$|^[-–]\s*\d{1,4}\s*[-–]$",
+                          re.I)  # a bare year is a column header, not a page number
+_HYPHEN_GAP = re.compile(r"(?<=[A-Za-z]) +-(?=[a-z])|(?<=[A-Za-z])- +(?=[a-z])")
+_SPACES = re.compile(r" {2,}")
+_ROW_CELL = re.compile(r"^(?:(?P<header>.+?): )?(?P<value>\S(?:.*\S)?)$")
+
+
+@dataclass
+class _Frag:
+    start: int
+    end: int
+    text: str
+
+    @property
+    def numeric(self) -> bool:
+        return bool(_NUMBER.match(self.text))
+
+
+def _fragments(line: str) -> list[_Frag]:
+    """Runs of words separated by single spaces; a lone "$" joins the number after it and a
+    lone "%" or ")" the number before it."""
+    frags = []
+    for m in _FRAGMENT.finditer(line):
+        # "2,510$     2,483": a cell's "$" can touch the previous number; cut there, in place
+        cuts = [m.start()] + [m.start() + g.start() for g in _GLUED.finditer(m.group())] + [m.end()]
+        for a, b in zip(cuts, cuts[1:]):
+            piece = line[a:b].rstrip()
+            if piece.strip():
+                frags.append(_Frag(a, a + len(piece), piece))
+    out: list[_Frag] = []
+    i = 0
+    while i < len(frags):
+        f = frags[i]
+        if f.text in {"$", "€", "£"} and i + 1 < len(frags) and frags[i + 1].numeric:
+            nxt = frags[i + 1]
+            f = _Frag(f.start, nxt.end, f"{f.text}{nxt.text}")
+            i += 1
+        elif f.text in {"%", ")", "pts", "pts."} and out and out[-1].numeric:
+            prev = out.pop()
+            f = _Frag(prev.start, f.end, prev.text + ("" if f.text != "pts" else " ") + f.text)
+        out.append(f)
+        i += 1
+    return out
+
+
+def _split_numeric_tail(frags: list[_Frag]) -> tuple[list[_Frag], list[_Frag]]:
+    """(label fragments, trailing numeric cells) of a line."""
+    k = len(frags)
+    while k > 0 and frags[k - 1].numeric:
+        k -= 1
+    return frags[:k], frags[k:]
+
+
+def _is_years_line(frags: list[_Frag]) -> bool:
+    return bool(frags) and all(_YEAR.match(f.text) or f.text.lower() in {"fiscal"} for f in frags)
+
+
+def _is_data_row(frags: list[_Frag]) -> bool:
+    label, cells = _split_numeric_tail(frags)
+    if len(cells) == 1 and _FOOTNOTE.match(cells[0].text):
+        return False  # "Estimated Non-Core Items:   (1)": a footnote marker, not a figure
+    if not cells or not any(_HAS_DIGIT.search(c.text) for c in cells) or _is_years_line(cells):
+        return False  # bare years are column headers ("(In millions)   2023   2022"), not figures
+    if label:
+        if len(label) > 1 and len(cells) < 2:
+            return False
+        gap = cells[0].start - label[-1].end
+        if gap < 3 or len(" ".join(f.text for f in label)) > 160:
+            return False
+    elif len(cells) < 2:
+        return False
+    return True
+
+
+def _clean_value(text: str) -> str:
+    text = re.sub(r"([$€£]) +", r"\1", text)
+    return re.sub(r"(\d\)?) +%", r"\1%", text)
+
+
+def _clean_header(text: str) -> str:
+    text = re.sub(r"([a-z])(January|February|March|April|May|June|July|August|September|October|"
+                  r"November|December)", r"\1 \2", text)  # "EndedJune" in some filings
+    return _SPACES.sub(" ", text).strip().rstrip(",").strip()
+
+
+def _unit_of(texts: list[str]) -> str | None:
+    for t in texts:
+        m = _UNIT.search(t)
+        if m:
+            return f"in {m.group(1).lower()}"
+    return None
+
+
+@dataclass
+class _Header:
+    context: list[str]                 # fragments left of the columns: periods, units, captions
+    lines: list[list[_Frag]]           # column-header fragments, top line first
+    unit: str | None
+
+
+_TWO_PERIODS = re.compile(r"(?<=,) +(?=(?:Three|Six|Nine|Twelve|Thirteen|Quarters?|Years?|Fiscal|Fourth|First|Second|"
+                         r"Third|Weeks?|\d+ Weeks)\b)")
+
+
+def _split_periods(frags: list[_Frag]) -> list[_Frag]:
+    """Two period headers set close together read as one fragment ("Three Months Ended June
+    30, Six Months Ended June 30,"): cut after the comma that ends the first."""
+    out = []
+    for f in frags:
+        cuts = [0] + [m.end() for m in _TWO_PERIODS.finditer(f.text)] + [len(f.text)]
+        for a, b in zip(cuts, cuts[1:]):
+            piece = f.text[a:b].strip()
+            if piece:
+                lead = len(f.text[a:b]) - len(f.text[a:b].lstrip())
+                out.append(_Frag(f.start + a + lead, f.start + a + lead + len(piece), piece))
+    return out
+
+
+def _header_from(lines: list[str], first_cell_start: int) -> _Header:
+    context, cols = [], []
+    for line in lines:
+        frags = _split_periods(_fragments(line))
+        # fragments wholly left of the first column are context (a period or a unit for every
+        # column); one that reaches into the columns heads the columns under it
+        col_frags = [f for f in frags if f.end > first_cell_start - 2]
+        context += [f.text for f in frags if f.end <= first_cell_start - 2]
+        if col_frags:
+            cols.append(col_frags)
+    unit = _unit_of(context + [f.text for line in cols for f in line])
+    return _Header(context, cols, unit)
+
+
+_GROUP = re.compile(r"months|weeks|year|quarter|fiscal|ended|ending|as of|period", re.I)
+
+
+def _only_unit(text: str) -> bool:
+    return bool(_UNIT.search(text)) or text.strip("()").lower() == "unaudited"
+
+
+def _distance(f: _Frag, cell: _Frag) -> int:
+    """0 when the fragment and the cell overlap horizontally, else the gap between them."""
+    return max(0, f.start - cell.end, cell.start - f.end)
+
+
+def _column_header(header: _Header, cell: _Frag, index: int = 0, n_cells: int = 0) -> str:
+    """The header text above one cell, top line first. Period lines ("Six Months Ended June
+    30,") and the lowest header line span: each cell takes their nearest fragment. Other lines
+    ("Inc/ (Dec)" over one column) only lend a fragment to the cells right under it."""
+    parts = [_clean_header(c) for c in header.context if _PERIODISH.search(c) and not _UNIT.search(c)]
+    leaf = max((d for d, line in enumerate(header.lines) if not all(_only_unit(f.text) for f in line)), default=-1)
+    for depth, line in enumerate(header.lines):
+        spread = depth == leaf or any(_GROUP.search(f.text) for f in line) or _is_years_line(line)
+        if depth == leaf and len(line) == n_cells:
+            best = line[index]  # as many headers as cells: they pair up in order, however placed
+        else:
+            best = min(line, key=lambda f: (_distance(f, cell), abs((f.start + f.end) - (cell.start + cell.end))))
+        if not spread and _distance(best, cell) > 2:
+            continue
+        if _only_unit(best.text):
+            continue
+        parts.append(_clean_header(best.text))
+    return " ".join(p for p in parts if p)
+
+
+def _header_like(line: str, first_cell_start: int) -> bool:
+    frags = _fragments(line)
+    if not frags:
+        return False
+    if _is_data_row(frags):
+        return False
+    if all(f.start >= first_cell_start - 12 for f in frags):
+        return True
+    text = " ".join(f.text for f in frags)
+    return len(text) <= 90 and bool(_PERIODISH.search(text) or _UNIT.search(text))
+
+
+def _format_row(label: str, cells: list[_Frag], header: _Header) -> str:
+    label = _SPACES.sub(" ", label).strip().rstrip(":").strip()
+    unit = header.unit if header.unit and not _PER_SHARE.search(label) else None
+    head = f"{label} ({unit})" if label and unit else label or (f"({unit})" if unit else "")
+    parts = []
+    for i, c in enumerate(cells):
+        h = _column_header(header, c, i, len(cells))
+        parts.append(f"{h}: {_clean_value(c.text)}" if h else _clean_value(c.text))
+    return CELL_SEP.join([head or "Row", *parts])
+
+
+def structure_page(layout_text: str) -> str:
+    """Rewrite the tables of one page (layout-mode text) as self-contained row lines; prose
+    lines get their layout spacing collapsed."""
+    lines = layout_text.replace("\r", "").split("\n")
+    frags = [_fragments(l) for l in lines]
+    data = [_is_data_row(f) for f in frags]
+    out: list[str] = []
+    i, n = 0, len(lines)
+    header: _Header | None = None
+    section: tuple[int, str] | None = None  # (indent, label) of a label-only line inside a table
+    in_table = False
+    pending: list[str] = []  # non-table lines held back until we know they are not table headers
+    while i < n:
+        if not data[i]:
+            if in_table and frags[i] and not _header_like(lines[i], _first_cell(frags, data, i)) and len(
+                    " ".join(f.text for f in frags[i])) <= 80 and _next_data_within(data, frags, i, 2):
+                section = (frags[i][0].start, " ".join(f.text for f in frags[i]))  # "Operating expenses:"
+                out.append(_prose(lines[i]))
+                i += 1
+                continue
+            if in_table and frags[i] and not _next_data_within(data, frags, i, 6):
+                in_table, header, section = False, None, None
+            pending.append(lines[i])
+            i += 1
+            continue
+        # a data row: its header is the run of header-like lines just above it (if any were held back)
+        first = min(c.start for c in _split_numeric_tail(frags[i])[1])
+        hdr_idx: list[int] = []
+        k = len(pending)
+        skipped = 0
+        while k > 0 and len(hdr_idx) < MAX_HEADER_LINES:
+            cand = pending[k - 1]
+            if not cand.strip():
+                k -= 1
+                if hdr_idx and not (k >= 1 and pending[k - 1].strip() and _header_like(pending[k - 1], first)):
+                    break
+                continue
+            if not _header_like(cand, first):
+                # a section label or two ("Revenues") may sit between the header and the first row
+                if not hdr_idx and skipped < 2 and len(cand.strip()) <= 60 and not _HAS_DIGIT.search(cand):
+                    skipped += 1
+                    k -= 1
+                    continue
+                break
+            hdr_idx.insert(0, k - 1)
+            k -= 1
+        hdr_lines = [pending[j] for j in hdr_idx]
+        if hdr_lines and (not in_table or any(_has_column_words(l, first) for l in hdr_lines)):
+            header = _header_from(hdr_lines, first)
+            section = None
+            out.extend(_prose(l) for j, l in enumerate(pending) if j not in hdr_idx)
+        else:
+            out.extend(_prose(l) for l in pending)
+        if header is None:
+            header = _Header([], [], None)
+        pending = []
+        in_table = True
+        label_frags, cells = _split_numeric_tail(frags[i])
+        label = " ".join(f.text for f in label_frags)
+        indent = label_frags[0].start if label_frags else first
+        if section is not None:
+            if indent > section[0]:
+                label = f"{section[1].rstrip(':')}: {label}" if label else section[1]
+            else:
+                section = None
+        out.append(_format_row(label, cells, header))
+        i += 1
+    out.extend(_prose(l) for l in pending)
+    return "\n".join(out)
+
+
+def _first_cell(frags: list[list[_Frag]], data: list[bool], i: int) -> int:
+    for j in range(i + 1, min(i + 8, len(frags))):
+        if data[j]:
+            return min(c.start for c in _split_numeric_tail(frags[j])[1])
+    return 10 ** 6
+
+
+def _next_data_within(data: list[bool], frags: list[list[_Frag]], i: int, lines: int) -> bool:
+    seen = 0
+    for j in range(i + 1, len(data)):
+        if data[j]:
+            return True
+        if frags[j]:
+            seen += 1
+            if seen >= lines:
+                return False
+    return False
+
+
+def _has_column_words(line: str, first_cell_start: int) -> bool:
+    return any(f.start >= first_cell_start - 12 and _PERIODISH.search(f.text) for f in _fragments(line))
+
+
+def _prose(line: str) -> str:
+    return _HYPHEN_GAP.sub("-", _SPACES.sub(" ", line.strip()))
+
+
+# ---------------------------------------------------------------- furniture
+def _furniture_key(line: str) -> str:
+    return re.sub(r"\d+", "#", line.strip().lower())
+
+
+def strip_furniture(pages: list[str], edge_lines: int = 3) -> list[str]:
+    """Drop lines that repeat at the top or bottom of many pages (running headers, footers,
+    "Table of Contents" links) and bare page numbers there."""
+    if not pages:
+        return pages
+    edges: list[set[str]] = []
+    for text in pages:
+        lines = [l for l in text.split("\n") if l.strip()]
+        edges.append({_furniture_key(l) for l in lines[:edge_lines] + lines[-edge_lines:]})
+    counts: dict[str, int] = {}
+    for keys in edges:
+        for k in keys:
+            counts[k] = counts.get(k, 0) + 1
+    need = max(3, int(0.3 * len(pages) + 0.5))
+    repeated = {k for k, c in counts.items() if c >= need and len(pages) >= 3}
+    out = []
+    for text in pages:
+        lines = text.split("\n")
+        nonblank = [j for j, l in enumerate(lines) if l.strip()]
+        edge_idx = set(nonblank[:edge_lines] + nonblank[-edge_lines:])
+        drop = {j for j in edge_idx if _is_furniture(lines[j], repeated)}
+        if len(drop) >= len(nonblank):  # the whole page: this is its content, not furniture
+            drop = {j for j in drop if _PAGE_NUMBER.match(lines[j].strip())}
+        out.append("\n".join(l for j, l in enumerate(lines) if j not in drop))
+    return out
+
+
+def _is_furniture(line: str, repeated: set[str]) -> bool:
+    stripped = line.strip()
+    if _PAGE_NUMBER.match(stripped):
+        return True
+    if all(_YEAR.match(w) for w in stripped.split()):
+        return False  # "2023   2022": the column header of a table at the top of a page
+    # running headers and footers are short; a table row ("Total | ...") is never furniture
+    return len(stripped) <= 100 and parse_row(stripped) is None and _furniture_key(line) in repeated
+
+
+# --------------------------------------------------------------- reading rows
+@dataclass(frozen=True)
+class Row:
+    label: str
+    unit: str | None
+    cells: tuple[tuple[str, str], ...]   # (column header, value)
+
+
+_LABEL_UNIT = re.compile(r"^(?P<label>.*?)(?: \((?P<unit>in (?:millions|thousands|billions))\))?$")
+
+
+def parse_row(line: str) -> Row | None:
+    """A row line written by `structure_page`, read back; None for any other line."""
+    if CELL_SEP not in line:
+        return None
+    parts = line.split(CELL_SEP)
+    cells = []
+    for p in parts[1:]:
+        m = _ROW_CELL.match(p.strip())
+        if not m or not _NUMBER.match(m.group("value")):
+            return None
+        cells.append((m.group("header") or "", m.group("value")))
+    lm = _LABEL_UNIT.match(parts[0].strip())
+    return Row(lm.group("label"), lm.group("unit"), tuple(cells))
+
+
+__all__ = ["CELL_SEP", "Row", "parse_row", "strip_furniture", "structure_page"]

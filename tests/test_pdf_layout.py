@@ -1,0 +1,289 @@
+"""Unit tests of ingest.pdf_layout on hand-written layout-mode text modelled on real filings.
+
+pypdf's layout mode keeps each glyph's column, so a table arrives as space-aligned text; these
+strings imitate that (column headers over their cells, "$" set apart from the number, negative
+numbers in parentheses). No PDF is involved: the functions are pure.
+"""
+from __future__ import annotations
+
+import pytest
+
+from ingest.pdf_layout import CELL_SEP, Row, parse_row, strip_furniture, structure_page
+
+Q3 = "Three Months Ended June 30"
+H1 = "Six Months Ended June 30"
+
+# (a) a two-level header: periods spanning a years line, then the unit line
+INCOME_STATEMENT = """\
+                                              Three Months Ended June 30,        Six Months Ended June 30,
+                                                 2023            2022             2023            2022
+                                          (In millions, except per share amounts)
+Net revenues                                $    2,540      $    2,422       $    5,091      $    4,743
+Operating income (loss)                           (123)            456           (1,024)           789
+Net income                                  $      300      $      250       $      600      $      500
+Basic earnings per share                    $     0.48      $     0.41       $     0.95      $     0.82
+"""
+
+# (b) the period as context left of the years line; a section label before the first row
+SEGMENTS = """\
+Segment results
+(Dollars in millions)
+Six Months Ended June 30,              2023           2022        Inc/ (Dec)
+Revenues
+   Consumer                        $  1,200       $  1,100       $    100
+   Commercial                           800            900           (100)
+"""
+
+# (c) a label-only line inside a table, with indented sub-rows under it
+OPEX = """\
+                                         Year Ended December 31,
+                                         2023             2022
+                                          (in thousands)
+Revenue                              $  10,000       $   9,000
+Operating expenses:
+    Research and development             3,000           2,500
+    Sales and marketing                  2,000           1,800
+Total operating expenses                 5,000           4,300
+"""
+
+
+def row_lines(text: str) -> list[str]:
+    return [line for line in text.split("\n") if CELL_SEP in line]
+
+
+def rows_by_label(text: str) -> dict[str, Row]:
+    rows = {}
+    for line in row_lines(text):
+        row = parse_row(line)
+        assert row is not None, line
+        rows[row.label] = row
+    return rows
+
+
+# ------------------------------------------------------------ (a) two-level header
+def test_two_level_header_every_cell_gets_its_period_and_year():
+    out = structure_page(INCOME_STATEMENT)
+    assert row_lines(out)[0] == (
+        f"Net revenues (in millions) | {Q3} 2023: $2,540 | {Q3} 2022: $2,422 | "
+        f"{H1} 2023: $5,091 | {H1} 2022: $4,743")
+    rows = rows_by_label(out)
+    assert list(rows) == ["Net revenues", "Operating income (loss)", "Net income", "Basic earnings per share"]
+    headers = [f"{Q3} 2023", f"{Q3} 2022", f"{H1} 2023", f"{H1} 2022"]
+    for row in rows.values():
+        assert [h for h, _ in row.cells] == headers, row
+
+
+def test_dollar_sign_joins_its_number_and_parentheses_stay_negative():
+    rows = rows_by_label(structure_page(INCOME_STATEMENT))
+    assert [v for _, v in rows["Net income"].cells] == ["$300", "$250", "$600", "$500"]
+    assert [v for _, v in rows["Operating income (loss)"].cells] == ["(123)", "456", "(1,024)", "789"]
+    out = structure_page(INCOME_STATEMENT)
+    assert "$ " not in out  # no dollar sign left apart from its number
+    assert "(In millions" not in out  # the unit line is folded into the rows, not left as prose
+
+
+def test_unit_goes_on_amount_rows_but_not_on_per_share_rows():
+    out = structure_page(INCOME_STATEMENT)
+    rows = rows_by_label(out)
+    assert rows["Net revenues"].unit == "in millions"
+    assert rows["Operating income (loss)"].unit == "in millions"
+    assert rows["Basic earnings per share"].unit is None
+    eps = next(line for line in row_lines(out) if line.startswith("Basic earnings per share"))
+    assert "(in millions)" not in eps
+    assert eps.startswith(f"Basic earnings per share | {Q3} 2023: $0.48 |")
+
+
+def test_unit_line_above_the_header_at_the_left_margin():
+    text = """\
+(In millions, except per share amounts)
+                                  Three Months Ended June 30,
+                                      2023          2022
+Net revenues                      $  2,540     $  2,422
+Diluted net income per share      $   0.48     $   0.41
+"""
+    assert row_lines(structure_page(text)) == [
+        f"Net revenues (in millions) | {Q3} 2023: $2,540 | {Q3} 2022: $2,422",
+        f"Diluted net income per share | {Q3} 2023: $0.48 | {Q3} 2022: $0.41",
+    ]
+
+
+# ------------------------------------------------- (b) header context at the left
+def test_period_left_of_the_years_line_and_section_label_before_first_row():
+    out = structure_page(SEGMENTS)
+    rows = rows_by_label(out)
+    assert set(rows) == {"Consumer", "Commercial"}
+    assert rows["Consumer"] == Row("Consumer", "in millions", (
+        (f"{H1} 2023", "$1,200"), (f"{H1} 2022", "$1,100"), (f"{H1} Inc/ (Dec)", "$100")))
+    assert [v for _, v in rows["Commercial"].cells] == ["800", "900", "(100)"]
+    lines = out.split("\n")
+    assert "Segment results" in lines and "Revenues" in lines  # kept as text, not eaten as header
+    assert lines.index("Revenues") < lines.index(row_lines(out)[0])
+
+
+def test_period_left_of_a_years_only_line():
+    text = """\
+Year Ended December 31,              2023           2022
+Revenue                        $  1,200       $  1,100
+"""
+    assert row_lines(structure_page(text)) == [
+        "Revenue | Year Ended December 31 2023: $1,200 | Year Ended December 31 2022: $1,100"]
+
+
+def test_dollar_dash_nil_cell_is_a_cell():
+    text = """\
+                                    2023           2022
+Total revenues                 $  2,000       $     —
+Other income                   $      5       $      6
+"""
+    lines = row_lines(structure_page(text))
+    assert lines[0] == "Total revenues | 2023: $2,000 | 2022: $—"
+    assert lines[1] == "Other income | 2023: $5 | 2022: $6"
+
+
+# ------------------------------------------------------------ (c) section prefix
+def test_indented_sub_rows_take_the_section_label():
+    out = structure_page(OPEX)
+    year = "Year Ended December 31"
+    assert row_lines(out) == [
+        f"Revenue (in thousands) | {year} 2023: $10,000 | {year} 2022: $9,000",
+        f"Operating expenses: Research and development (in thousands) | {year} 2023: 3,000 | {year} 2022: 2,500",
+        f"Operating expenses: Sales and marketing (in thousands) | {year} 2023: 2,000 | {year} 2022: 1,800",
+        # back at the section's indent: the section has ended
+        f"Total operating expenses (in thousands) | {year} 2023: 5,000 | {year} 2022: 4,300",
+    ]
+    assert "Operating expenses:" in out.split("\n")  # the label line itself stays as text
+
+
+# ---------------------------------------------------------------- (d) prose
+def test_prose_is_not_made_into_rows_and_spacing_collapses():
+    text = """\
+   The Company's  revenues  increased  by  5%  compared  to  the  prior  year,  driven  by
+higher  volumes  in  the  consumer  segment  and  favorable  pricing  in  2023.
+Net  revenues  were  $  2,540  million  and  $  2,422  million  in  2023  and  2022.
+"""
+    out = structure_page(text)
+    assert CELL_SEP not in out
+    assert out.split("\n")[:3] == [
+        "The Company's revenues increased by 5% compared to the prior year, driven by",
+        "higher volumes in the consumer segment and favorable pricing in 2023.",
+        "Net revenues were $ 2,540 million and $ 2,422 million in 2023 and 2022.",
+    ]
+    assert "  " not in out
+
+
+def test_prose_around_a_table_stays_prose():
+    text = "We report two segments  as  follows.\n\n" + SEGMENTS + "\nThe decrease in  Commercial was due to pricing.\n"
+    out = structure_page(text)
+    lines = out.split("\n")
+    assert lines[0] == "We report two segments as follows."
+    assert "The decrease in Commercial was due to pricing." in lines
+    assert len(row_lines(out)) == 2
+
+
+def test_hyphen_split_across_layout_gap_is_joined():
+    assert structure_page("We expect inter-  national sales to grow.") == "We expect inter-national sales to grow."
+
+
+def test_empty_page():
+    assert structure_page("") == ""
+
+
+# -------------------------------------------------------------- (e) parse_row
+def test_parse_row_round_trips_a_structured_row():
+    line = (f"Operating income (loss) (in millions) | {Q3} 2023: (123) | {Q3} 2022: 456 | "
+            f"{H1} 2023: $(1,024) | {H1} 2022: 12.5%")
+    assert parse_row(line) == Row("Operating income (loss)", "in millions", (
+        (f"{Q3} 2023", "(123)"), (f"{Q3} 2022", "456"), (f"{H1} 2023", "$(1,024)"), (f"{H1} 2022", "12.5%")))
+    # and every row structure_page writes reads back with its cells intact
+    for text in (INCOME_STATEMENT, SEGMENTS, OPEX):
+        for out_line in row_lines(structure_page(text)):
+            row = parse_row(out_line)
+            assert row is not None and row.cells, out_line
+            rebuilt = CELL_SEP.join([f"{row.label} ({row.unit})" if row.unit else row.label,
+                                     *(f"{h}: {v}" if h else v for h, v in row.cells)])
+            assert rebuilt == out_line
+
+
+def test_parse_row_without_headers_or_unit():
+    assert parse_row("Total | 1,000 | (5)") == Row("Total", None, (("", "1,000"), ("", "(5)")))
+
+
+@pytest.mark.parametrize("line", [
+    "The Company's revenues increased by 5% compared to the prior year.",
+    "Net revenues were $2,540 million in 2023: up 5%.",
+    "",
+    "Acme Corp | Form 10-Q",  # has the separator, but its cells are not numbers
+    "Revenue | 2023: strong growth | 2022: flat",
+])
+def test_parse_row_rejects_prose(line):
+    assert parse_row(line) is None
+
+
+# --------------------------------------------------------- (f) strip_furniture
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon"]
+
+
+def test_strip_furniture_drops_running_header_and_page_numbers():
+    pages = [f"Table of Contents\nAcme Corp | Quarterly Report\n\nBody text unique to {w}.\n"
+             f"Revenue for {w} grew 12% in 2023.\n\n{i}\n" for i, w in enumerate(WORDS, 1)]
+    out = strip_furniture(pages)
+    assert len(out) == len(pages)
+    for i, (w, text) in enumerate(zip(WORDS, out), 1):
+        lines = [line for line in text.split("\n") if line.strip()]
+        assert lines == [f"Body text unique to {w}.", f"Revenue for {w} grew 12% in 2023."]
+
+
+def test_strip_furniture_page_x_of_y_and_dashed_numbers():
+    pages = [f"Acme body {w} starts here.\nSecond line about {w}.\n- {i} -\n" for i, w in enumerate(WORDS, 1)]
+    pages[0] += f"Page 1 of {len(WORDS)}\n"
+    out = strip_furniture(pages)
+    assert all("- " not in text and "Page 1" not in text for text in out)
+    assert all(f"Acme body {w} starts here." in text for w, text in zip(WORDS, out))
+
+
+def test_strip_furniture_keeps_body_lines_and_numbers_inside_the_page():
+    body = ["Introduction", "The figures below are unaudited.", "42", "Closing paragraph."]
+    pages = [f"Table of Contents\n{w} heading\n{w} subtitle\n" + "\n".join(body[:2]) + "\n2023\n" + "\n".join(body[2:])
+             + f"\nmore on {w}\nthe end of {w}\n{i}\n" for i, w in enumerate(WORDS, 1)]
+    out = strip_furniture(pages)
+    for w, text in zip(WORDS, out):
+        assert "Table of Contents" not in text
+        # the same body lines appear on every page but sit away from its edges: kept
+        for line in body + ["2023", f"{w} heading", f"{w} subtitle", f"more on {w}", f"the end of {w}"]:
+            assert line in text.split("\n"), (line, text)
+
+
+def test_strip_furniture_leaves_short_documents_alone():
+    pages = ["Table of Contents\nBody one.\n1", "Table of Contents\nBody two.\n2"]
+    out = strip_furniture(pages)
+    assert all("Table of Contents" in p for p in out)  # two pages: nothing counts as repeated
+    assert strip_furniture([]) == []
+
+
+def test_strip_furniture_keeps_table_rows_at_page_edges():
+    pages = [f"Sales in the {w} region.\nDetail about {w}.\n"
+             f"Total (in millions) | 2023: $1,{i}00 | 2022: $1,{i}50\n" for i, w in enumerate(WORDS, 1)]
+    out = strip_furniture(pages)
+    for i, text in enumerate(out, 1):
+        assert f"Total (in millions) | 2023: $1,{i}00 | 2022: $1,{i}50" in text
+
+
+def test_strip_furniture_never_empties_a_page_of_body_text():
+    pages = [f"Page {i} text. Page {i} text. Page {i} text.\nPage {i} text. Page {i} text." for i in range(1, 6)]
+    assert all(text.strip() for text in strip_furniture(pages))
+
+
+def test_strip_furniture_keeps_a_year_column_header_near_the_top():
+    pages = [f"({i}) Footnote about {w}.\nContinued note on {w}.\n                         2023\n"
+             f"Low High\nCosts for {w}   ~ $ 20   ~ $ 10\nMore on {w}.\nEnd of {w}." for i, w in enumerate(WORDS, 1)]
+    assert all("2023" in text.split("\n")[2] for text in strip_furniture(pages))
+
+
+def test_footnote_marker_is_not_a_negative_cell():
+    text = """\
+                                               Low          High
+Estimated EPS on a GAAP basis               $  1.04      $  1.13
+Estimated Non-Core Items:          (1)
+"""
+    rows = rows_by_label(structure_page(text))
+    assert "Estimated Non-Core Items" not in rows  # today: 'Estimated Non-Core Items | Low: (1)'
