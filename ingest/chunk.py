@@ -12,9 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from ingest.pdf_layout import parse_row
 from rag.types import Chunk, Page
 
-CHUNKER_VERSION = "struct-1"
+CHUNKER_VERSION = "struct-2"  # table rows are units of their own; table captions do not outlive their table
 MAX_WINDOW = 254  # MiniLM's 256 positions minus [CLS] and [SEP]
 MAX_HEADING_CHARS = 120
 
@@ -71,8 +72,28 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans of plain prose (no heading line); the chunker's own rules."""
-    return _sentences(text, 0, len(text)) or ([(0, len(text))] if text.strip() else [])
+    """Answer units of a passage (no heading line): sentences of prose, and each table row
+    (a line written by ingest/pdf_layout.py, carrying its column headers) as one unit."""
+    spans: list[tuple[int, int]] = []
+    pos, block = 0, None
+    for line in text.split("\n"):
+        start, end = pos, pos + len(line)
+        pos = end + 1
+        if parse_row(line.strip()) is not None:
+            if block is not None:
+                spans += _sentences(text, block, start)
+                block = None
+            s, e = start + len(line) - len(line.lstrip()), end - (len(line) - len(line.rstrip()))
+            spans.append((s, e))
+        elif block is None:
+            block = start
+    if block is not None:
+        spans += _sentences(text, block, len(text))
+    return spans or ([(0, len(text))] if text.strip() else [])
+
+
+def split_sentences_in(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    return [(start + a, start + b) for a, b in split_sentences(text[start:end])]
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -116,6 +137,7 @@ def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
     text = page.text
     spans: list[tuple[int, int, str | None, bool]] = []  # start, end, heading, paragraph_start
     pos, new_para = 0, True
+    fresh = caption = False  # the last heading has only table rows under it so far / it captions a table
     for line in text.split("\n"):
         line_start, line_end = pos, pos + len(line)
         pos = line_end + 1
@@ -123,15 +145,29 @@ def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
         if not stripped:
             new_para = True
             continue
-        h = _is_heading_line(stripped, kind)
+        row = parse_row(stripped) is not None
+        h = None if row else _is_heading_line(stripped, kind)
         if h is not None:
             level = h[0]
             while heading_path and heading_path[-1][0] >= level:
                 heading_path.pop()
             heading_path.append((level, h[1][:MAX_HEADING_CHARS]))
+            new_para, fresh, caption = True, True, False
+            continue
+        # section labels inside a table ("Revenues", "Operating expenses:") are not prose
+        prose = not row and (len(stripped) > 60 or stripped.endswith((".", "?", "!")))
+        if row:
+            caption = caption or fresh
+        elif prose and caption and heading_path:  # prose after a table: its caption is not its heading
+            heading_path.pop()
+            caption = False
+        if prose:
+            fresh = False
+        heading = " > ".join(t for _, t in heading_path)[-MAX_HEADING_CHARS:] or None
+        if row:
+            spans.append((line_start, line_end, heading, True))
             new_para = True
             continue
-        heading = " > ".join(t for _, t in heading_path)[-MAX_HEADING_CHARS:] or None
         if spans and not new_para and spans[-1][2] == heading:  # continue the paragraph
             s = spans[-1][0]
             spans[-1] = (s, line_end, heading, spans[-1][3])
@@ -140,7 +176,7 @@ def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
         new_para = False
     sent_spans: list[tuple[int, int, str | None]] = []
     for s, e, heading, _ in spans:
-        sent_spans.extend((a, b, heading) for a, b in _sentences(text, s, e))
+        sent_spans.extend((a, b, heading) for a, b in split_sentences_in(text, s, e))
     counts = count([text[a:b] for a, b, _ in sent_spans])
     units: list[_Unit] = []
     for (a, b, heading), n in zip(sent_spans, counts):
