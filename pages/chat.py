@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import plain, service, sidebar
+from pages.common import highlighted, plain, service, sidebar
 from rag.errors import RagError
 
 sidebar()
@@ -98,16 +98,8 @@ with source_col:
         st.caption(plain(f"page {p['page']}" + (f" · {p['heading']}" if p["heading"] else "")
                          + f" · characters {p['char_start']}-{p['char_end']} of the page"))
         quotes = [c["quote"] for c in a["citations"] if c["n"] == n and c["quote"]]
-        text = " ".join(p["text"].split())
-        parts, pos = [], 0
-        for q in quotes[:3]:
-            at = text.find(q, pos)
-            if at >= 0:
-                parts += [plain(text[pos:at]), f":orange-background[{plain(q)}]"]
-                pos = at + len(q)
-        parts.append(plain(text[pos:]))
         with st.container(border=True):
-            st.markdown("".join(parts))
+            st.markdown(highlighted(p["text"], quotes[:3]))
         for c in a["citations"]:
             if c["n"] == n:
                 st.caption(plain(("Verified" if c["verified"] else "NOT verified")

@@ -17,6 +17,18 @@ def plain(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text or "").replace("\n", "  \n")
 
 
+def highlighted(text: str, quotes: list[str]) -> str:
+    """A passage for st.markdown with its quoted units highlighted; its lines (table rows) kept."""
+    from rag.answer.citations import quote_spans
+
+    parts, pos = [], 0
+    for a, b in quote_spans(text, quotes):
+        parts += [plain(text[pos:a]), f":orange-background[{plain(' '.join(text[a:b].split()))}]"]
+        pos = b
+    parts.append(plain(text[pos:]))
+    return "".join(parts)
+
+
 def service() -> Service:
     """One per server process and settings: models and indexes load once and are shared by all
     sessions; chat history lives in each browser session's st.session_state, never here."""

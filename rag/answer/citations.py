@@ -76,6 +76,32 @@ def _claims(text: str) -> list[tuple[str, list[int]]]:
     return out
 
 
+def quote_spans(text: str, quotes: list[str]) -> list[tuple[int, int]]:
+    """Where each quote (whitespace-normalised, as citations carry them) sits in the passage
+    text, as (start, end) offsets of the original text, in order and not overlapping. The
+    source panel highlights exactly these: a table row, a sentence, or the cut part of one."""
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    flat = " ".join(text[a:b] for a, b in words)
+    starts, pos = [], 0
+    for a, b in words:  # offset in `flat` of each word
+        starts.append(pos)
+        pos += (b - a) + 1
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for q in quotes:
+        q = " ".join(q.split())
+        at = flat.find(q, cursor) if q else -1
+        if at < 0:
+            continue
+        first = max(i for i, st in enumerate(starts) if st <= at)
+        last = max(i for i, st in enumerate(starts) if st < at + len(q))
+        start = words[first][0] + (at - starts[first])
+        end = words[last][0] + min(at + len(q) - starts[last], words[last][1] - words[last][0])
+        spans.append((start, end))
+        cursor = at + len(q)
+    return spans
+
+
 def is_claim(sentence: str) -> bool:
     return len(sentence.split()) >= _MIN_CLAIM_WORDS and not _NO_CLAIM.match(sentence)
 
@@ -132,4 +158,4 @@ def check_citations(answer: str, hits: list[Hit], model: SupportModel, threshold
     return CheckedAnswer(" ".join(parts), citations, removed, uncited)
 
 
-__all__ = ["CheckedAnswer", "Citation", "MARKER", "check_citations", "is_claim"]
+__all__ = ["CheckedAnswer", "Citation", "MARKER", "check_citations", "is_claim", "quote_spans"]

@@ -23,11 +23,11 @@ import numpy as np
 
 from rag.answer.citations import Citation, check_citations
 from rag.answer.guard import neutralise
-from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, extract
+from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, embed_text, extract
 from rag.answer.llm import Generation, LLMClient, LLMUnavailable
 from rag.answer.prompts import load_prompt
 from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_follow_up
-from rag.answer.support import SupportModel, passage_sentences
+from rag.answer.support import SupportModel, passage_sentences, shortlist_units
 from rag.config import Settings
 from rag.errors import RagError
 from rag.log import AnswerLog
@@ -38,6 +38,7 @@ ABSTAIN_TEXT = ("Your documents do not seem to contain the answer to this questi
                 "The closest passages are shown below.")
 NOT_IN_DOCS = "NOT_IN_DOCUMENTS"
 MAX_QUESTION_CHARS = 2000
+UNIT_EMBED_CHARS = 240  # a table row's label and first columns say what it is about; the rest costs time
 
 
 @dataclass
@@ -161,8 +162,8 @@ class Answerer:
         Evidence = the best cosine between the question and any sentence of the passages:
         the feature that separated answerable from unanswerable questions best on the
         calibration set (see calibration.json and `python -m rag.eval calibrate`)."""
-        sentences = passage_sentences(hits)
-        svecs = self.support.vectors([x.text for x in sentences])
+        sentences = shortlist_units(question, passage_sentences(hits))
+        svecs = self.support.vectors([embed_text(question, x.text, UNIT_EMBED_CHARS) for x in sentences])
         qvec = self.embedder.embed([question])[0] if hits else np.zeros(1, dtype=np.float32)
         evidence = float((svecs @ qvec).max()) if len(sentences) else 0.0
         return sentences, svecs, qvec, evidence
@@ -194,6 +195,8 @@ class AnswerStream:
         self.answer: Answer | None = None
 
     def __iter__(self) -> Iterator[str]:
+        """rewrite -> retrieve -> guard -> evidence -> generate | extract -> verify -> trace/log.
+        Each stage is a function below with explicit inputs and outputs."""
         a, s = self.a, self.a.settings
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
@@ -212,97 +215,35 @@ class AnswerStream:
             yield self.answer.text
             return
 
-        t0 = time.perf_counter()
-        res = a.retriever.search(standalone, k=s.answer_k)
-        timings["retrieve"] = (time.perf_counter() - t0) * 1000 - res.timings_ms.get("rerank", 0.0)
-        timings["rerank"] = res.timings_ms.get("rerank", 0.0)
-        hits = res.hits
-        if res.index_version != index_version:  # a publish landed in between: name the version used
-            index_version = res.index_version
+        got = retrieve(a, standalone, timings)
+        hits = got.hits
+        if got.index_version != index_version:  # a publish landed in between: name the version used
+            index_version = got.index_version
             key = a.cache_key(self.question, self.history, index_version, model)
-        withheld = [{"source": h.source, "page": h.chunk.page, "sentence": x}
-                    for h in hits for x in neutralise(h.chunk.text)[1]]
-        if withheld:
-            where = "; ".join(f"{Path(w['source']).name} p{w['page']}: \"{w['sentence'][:80]}\"" for w in withheld[:3])
-            notices.append(f"{len(withheld)} instruction-like sentence(s) in your documents were treated as data "
-                           f"and withheld from the answer ({where}).")
+        withheld = guard(hits, notices)
         t0 = time.perf_counter()
-        sentences, svecs, qvec, evidence = a.evidence(standalone, hits)
+        ev = Evidence(*a.evidence(standalone, hits))
         timings["evidence"] = (time.perf_counter() - t0) * 1000
 
-        gen = Generation()
-        messages: list[dict] = []
-        text, citations, removed, uncited = "", [], 0, []
-        mode = "llm" if llm is not None else "extractive"
-        abstained = not hits or evidence < a.abstain_threshold
-        abstain_reason = None
-        if abstained:
-            abstain_reason = "no indexed documents" if not hits else (
-                f"evidence {evidence:.3f} below the calibrated threshold {a.abstain_threshold:.3f}")
-            text = ABSTAIN_TEXT if hits else "No documents are indexed yet. Add some on the Library page."
-            yield text
+        out = Drafted(mode="llm" if llm is not None else "extractive")
+        if not hits or ev.score < a.abstain_threshold:
+            out.abstained = True
+            out.abstain_reason = "no indexed documents" if not hits else (
+                f"evidence {ev.score:.3f} below the calibrated threshold {a.abstain_threshold:.3f}")
+            out.text = ABSTAIN_TEXT if hits else "No documents are indexed yet. Add some on the Library page."
+            yield out.text
         elif llm is not None:
-            messages = a.prompt.render(passages=format_passages(hits), question=standalone)
-            t0 = time.perf_counter()
-            try:
-                for delta in llm.stream(messages, gen):
-                    yield delta
-                timings["generate"] = (time.perf_counter() - t0) * 1000
-                if gen.ttft_ms is not None:
-                    timings["ttft"] = gen.ttft_ms
-                raw = gen.text.strip()
-                if NOT_IN_DOCS in raw.upper().replace(" ", "_") or not raw:
-                    abstained, abstain_reason = True, "the model found no answer in the passages"
-                    text = ABSTAIN_TEXT
-                else:
-                    t1 = time.perf_counter()
-                    checked = check_citations(raw, hits, a.support, a.support_threshold)
-                    timings["verify"] = (time.perf_counter() - t1) * 1000
-                    text, citations = checked.text, checked.citations
-                    removed, uncited = checked.removed_markers, checked.uncited_sentences
-                    if not any(c.verified for c in citations):
-                        notices.append("The model's answer could not be verified against your documents "
-                                       "(no sentence of it is supported by the passages), so the extractive "
-                                       "answer is shown instead.")
-                        mode, text, citations, removed, uncited = "extractive", "", [], 0, []
-            except LLMUnavailable as e:
-                timings["generate"] = (time.perf_counter() - t0) * 1000
-                notices.append(f"LLM unavailable: {e.message}. Showing the extractive answer.")
-                mode = "extractive"
-        if not abstained and mode == "extractive":
-            text, citations = extract(standalone, qvec, sentences, svecs, hits)
+            yield from generate(a, llm, standalone, hits, out, notices, timings)
+        if not out.abstained and out.mode == "extractive":
+            extract_answer(standalone, ev, hits, out)
             if a.llm is None:
                 notices.append(EXTRACTIVE_NOTICE)
-            yield ("\n\n" if gen.text else "") + text
+            yield ("\n\n" if out.gen.text else "") + out.text
         timings["total"] = (time.perf_counter() - t_start) * 1000
 
-        prompt_tokens, completion_tokens, estimated = gen.prompt_tokens, gen.completion_tokens, False
-        if mode == "llm" and not gen.usage_reported:
-            from rag.embed import token_counter
-
-            count = token_counter()
-            prompt_tokens = sum(count([m["content"] for m in messages]))
-            completion_tokens = count([gen.text])[0]
-            estimated = True
-        cost = ((prompt_tokens or 0) * s.llm_price_in_per_mtok + (completion_tokens or 0) * s.llm_price_out_per_mtok) / 1e6
-        trace = {
-            "prompt_version": a.prompt.version, "prompt_sha": a.prompt.sha,
-            "model": gen.model or model, "mode": mode, "llm_configured": a.llm is not None,
-            "index_version": index_version, "embedder": a.embedder.id, "reranker": res.reranker,
-            "standalone": standalone, "rewrite": rewrite_how,
-            "retrieved": [{"n": n, "chunk_id": h.chunk.id, "source": h.source, "page": h.chunk.page,
-                           "scores": {k: round(v, 5) for k, v in h.scores.items()}, "ranks": h.ranks}
-                          for n, h in enumerate(hits, 1)],
-            "stage_timings_ms": {k: round(v, 2) for k, v in res.timings_ms.items()},
-            "timings_ms": {k: round(v, 2) for k, v in timings.items()},
-            "tokens": {"prompt": prompt_tokens, "completion": completion_tokens, "estimated": estimated},
-            "cost_usd": round(cost, 6), "evidence": round(evidence, 4),
-            "abstain_threshold": a.abstain_threshold, "support_threshold": a.support_threshold,
-            "abstain_reason": abstain_reason, "llm_raw": gen.text or None,
-            "finish_reason": gen.finish_reason, "withheld": withheld,
-        }
-        answer = Answer(self.question, standalone, text, citations, abstained, mode, notices, hits, evidence,
-                        removed, uncited, trace)
+        trace = build_trace(a, out, got, ev, standalone, rewrite_how, index_version, model, timings, withheld)
+        answer = Answer(self.question, standalone, out.text, out.citations, out.abstained, out.mode, notices, hits,
+                        ev.score, out.removed, out.uncited, trace)
         answer.id = a.log.record(_log_row(answer, self.session, cached=False))
         degraded = any(n.startswith(("LLM unavailable", "The model's answer")) for n in notices)
         if s.answer_cache and not degraded:
@@ -324,6 +265,136 @@ class AnswerStream:
         return answer
 
 
+
+# ----------------------------------------------------------------- stages
+@dataclass
+class Retrieved:
+    hits: list[Hit]
+    index_version: int
+    reranker: str
+    stage_timings_ms: dict
+
+
+@dataclass
+class Evidence:
+    units: list            # answer units of the passages (sentences, table rows) worth scoring
+    vectors: np.ndarray    # their vectors
+    qvec: np.ndarray       # the question's vector
+    score: float           # best question-unit cosine; compared with the abstain threshold
+
+
+@dataclass
+class Drafted:
+    """What the generate / extract / verify stages produce."""
+
+    mode: str
+    text: str = ""
+    citations: list[Citation] = field(default_factory=list)
+    abstained: bool = False
+    abstain_reason: str | None = None
+    removed: int = 0
+    uncited: list[str] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    gen: Generation = field(default_factory=Generation)
+
+
+def retrieve(a: "Answerer", standalone: str, timings: dict) -> Retrieved:
+    """The retrieval funnel for the standalone question: the passages the answerer gets."""
+    t0 = time.perf_counter()
+    res = a.retriever.search(standalone, k=a.settings.answer_k)
+    timings["retrieve"] = (time.perf_counter() - t0) * 1000 - res.timings_ms.get("rerank", 0.0)
+    timings["rerank"] = res.timings_ms.get("rerank", 0.0)
+    return Retrieved(res.hits, res.index_version, res.reranker, res.timings_ms)
+
+
+def guard(hits: list[Hit], notices: list[str]) -> list[dict]:
+    """Instruction-like sentences of the passages: withheld from the model and never quoted."""
+    withheld = [{"source": h.source, "page": h.chunk.page, "sentence": x}
+                for h in hits for x in neutralise(h.chunk.text)[1]]
+    if withheld:
+        where = "; ".join(f"{Path(w['source']).name} p{w['page']}: \"{w['sentence'][:80]}\"" for w in withheld[:3])
+        notices.append(f"{len(withheld)} instruction-like sentence(s) in your documents were treated as data "
+                       f"and withheld from the answer ({where}).")
+    return withheld
+
+
+def generate(a: "Answerer", llm: LLMClient, standalone: str, hits: list[Hit], out: Drafted, notices: list[str],
+             timings: dict) -> Iterator[str]:
+    """Stream the LLM's answer, then verify its citations; on failure `out.mode` falls back
+    to extractive (the caller then extracts)."""
+    out.messages = a.prompt.render(passages=format_passages(hits), question=standalone)
+    t0 = time.perf_counter()
+    try:
+        for delta in llm.stream(out.messages, out.gen):
+            yield delta
+        timings["generate"] = (time.perf_counter() - t0) * 1000
+        if out.gen.ttft_ms is not None:
+            timings["ttft"] = out.gen.ttft_ms
+        raw = out.gen.text.strip()
+        if NOT_IN_DOCS in raw.upper().replace(" ", "_") or not raw:
+            out.abstained, out.abstain_reason = True, "the model found no answer in the passages"
+            out.text = ABSTAIN_TEXT
+            return
+        verify(a, raw, hits, out, notices, timings)
+    except LLMUnavailable as e:
+        timings["generate"] = (time.perf_counter() - t0) * 1000
+        notices.append(f"LLM unavailable: {e.message}. Showing the extractive answer.")
+        out.mode = "extractive"
+
+
+def verify(a: "Answerer", raw: str, hits: list[Hit], out: Drafted, notices: list[str], timings: dict) -> None:
+    """Check the model's [n] markers against the passages; no verified sentence -> extractive."""
+    t1 = time.perf_counter()
+    checked = check_citations(raw, hits, a.support, a.support_threshold)
+    timings["verify"] = (time.perf_counter() - t1) * 1000
+    out.text, out.citations = checked.text, checked.citations
+    out.removed, out.uncited = checked.removed_markers, checked.uncited_sentences
+    if not any(c.verified for c in out.citations):
+        notices.append("The model's answer could not be verified against your documents "
+                       "(no sentence of it is supported by the passages), so the extractive "
+                       "answer is shown instead.")
+        out.mode, out.text, out.citations, out.removed, out.uncited = "extractive", "", [], 0, []
+
+
+def extract_answer(standalone: str, ev: Evidence, hits: list[Hit], out: Drafted) -> None:
+    """The embedded answerer (rag/answer/extractive.py): the unit that answers, cited; or the
+    periods the documents do cover when the asked one is not among them."""
+    out.text, out.citations, declined = extract(standalone, ev.qvec, ev.units, ev.vectors, hits)
+    if declined:
+        out.abstained, out.abstain_reason = True, declined
+
+
+def build_trace(a: "Answerer", out: Drafted, got: Retrieved, ev: Evidence, standalone: str, rewrite_how: str,
+                index_version: int, model: str, timings: dict, withheld: list[dict]) -> dict:
+    """Everything needed to reproduce and cost the answer, as logged."""
+    s, gen = a.settings, out.gen
+    prompt_tokens, completion_tokens, estimated = gen.prompt_tokens, gen.completion_tokens, False
+    if out.mode == "llm" and not gen.usage_reported:
+        from rag.embed import token_counter
+
+        count = token_counter()
+        prompt_tokens = sum(count([m["content"] for m in out.messages]))
+        completion_tokens = count([gen.text])[0]
+        estimated = True
+    cost = ((prompt_tokens or 0) * s.llm_price_in_per_mtok + (completion_tokens or 0) * s.llm_price_out_per_mtok) / 1e6
+    return {
+        "prompt_version": a.prompt.version, "prompt_sha": a.prompt.sha,
+        "model": gen.model or model, "mode": out.mode, "llm_configured": a.llm is not None,
+        "index_version": index_version, "embedder": a.embedder.id, "reranker": got.reranker,
+        "standalone": standalone, "rewrite": rewrite_how,
+        "retrieved": [{"n": n, "chunk_id": h.chunk.id, "source": h.source, "page": h.chunk.page,
+                       "scores": {k: round(v, 5) for k, v in h.scores.items()}, "ranks": h.ranks}
+                      for n, h in enumerate(got.hits, 1)],
+        "stage_timings_ms": {k: round(v, 2) for k, v in got.stage_timings_ms.items()},
+        "timings_ms": {k: round(v, 2) for k, v in timings.items()},
+        "tokens": {"prompt": prompt_tokens, "completion": completion_tokens, "estimated": estimated},
+        "cost_usd": round(cost, 6), "evidence": round(ev.score, 4),
+        "abstain_threshold": a.abstain_threshold, "support_threshold": a.support_threshold,
+        "abstain_reason": out.abstain_reason, "llm_raw": gen.text or None,
+        "finish_reason": gen.finish_reason, "withheld": withheld,
+    }
+
+
 def _log_row(answer: Answer, session: str | None, cached: bool) -> dict:
     t = answer.trace
     return {"session": session, "question": answer.question, "standalone": answer.standalone,
@@ -334,4 +405,5 @@ def _log_row(answer: Answer, session: str | None, cached: bool) -> dict:
             "passages": [passage_json(n, h) for n, h in enumerate(answer.passages, 1)], "trace": t}
 
 
-__all__ = ["ABSTAIN_TEXT", "Answer", "AnswerStream", "Answerer", "format_passages", "normalise_question"]
+__all__ = ["ABSTAIN_TEXT", "Answer", "AnswerStream", "Answerer", "Drafted", "Evidence", "Retrieved", "build_trace",
+           "extract_answer", "format_passages", "generate", "guard", "normalise_question", "retrieve", "verify"]

@@ -20,13 +20,97 @@ def looks_like_follow_up(question: str) -> bool:
     return bool(_REFERS_BACK.search(question) or _CONTINUES.search(question) or len(analyse(question)) <= 1)
 
 
+_SUBJECT_WORD = re.compile(r"^[A-Za-z0-9&.\-]*[A-Z][A-Za-z0-9&.\-]*(?:['’]s)?$")
+_LEAD = re.compile(r"^\s*(?:and|also|so|ok(?:ay)?|then)\b[\s,]*", re.I)
+_WH_AUX = re.compile(r"^(?P<wh>(?:how|what|which|why|when|where|who)(?: (?:much|many))?) "
+                     r"(?P<aux>did|does|do|was|were|is|are|has|have|had|will|would|can) (?P<rest>.+)$", re.I)
+_NOT_SUBJECT = re.compile(r"^(?:what|how|which|why|when|where|who|and|the|in|for|q[1-4]|fy\d*|fiscal|gaap|"
+                          r"non-gaap|i|us|u\.s\.|" + "|".join(
+                              ["january", "february", "march", "april", "may", "june", "july", "august",
+                               "september", "october", "november", "december"]) + r")$", re.I)
+_PERIOD_PHRASE = re.compile(
+    r"\s*\b(?:in|for|during|of|over)?\s*(?:the\s+)?(?:(?:first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter|"
+    r"q[1-4]|(?:first\s+)?(?:three|six|nine|twelve|3|6|9|12)\s+months(?:\s+ended\s+\w+\s+\d{1,2},?)?|first half|full year|"
+    r"fiscal year|year)(?:\s+(?:of\s+)?(?:fiscal\s+|fy\s*)?(?:19|20)\d\d)?\b|"
+    r"\s*\b(?:in|for|during)?\s*(?:fiscal\s+|fy\s*)?(?:19|20)\d\d\b", re.I)
+_LEAD_ONLY = re.compile(r"^(?:and |what about |how about )", re.I)
+_ONLY_PERIOD = re.compile(r"^(?:and |what about |how about )?(?:in |for |during |over )?(?:the )?", re.I)
+
+
+def subject_of(question: str) -> str | None:
+    """The named subject of a question: its run of capitalised words ("Ulta Beauty's",
+    "eBay's", "PG&E"), period words and question words left out."""
+    words = question.rstrip("?.! ").split()
+    best: list[str] = []
+    run: list[str] = []
+    for i, w in enumerate(words + [""]):
+        bare = w.strip(",;:()\"")
+        if i == 0 and not re.search(r"['’]s$|^.+[A-Z]", bare):
+            continue  # "Tell me about ...": a capital that only starts the sentence
+        if bare and _SUBJECT_WORD.match(bare) and not _NOT_SUBJECT.match(bare.rstrip("'’s")):
+            run.append(bare)
+            continue
+        if run and not best:
+            best = run
+        run = []
+    return " ".join(best) or None
+
+
+def _possessive(subject: str) -> str:
+    return subject if subject.endswith(("'s", "’s")) else f"{subject}'s"
+
+
+def _period_only(question: str) -> bool:
+    """A follow-up that only moves the period: "And for the first six months?", "What about 2022?"."""
+    rest = _PERIOD_PHRASE.sub(" ", _ONLY_PERIOD.sub("", question.strip().rstrip("?.! ")))
+    return bool(_PERIOD_PHRASE.search(question)) and not analyse(re.sub(r"\b(about|and|what|how)\b", " ", rest, flags=re.I))
+
+
 def heuristic_rewrite(question: str, history: list[str]) -> str:
-    """`history`: earlier standalone user questions, oldest first."""
+    """`history`: earlier standalone user questions, oldest first.
+
+    - A follow-up that only changes the period takes the previous question and swaps its
+      period: "And for the first six months?" after "What were eBay's net revenues in the
+      second quarter of 2023?" -> "What were eBay's net revenues for the first six months of 2023?".
+    - A follow-up with its own predicate keeps the previous question's subject and drops its
+      predicate: "And how did comparable sales change?" after "What was Ulta Beauty's net sales
+      in fiscal 2023?" -> "How did Ulta Beauty's comparable sales change?".
+    - Otherwise it borrows the previous question's content words it does not have."""
     if not history or not looks_like_follow_up(question):
         return question
+    prev = history[-1]
+    q = question.strip()
+    if _period_only(q):
+        new_period = _LEAD_ONLY.sub("", q.rstrip("?.! ")).strip()
+        base = _PERIOD_PHRASE.sub("", prev.rstrip("?.! ")).strip()
+        years = re.findall(r"\b(?:19|20)\d\d\b", prev)
+        if years and not re.search(r"\b(?:19|20)\d\d\b", new_period):
+            if re.search(r"\bof the year\b", new_period, re.I):
+                new_period = re.sub(r"\bof the year\b", f"of {years[-1]}", new_period, flags=re.I)
+            else:
+                new_period += f" of {years[-1]}"
+        prep = "" if re.match(r"^(in|for|during|over)\b", new_period, re.I) else "for "
+        if not re.match(r"^(the|fiscal|fy|q[1-4]|(19|20)\d\d)\b", new_period, re.I) and prep:
+            new_period = "the " + new_period
+        return f"{base} {prep}{new_period}?"
+    subject = subject_of(prev)
+    if subject and subject_of(q) is None:
+        body = _LEAD.sub("", q).strip()
+        body = body[:1].upper() + body[1:]
+        m = _WH_AUX.match(body.rstrip("?"))
+        if m:
+            rest = re.sub(r"^(?:the|its|their|his|her)\s+", "", m.group("rest"), flags=re.I)
+            rest = re.sub(r"^(?:it|they|he|she)\b\s*", "", rest, flags=re.I) if rest.split()[0].lower() in {
+                "it", "they", "he", "she"} else rest
+            if rest:
+                return f"{m.group('wh')} {m.group('aux')} {_possessive(subject)} {rest}?"
+        if not re.match(r"^(?:how|what|which|why|when|where|who|is|are|was|were|did|does|do)\b", body, re.I):
+            # a fragment ("And on a non-GAAP basis?"): the previous question, so qualified
+            return f"{prev.rstrip('?.! ')}, {body[:1].lower() + body[1:].rstrip('?.! ')}?"
+        return f"{body.rstrip('?')} ({subject})?"
     have = set(analyse(question))
     borrowed = []
-    for word in _WORD.findall(history[-1]):
+    for word in _WORD.findall(prev):
         stem = analyse(word)
         if stem and stem[0] not in have and word not in borrowed:
             borrowed.append(word)

@@ -1,0 +1,150 @@
+"""Periods in questions and in table column headers, and whether they agree.
+
+"What were eBay's net revenues in the second quarter of 2023?" asks for a three-month period
+ending in June 2023; the column "Six Months Ended June 30 2023" is another period, and so is
+"Three Months Ended June 30 2022". A figure from a column whose period disagrees with the
+question's is never given as the answer to it.
+
+A period here is (months, year, end month, fiscal): any part may be unknown (None).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_MONTHS = {m: i for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august",
+                                        "september", "october", "november", "december"], 1)}
+_ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
+_YEAR = re.compile(r"\b(?:fy|fiscal(?: year)?|calendar(?: year)?)?\s*'?((?:19|20)\d\d)\b|\bfy\s?'?(\d\d)\b", re.I)
+_QUARTER = re.compile(r"\bq([1-4])\b|\b(first|second|third|fourth|1st|2nd|3rd|4th)[- ]quarter\b", re.I)
+_DURATION = [
+    (re.compile(r"\b(three|3)[- ]months?\b|\bquarters? ended\b|\bquarterly\b|\bthe quarter\b|\bq[1-4]\b|"
+                r"\b(?:first|second|third|fourth|1st|2nd|3rd|4th)[- ]quarter\b|\b13 weeks\b|\b12 weeks\b", re.I), 3),
+    (re.compile(r"\b(six|6)[- ]months?\b|\bfirst half\b|\bhalf[- ]year\b|\bh1\b|\b2[46] weeks\b", re.I), 6),
+    (re.compile(r"\b(nine|9)[- ]months?\b|\b3[69] weeks\b", re.I), 9),
+    (re.compile(r"\b(twelve|12)[- ]months?\b|\bfull[- ]year\b|\bfiscal year\b|\byears? ended\b|\bannual\b|"
+                r"\bfiscal (?:19|20)\d\d\b|\bfy ?(?:19|20)?\d\d\b|\b5[23] weeks\b|\bthe year\b", re.I), 12),
+]
+_YTD = re.compile(r"\byear[- ]to[- ]date\b|\bytd\b", re.I)
+_PRIOR = re.compile(r"\b(prior|previous|last|preceding) year\b|\byear[- ]ago\b|\ba year earlier\b", re.I)
+_CHANGE = re.compile(r"inc/|\(dec\)|change|increase|decrease|growth|variance|%\s*chg|b/\(w\)|better/", re.I)
+_MONTH = re.compile(r"\b(" + "|".join(_MONTHS) + r")\b", re.I)
+PERIOD_WORDS = re.compile(r"\b(?:q[1-4]|fy ?\d{2,4}|quarters?|months?|weeks?|year|fiscal|ended|full|first|second|"
+                          r"third|fourth|half|six|nine|three|twelve|prior|previous|last|ytd|to|date|"
+                          r"(?:19|20)\d\d|" + "|".join(_MONTHS) + r")\b", re.I)
+
+
+@dataclass(frozen=True)
+class Period:
+    months: int | None = None
+    year: int | None = None
+    end_month: int | None = None
+    fiscal: bool = False
+    prior: bool = False      # "prior year": relative to the documents' latest year
+    change: bool = False     # a change column ("Inc/ (Dec)", "% Change"), not a period's figure
+
+    @property
+    def explicit(self) -> bool:
+        return self.year is not None or self.months is not None or self.prior
+
+    def describe(self) -> str:
+        parts = []
+        if self.months:
+            parts.append({3: "three months", 6: "six months", 9: "nine months", 12: "year"}.get(self.months,
+                                                                                          f"{self.months} months"))
+        if self.end_month:
+            parts.append("ended " + [*_MONTHS][self.end_month - 1].capitalize())
+        if self.year:
+            parts.append(("fiscal " if self.fiscal else "") + str(self.year))
+        return " ".join(parts) or "unspecified period"
+
+
+def _year_of(m: re.Match) -> int:
+    if m.group(1):
+        return int(m.group(1))
+    return 2000 + int(m.group(2))
+
+
+def question_period(question: str) -> Period:
+    q = question
+    years = [_year_of(m) for m in _YEAR.finditer(q)]
+    fiscal = bool(re.search(r"\bfiscal\b|\bfy ?'?\d", q, re.I))
+    months = None
+    for rx, n in _DURATION:
+        if rx.search(q):
+            months = n
+            break
+    if _YTD.search(q) and months is None:
+        months = None  # year to date: the length depends on the filing; leave it open
+    end_month = None
+    qm = _QUARTER.search(q)
+    if qm and not fiscal:
+        num = int(qm.group(1)) if qm.group(1) else _ORDINAL[qm.group(2).lower()]
+        if months in (None, 3):
+            end_month = 3 * num
+    if months == 6 and re.search(r"\bfirst half\b|\bh1\b", q, re.I) and not fiscal:
+        end_month = 6
+    mm = _MONTH.search(q)
+    if mm:
+        end_month = _MONTHS[mm.group(1).lower()]
+    if months == 12 and end_month is None and years and not fiscal and re.search(r"\bfull[- ]year\b|\bannual\b", q, re.I):
+        end_month = None
+    return Period(months, years[-1] if years else None, end_month, fiscal, bool(_PRIOR.search(q)))
+
+
+def header_period(header: str) -> Period:
+    """The period a column header names: "Three Months Ended June 30 2023", "Fiscal 2023",
+    "Quarters Ended June 30 Inc/ (Dec)" (a change column)."""
+    h = header
+    years = [_year_of(m) for m in _YEAR.finditer(h)]
+    months = None
+    for rx, n in _DURATION:
+        if rx.search(h):
+            months = n
+            break
+    if months is None and re.search(r"\bended\b", h, re.I) and re.search(r"\byear", h, re.I):
+        months = 12
+    mm = _MONTH.search(h)
+    return Period(months, years[-1] if years else None, _MONTHS[mm.group(1).lower()] if mm else None,
+                  bool(re.search(r"\bfiscal\b", h, re.I)), False, bool(_CHANGE.search(h)))
+
+
+def agreement(asked: Period, cell: Period, latest_year: int | None = None) -> float:
+    """How well a column's period answers the asked one: 1 = every stated part agrees,
+    0 = nothing known, negative = a stated part disagrees (another period's figure)."""
+    if cell.change:
+        return -1.0
+    if not asked.explicit:
+        return 0.0
+    score, parts = 0.0, 0
+    want_year = asked.year
+    if want_year is None and asked.prior and latest_year:
+        want_year = latest_year - 1
+    if want_year is not None:
+        parts += 1
+        if cell.year is None:
+            pass
+        elif cell.year == want_year:
+            score += 1
+        elif asked.fiscal and not cell.fiscal and cell.year == want_year - 1:
+            score += 0.6  # fiscal 2024 may end in calendar 2023 (Salesforce, Oracle)
+        else:
+            return -1.0
+    if asked.months is not None:
+        parts += 1
+        if cell.months is None:
+            pass
+        elif cell.months == asked.months:
+            score += 1
+        else:
+            return -1.0
+    if asked.end_month is not None and cell.end_month is not None:
+        parts += 1
+        if cell.end_month == asked.end_month:
+            score += 1
+        else:
+            return -1.0
+    return score / parts if parts else 0.0
+
+
+__all__ = ["PERIOD_WORDS", "Period", "agreement", "header_period", "question_period"]
