@@ -131,7 +131,39 @@ def run_case(answerer, case: dict) -> dict:
         "answer_id": a.id,
         "judged_correct": judge(answerer.llm, case["question"], case.get("answer"), a.text)
         if not a.abstained and not case["unanswerable"] else None,
+        **figure_outcome(case, a.text, a.abstained),
     }
+
+
+_FIGURE = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def figures(text: str) -> set[str]:
+    """Numbers as printed, without thousands separators: "$6,497.5" -> {"6497.5"}."""
+    return {m.group().replace(",", "").rstrip(".") for m in _FIGURE.finditer(text)}
+
+
+def first_words(text: str, n: int = 60) -> str:
+    return " ".join(_MARK.sub(" ", text).split()[:n])
+
+
+def figure_outcome(case: dict, text: str, abstained: bool) -> dict:
+    """For cases with a figure to find ("kind" figure/followup) or a period the documents do
+    not report: is the expected figure in the first 60 words; is another period's figure
+    given instead ("wrong_answers" of the case); did an unreported question get a refusal or
+    the list of periods the documents cover."""
+    kind = case.get("kind")
+    if kind not in {"figure", "followup", "unreported"}:
+        return {}
+    lead = figures(first_words(text)) if not abstained or kind == "unreported" else set()
+    wrong = set().union(*(figures(w) for w in case.get("wrong_answers") or [])) if case.get("wrong_answers") else set()
+    if kind == "unreported":
+        declined = abstained or bool(re.search(r"do(?:es)? not (?:seem to )?(?:report|contain)", text, re.I))
+        return {"kind": kind, "unreported_handled": declined,
+                "wrong_period": (not declined) and bool(lead & wrong)}
+    expected = figures(case.get("answer") or "")
+    found = bool(expected) and expected <= lead
+    return {"kind": kind, "figure_first60": found, "wrong_period": (not found) and bool(lead & (wrong - expected))}
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -167,7 +199,19 @@ def summarise(records: list[dict]) -> dict:
         "ttft_ms": {"p50": _pct([r["ttft_ms"] for r in records], 50), "p95": _pct([r["ttft_ms"] for r in records], 95)},
         "total_ms": {"p50": _pct([r["total_ms"] for r in records], 50), "p95": _pct([r["total_ms"] for r in records], 95)},
         "cost_usd": round(sum(r["cost_usd"] or 0 for r in records), 6),
+        **figure_summary(records),
     }
+
+
+def figure_summary(records: list[dict]) -> dict:
+    figs = [r for r in records if r.get("kind") in {"figure", "followup"}]
+    unrep = [r for r in records if r.get("kind") == "unreported"]
+    if not figs and not unrep:
+        return {}
+    rate = lambda xs, key: round(sum(bool(r.get(key)) for r in xs) / len(xs), 4) if xs else None  # noqa: E731
+    return {"figure_first60": rate(figs, "figure_first60"), "wrong_period": rate(figs + unrep, "wrong_period"),
+            "unreported_handled": rate(unrep, "unreported_handled"),
+            "figure_cases": len(figs), "unreported_cases": len(unrep)}
 
 
 # -- calibration of the abstention threshold
@@ -237,6 +281,7 @@ def answers_main(argv: list[str]) -> int:
     ap.add_argument("--data-dir", type=Path)
     ap.add_argument("--docs", type=Path, nargs="*", help="ingest these first (a no-op when already indexed)")
     ap.add_argument("--limit", type=int)
+    ap.add_argument("--split", help="only the cases of this split (e.g. tune or test)")
     ap.add_argument("--prompt-version")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", type=Path, help="also write the run (config, summary, per-case records) here")
@@ -250,13 +295,14 @@ def answers_main(argv: list[str]) -> int:
         from rag.answer import Answerer
 
         answerer = Answerer(settings)
-        cases = load_cases(args.set)[: args.limit or None]
+        cases = [c for c in load_cases(args.set) if not args.split or c.get("split") == args.split]
+        cases = cases[: args.limit or None]
         answerer.retriever.search("warm up", k=1)
         records = [run_case(answerer, c) for c in cases]
     except RagError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 2
-    run = {"set": str(args.set), "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    run = {"set": str(args.set), "split": args.split, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "config": {"prompt_version": answerer.prompt.version, "prompt_sha": answerer.prompt.sha,
                       "llm": answerer.llm_label, "embedder": answerer.embedder.id,
                       "reranker": answerer.retriever.reranker_name, "index_version": answerer.store.version(),
