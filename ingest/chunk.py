@@ -15,7 +15,7 @@ from typing import Callable
 from ingest.pdf_layout import parse_row
 from rag.types import Chunk, Page
 
-CHUNKER_VERSION = "struct-2"  # table rows are units of their own; table captions do not outlive their table
+CHUNKER_VERSION = "struct-3"  # table rows are units; captions do not outlive their table; document name leads headings
 MAX_WINDOW = 254  # MiniLM's 256 positions minus [CLS] and [SEP]
 MAX_HEADING_CHARS = 120
 
@@ -69,6 +69,16 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
         if s < e:
             out.append((s, e))
     return out
+
+
+def document_label(source: str, title: str | None = None) -> str:
+    """A short, readable name for a document: its file name without extension and separators
+    ("MCDONALDS_2023Q2_EARNINGS.pdf" -> "MCDONALDS 2023Q2 EARNINGS"). Metadata titles of filings
+    are often accession numbers or "Exhibit 99.1", so the file name is the better label."""
+    name = re.split(r"[\\/]", source)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    label = re.sub(r"[_\-\s]+", " ", stem).strip()
+    return label[:60] or (title or "")[:60]
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -191,10 +201,12 @@ def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
 
 def chunk_pages(doc_id: str, pages: list[Page], kind: str, count: TokenCounter,
                 max_tokens: int = 200, overlap_tokens: int = 40,
-                heading: str | None = None) -> tuple[list[Chunk], list[int]]:
+                heading: str | None = None, context: str | None = None) -> tuple[list[Chunk], list[int]]:
     """Chunks of a document and their token counts (of index_text).
 
     `heading`, when given (e.g. a jsonl record's title), is the heading of every chunk.
+    `context`, when given (the document's name), leads every chunk's heading path, so that a
+    table row of a report ("Net revenues | ...") is found by the company it belongs to.
     """
     chunks: list[Chunk] = []
     heading_path: list[tuple[int, str]] = []
@@ -204,6 +216,10 @@ def chunk_pages(doc_id: str, pages: list[Page], kind: str, count: TokenCounter,
         if heading is not None:
             for u in units:
                 u.heading = heading[:MAX_HEADING_CHARS]
+        elif context:
+            room = MAX_HEADING_CHARS - len(context) - 3
+            for u in units:
+                u.heading = f"{context} > {u.heading[-room:]}" if u.heading and room > 10 else context
         for h in {u.heading for u in units}:
             head_tokens[h] = count([h])[0] + 1 if h else 0
         current: list[_Unit] = []

@@ -163,7 +163,8 @@ def _header_from(lines: list[str], first_cell_start: int) -> _Header:
     return _Header(context, cols, unit)
 
 
-_GROUP = re.compile(r"months|weeks|year|quarter|fiscal|ended|ending|as of|period", re.I)
+_GROUP = re.compile(r"months|weeks|year|quarter|fiscal|ended|ending|as of|period|january|february|march|april|"
+                    r"\bmay\b|june|july|august|september|october|november|december", re.I)
 
 
 def _only_unit(text: str) -> bool:
@@ -207,13 +208,19 @@ def _header_like(line: str, first_cell_start: int) -> bool:
     return len(text) <= 90 and bool(_PERIODISH.search(text) or _UNIT.search(text))
 
 
-def _format_row(label: str, cells: list[_Frag], header: _Header) -> str:
+def _bare_year(frags: list[_Frag]) -> bool:
+    return len(frags) == 1 and bool(_YEAR.match(frags[0].text))
+
+
+def _format_row(label: str, cells: list[_Frag], header: _Header, year: str | None = None) -> str:
     label = _SPACES.sub(" ", label).strip().rstrip(":").strip()
     unit = header.unit if header.unit and not _PER_SHARE.search(label) else None
     head = f"{label} ({unit})" if label and unit else label or (f"({unit})" if unit else "")
     parts = []
     for i, c in enumerate(cells):
         h = _column_header(header, c, i, len(cells))
+        if year and not re.search(r"\b(?:19|20)\d\d\b", h):
+            h = f"{h} {year}".strip()
         parts.append(f"{h}: {_clean_value(c.text)}" if h else _clean_value(c.text))
     return CELL_SEP.join([head or "Row", *parts])
 
@@ -230,7 +237,13 @@ def structure_page(layout_text: str) -> str:
     section: tuple[int, str] | None = None  # (indent, label) of a label-only line inside a table
     in_table = False
     pending: list[str] = []  # non-table lines held back until we know they are not table headers
+    year: str | None = None  # a bare year over a block of rows ("2022" in a quarterly table)
     while i < n:
+        if not data[i] and _bare_year(frags[i]) and _next_data_within(data, frags, i, 1):
+            year = frags[i][0].text
+            pending.append(lines[i])  # kept as text; the header search passes over it
+            i += 1
+            continue
         if not data[i]:
             if in_table and frags[i] and not _header_like(lines[i], _first_cell(frags, data, i)) and len(
                     " ".join(f.text for f in frags[i])) <= 80 and _next_data_within(data, frags, i, 2):
@@ -239,7 +252,7 @@ def structure_page(layout_text: str) -> str:
                 i += 1
                 continue
             if in_table and frags[i] and not _next_data_within(data, frags, i, 6):
-                in_table, header, section = False, None, None
+                in_table, header, section, year = False, None, None, None
             pending.append(lines[i])
             i += 1
             continue
@@ -254,6 +267,9 @@ def structure_page(layout_text: str) -> str:
                 k -= 1
                 if hdr_idx and not (k >= 1 and pending[k - 1].strip() and _header_like(pending[k - 1], first)):
                     break
+                continue
+            if _bare_year(_fragments(cand)) and not hdr_idx:
+                k -= 1
                 continue
             if not _header_like(cand, first):
                 # a section label or two ("Revenues") may sit between the header and the first row
@@ -283,7 +299,7 @@ def structure_page(layout_text: str) -> str:
                 label = f"{section[1].rstrip(':')}: {label}" if label else section[1]
             else:
                 section = None
-        out.append(_format_row(label, cells, header))
+        out.append(_format_row(label, cells, header, year))
         i += 1
     out.extend(_prose(l) for l in pending)
     return "\n".join(out)

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ingest.chunk import CHUNKER_VERSION, chunk_pages, sentence_spans
+from ingest.chunk import CHUNKER_VERSION, chunk_pages, document_label, sentence_spans
 from ingest.load import LoadedDoc, PdfParser, load_file
 from rag.config import Settings
 from rag.embed import Embedder, embedder_from_settings, token_counter
@@ -207,9 +207,10 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
                     else:
                         t = time.perf_counter()
                         heading = loaded.title if loaded.kind == "jsonl-record" else None
+                        context = None if heading else document_label(loaded.source, loaded.title)
                         chunks, ntok = chunk_pages(doc.id, loaded.pages, loaded.kind, count,
                                                    settings.chunk_tokens, settings.chunk_overlap_tokens,
-                                                   heading=heading)
+                                                   heading=heading, context=context)
                         timings["chunk"] += time.perf_counter() - t
                         if not chunks:
                             raise EmptyFile(f"{path}: nothing to index besides headings")

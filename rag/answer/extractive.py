@@ -22,8 +22,9 @@ import numpy as np
 
 from ingest.pdf_layout import Row, parse_row
 from rag.answer.citations import Citation
+from rag.answer.rewrite import subject_of
 from rag.answer.periods import PERIOD_WORDS, Period, agreement, header_period, question_period
-from rag.answer.support import Sentence, lexical_support
+from rag.answer.support import Sentence
 from rag.store.sparse import analyse
 
 LEXICAL_WEIGHT = 0.25
@@ -50,39 +51,112 @@ class UnitScore:
 
 
 def metric_terms(question: str) -> set[str]:
-    """Content terms of the question that are not period words: the metric and the subject."""
-    return set(analyse(PERIOD_WORDS.sub(" ", question)))
+    """Content terms of the question that are not period words: the metric and the subject
+    (one-letter leftovers such as the "s" of "Acme's" dropped)."""
+    return {t for t in analyse(PERIOD_WORDS.sub(" ", question)) if len(t) > 1}
 
 
-def choose_cell(row: Row, asked: Period, latest_year: int | None) -> tuple[int | None, float]:
-    """The column to answer from and its period agreement (-1 when every column disagrees)."""
-    best, fit = None, -2.0
+def choose_cell(row: Row, asked: Period, latest_year: int | None, terms: set[str] | None = None
+                ) -> tuple[int | None, float]:
+    """The column to answer from and its period agreement (-1 when every column disagrees).
+    Among columns of the same period, the one whose header names more of the asked metric
+    ("Earnings per share - diluted" rather than "Net Income" for an EPS question)."""
+    best, fit, named = None, -2.0, -1.0
     for i, (header, _value) in enumerate(row.cells):
         a = agreement(asked, header_period(header), latest_year)
-        if a > fit:
-            best, fit = i, a
+        m = _metric_share(terms, header) if terms else 0.0
+        if a > fit or (a == fit and m > named):
+            best, fit, named = i, a, m
     return best, fit
 
 
-def score_units(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.ndarray) -> list[UnitScore]:
+MAX_EMBEDDED_UNITS = 12
+_ORDINAL_Q = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
+_QUARTER_WORD = re.compile(r"\b(first|second|third|fourth|1st|2nd|3rd|4th)[- ]quarter\b|\bq([1-4])\b", re.I)
+
+
+def _quarters(text: str) -> set[int]:
+    return {int(m.group(2)) if m.group(2) else _ORDINAL_Q[m.group(1).lower()] for m in _QUARTER_WORD.finditer(text)}
+
+
+def prose_disagrees(asked: Period, question: str, text: str) -> bool:
+    """A sentence that names periods, none of them the asked one ("First quarter GAAP EPS was
+    $0.20" for a third-quarter question; figures for 2021 and 2022 for a 2023 question)."""
+    if asked.year is not None:
+        years = {int(y) for y in re.findall(r"\b((?:19|20)\d\d)\b", text)}
+        ok = {asked.year, asked.year - 1} if asked.fiscal else {asked.year}
+        if years and not years & ok:
+            return True
+    want = _quarters(question)
+    have = _quarters(text)
+    return bool(want and have and not want & have)
+
+
+def _metric_share(terms: set[str], text: str) -> float:
+    return len(terms & set(analyse(text))) / len(terms) if terms else 0.0
+
+
+def unit_features(question: str, units: list[Sentence], headings: dict[int, str | None] | None = None
+                  ) -> list[UnitScore]:
+    """Everything about each unit that needs no vectors: lexical match (a row by its label and
+    the cell for the asked period), label fit, chosen cell, period agreement.
+
+    The lexical match counts the question's metric terms only: period words are judged by
+    period agreement, and words of the passage's heading (the company in "MCDONALDS 2023Q2
+    EARNINGS") say nothing about which of its units answers."""
     asked = question_period(question)
     terms = metric_terms(question)
     latest = _latest_year(units)
+    own: dict[int, set[str]] = {}
+    for n, heading in (headings or {}).items():
+        rest = terms - set(analyse((heading or "").split(" > ")[0]))  # the document's name, not its captions
+        own[n] = rest or terms
     out = []
-    for j, u in enumerate(units):
-        base = float(uvecs[j] @ qvec) + LEXICAL_WEIGHT * lexical_support(question, u.text)
+    for u in units:
         row = parse_row(u.text)
+        mine = own.get(u.passage, terms)
         if row is None:
-            if asked.year and re.search(r"\b(?:19|20)\d\d\b", u.text) and str(asked.year) not in u.text:
-                base -= WRONG_PERIOD_PENALTY / 2  # a sentence about other years only
-            out.append(UnitScore(base))
+            s = LEXICAL_WEIGHT * _metric_share(mine, u.text)
+            if asked.explicit and prose_disagrees(asked, question, u.text):
+                s -= WRONG_PERIOD_PENALTY
+                out.append(UnitScore(s, period_fit=-1.0))
+            else:
+                out.append(UnitScore(s))
             continue
-        label_terms = set(analyse(row.label))
-        label_fit = len(terms & label_terms) / len(label_terms) if label_terms else 0.0
-        cell, fit = choose_cell(row, asked, latest)
-        s = base + LABEL_WEIGHT * label_fit
+        cell, fit = choose_cell(row, asked, latest, mine)
+        # the row's label and its cell's header name the metric ("GAAP" under "Net Income")
+        header = PERIOD_WORDS.sub(" ", row.cells[cell][0]) if cell is not None else ""
+        label_terms = set(analyse(f"{row.label} {header}"))
+        label_fit = len(mine & label_terms) / len(label_terms) if label_terms else 0.0
+        statement = row_statement(row, cell if cell is not None else 0)
+        s = LEXICAL_WEIGHT * _metric_share(mine, statement) + LABEL_WEIGHT * label_fit
         s += PERIOD_WEIGHT * max(fit, 0.0) if fit > -1 else -WRONG_PERIOD_PENALTY
         out.append(UnitScore(s, row, cell, fit, label_fit))
+    return out
+
+
+def passage_headings(hits) -> dict[int, str | None]:
+    return {n: h.chunk.heading for n, h in enumerate(hits, 1)}
+
+
+def shortlist(question: str, units: list[Sentence], limit: int | None = None,
+              headings: dict[int, str | None] | None = None) -> list[Sentence]:
+    """The units worth embedding at question time: all when few, else the `limit` best by
+    their vector-free features (passage order kept). Embedding every unit of five table-heavy
+    passages was most of an answer's time."""
+    limit = MAX_EMBEDDED_UNITS if limit is None else limit
+    if len(units) <= limit:
+        return units
+    feats = unit_features(question, units, headings)
+    keep = sorted(sorted(range(len(units)), key=lambda j: -feats[j].score)[:limit])
+    return [units[j] for j in keep]
+
+
+def score_units(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.ndarray,
+                headings: dict[int, str | None] | None = None) -> list[UnitScore]:
+    out = unit_features(question, units, headings)
+    for j, sc in enumerate(out):
+        sc.score += float(uvecs[j] @ qvec)
     return out
 
 
@@ -95,6 +169,25 @@ def row_statement(row: Row, cell: int) -> str:
     header, value = row.cells[cell]
     unit = f" ({row.unit})" if row.unit else ""
     return f"{row.label}, {header}: {value}{unit}" if header else f"{row.label}: {value}{unit}"
+
+
+def strong_row(question: str, units: list[Sentence], hits) -> bool:
+    """A table row that names the asked metric and has a column for the asked period is
+    evidence enough, whatever the cosine of a long row says: the abstention threshold was
+    calibrated on sentences. The question's subject (a company) must be in the passage."""
+    asked = question_period(question)
+    if not asked.explicit:
+        return False
+    headings = passage_headings(hits)
+    subject = subject_of(question)
+    want = set(analyse(subject or ""))
+    for u, sc in zip(units, unit_features(question, units, headings)):
+        if sc.row is None or sc.label_fit < 0.5 or sc.period_fit <= 0:
+            continue
+        around = set(analyse(f"{headings.get(u.passage) or ''} {hits[u.passage - 1].chunk.text}"))
+        if want <= around:
+            return True
+    return False
 
 
 def embed_text(question: str, text: str, limit: int = 240) -> str:
@@ -143,7 +236,7 @@ def extract(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.nd
     if not units:
         return "", [], None
     asked = question_period(question)
-    scored = score_units(question, qvec, units, uvecs)
+    scored = score_units(question, qvec, units, uvecs, passage_headings(hits))
     order = sorted(range(len(units)), key=lambda j: -scored[j].score)
     top = order[0]
 
@@ -151,6 +244,8 @@ def extract(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.nd
         declined = _unreported(question, asked, units, scored, order, hits)
         if declined is not None:
             return declined
+        if scored[top].period_fit <= -1:
+            return _other_period(asked, units[top], scored[top], hits)
 
     chosen: list[int] = []
     facts: set[str] = set()
@@ -178,6 +273,21 @@ def extract(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.nd
     return " ".join(parts), citations, None
 
 
+def _other_period(asked: Period, u: Sentence, sc: UnitScore, hits) -> tuple[str, list[Citation], str]:
+    """The best unit is about another period: say the asked one is not found and show what
+    the documents do say, as such, rather than pass it off as the answer."""
+    hit = hits[u.passage - 1]
+    if sc.row is not None:
+        covered = [h for h, _ in sc.row.cells if h and not header_period(h).change]
+        what = f"{sc.row.label} is reported for: {'; '.join(dict.fromkeys(covered)) or 'other periods'}"
+    else:
+        what = f"The closest passage is about another period: \"{trim_quote(u.text, u.text, 40)[0]}\""
+    text = f"The documents do not report this for the {asked.describe()} asked about. {what} [{u.passage}]."
+    cite = Citation(u.passage, hit.source, hit.chunk.page, hit.chunk.id, u.text if sc.row is not None
+                    else trim_quote(u.text, u.text, 40)[1], True, False, 1.0, text)
+    return text, [cite], f"the best passage is about another period than the asked {asked.describe()}"
+
+
 def _fact(u: Sentence, sc: UnitScore) -> str:
     if sc.row is not None and sc.cell is not None:
         return f"{sc.row.label.lower()}|{sc.row.cells[sc.cell][1]}"
@@ -188,7 +298,7 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
                 hits) -> tuple[str, list[Citation], str] | None:
     """When the best rows for the asked metric have no column for the asked period and no
     sentence mentions it: say so, and name the periods the documents do report."""
-    rows = [j for j in order[:8] if scored[j].row is not None and scored[j].label_fit >= 0.5]
+    rows = [j for j in order if scored[j].row is not None and scored[j].label_fit >= 0.5]
     if not rows:
         return None
     if any(scored[j].period_fit > -1 for j in rows):
@@ -211,4 +321,5 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
     return text, [cite], f"the asked period ({asked.describe()}) is not among the columns of the best rows"
 
 
-__all__ = ["NOTICE", "embed_text", "extract", "metric_terms", "row_statement", "score_units", "trim_quote"]
+__all__ = ["MAX_EMBEDDED_UNITS", "NOTICE", "embed_text", "extract", "metric_terms", "prose_disagrees", "row_statement",
+           "score_units", "strong_row", "shortlist", "trim_quote", "unit_features"]

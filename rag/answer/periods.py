@@ -97,6 +97,8 @@ def header_period(header: str) -> Period:
     "Quarters Ended June 30 Inc/ (Dec)" (a change column)."""
     h = header
     years = [_year_of(m) for m in _YEAR.finditer(h)]
+    if len(set(years)) > 1:
+        years = []  # "Three Months Ended March 31 2023 2022": which column is which is unknown
     months = None
     for rx, n in _DURATION:
         if rx.search(h):
@@ -105,8 +107,12 @@ def header_period(header: str) -> Period:
     if months is None and re.search(r"\bended\b", h, re.I) and re.search(r"\byear", h, re.I):
         months = 12
     mm = _MONTH.search(h)
-    return Period(months, years[-1] if years else None, _MONTHS[mm.group(1).lower()] if mm else None,
-                  bool(re.search(r"\bfiscal\b", h, re.I)), False, bool(_CHANGE.search(h)))
+    end_month = _MONTHS[mm.group(1).lower()] if mm else None
+    fiscal = bool(re.search(r"\bfiscal\b", h, re.I))
+    qm = _QUARTER.search(h)
+    if end_month is None and qm and not fiscal:  # "First Quarter 2023" of a calendar-year filer
+        end_month = 3 * (int(qm.group(1)) if qm.group(1) else _ORDINAL[qm.group(2).lower()])
+    return Period(months, years[-1] if years else None, end_month, fiscal, False, bool(_CHANGE.search(h)))
 
 
 def agreement(asked: Period, cell: Period, latest_year: int | None = None) -> float:

@@ -23,11 +23,11 @@ import numpy as np
 
 from rag.answer.citations import Citation, check_citations
 from rag.answer.guard import neutralise
-from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, embed_text, extract
+from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, embed_text, extract, passage_headings, shortlist, strong_row
 from rag.answer.llm import Generation, LLMClient, LLMUnavailable
 from rag.answer.prompts import load_prompt
 from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_follow_up
-from rag.answer.support import SupportModel, passage_sentences, shortlist_units
+from rag.answer.support import SupportModel, passage_sentences
 from rag.config import Settings
 from rag.errors import RagError
 from rag.log import AnswerLog
@@ -162,7 +162,7 @@ class Answerer:
         Evidence = the best cosine between the question and any sentence of the passages:
         the feature that separated answerable from unanswerable questions best on the
         calibration set (see calibration.json and `python -m rag.eval calibrate`)."""
-        sentences = shortlist_units(question, passage_sentences(hits))
+        sentences = shortlist(question, passage_sentences(hits), headings=passage_headings(hits))
         svecs = self.support.vectors([embed_text(question, x.text, UNIT_EMBED_CHARS) for x in sentences])
         qvec = self.embedder.embed([question])[0] if hits else np.zeros(1, dtype=np.float32)
         evidence = float((svecs @ qvec).max()) if len(sentences) else 0.0
@@ -226,7 +226,7 @@ class AnswerStream:
         timings["evidence"] = (time.perf_counter() - t0) * 1000
 
         out = Drafted(mode="llm" if llm is not None else "extractive")
-        if not hits or ev.score < a.abstain_threshold:
+        if not hits or (ev.score < a.abstain_threshold and not strong_row(standalone, ev.units, hits)):
             out.abstained = True
             out.abstain_reason = "no indexed documents" if not hits else (
                 f"evidence {ev.score:.3f} below the calibrated threshold {a.abstain_threshold:.3f}")

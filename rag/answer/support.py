@@ -60,21 +60,6 @@ def lexical_support(claim: str, sentence: str) -> float:
     return len(terms & set(analyse(sentence))) / len(terms)
 
 
-MAX_EMBEDDED_UNITS = 12
-
-
-def shortlist_units(question: str, units: list[Sentence], limit: int = MAX_EMBEDDED_UNITS) -> list[Sentence]:
-    """The units worth embedding at question time: all of them when there are few, else the
-    `limit` sharing most of the question's terms (passage order kept). Embedding every unit of
-    five table-heavy passages was most of an answer's time."""
-    if len(units) <= limit:
-        return units
-    terms = set(analyse(question))
-    scores = [len(terms & set(analyse(u.text))) / (1 + 0.002 * len(u.text)) for u in units]
-    keep = sorted(sorted(range(len(units)), key=lambda j: -scores[j])[:limit])
-    return [units[j] for j in keep]
-
-
 class SupportModel:
     """Scores claims against passage sentences with the configured embedder."""
 
@@ -98,4 +83,4 @@ class SupportModel:
         return np.maximum(cos, lex)
 
 
-__all__ = ["Sentence", "SupportModel", "lexical_support", "passage_sentences", "shortlist_units"]
+__all__ = ["Sentence", "SupportModel", "lexical_support", "passage_sentences"]
