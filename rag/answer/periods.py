@@ -97,8 +97,11 @@ def header_period(header: str) -> Period:
     "Quarters Ended June 30 Inc/ (Dec)" (a change column)."""
     h = header
     years = [_year_of(m) for m in _YEAR.finditer(h)]
-    if len(set(years)) > 1:
+    trailing = re.search(r"((?:\b(?:19|20)\d\d\b[\s,]*)+)$", h)
+    if trailing and len(re.findall(r"(?:19|20)\d\d", trailing.group(1))) > 1:
         years = []  # "Three Months Ended March 31 2023 2022": which column is which is unknown
+    elif trailing:
+        years = [int(re.findall(r"(?:19|20)\d\d", trailing.group(1))[0])]  # the column's own year
     months = None
     for rx, n in _DURATION:
         if rx.search(h):

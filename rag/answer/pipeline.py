@@ -23,7 +23,7 @@ import numpy as np
 
 from rag.answer.citations import Citation, check_citations
 from rag.answer.guard import neutralise
-from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, embed_text, extract, passage_headings, shortlist, strong_row
+from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, embed_text, extract, passage_headings, rerank_by_units, shortlist, strong_row
 from rag.answer.llm import Generation, LLMClient, LLMUnavailable
 from rag.answer.prompts import load_prompt
 from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_follow_up
@@ -38,6 +38,7 @@ ABSTAIN_TEXT = ("Your documents do not seem to contain the answer to this questi
                 "The closest passages are shown below.")
 NOT_IN_DOCS = "NOT_IN_DOCUMENTS"
 MAX_QUESTION_CHARS = 2000
+UNIT_POOL = 4  # the answerer's passages are the best k by units among the retriever's top k * UNIT_POOL
 UNIT_EMBED_CHARS = 240  # a table row's label and first columns say what it is about; the rest costs time
 
 
@@ -301,10 +302,16 @@ class Drafted:
 def retrieve(a: "Answerer", standalone: str, timings: dict) -> Retrieved:
     """The retrieval funnel for the standalone question: the passages the answerer gets."""
     t0 = time.perf_counter()
-    res = a.retriever.search(standalone, k=a.settings.answer_k)
+    k = a.settings.answer_k
+    res = a.retriever.search(standalone, k=k * UNIT_POOL if UNIT_POOL > 1 else k)
     timings["retrieve"] = (time.perf_counter() - t0) * 1000 - res.timings_ms.get("rerank", 0.0)
     timings["rerank"] = res.timings_ms.get("rerank", 0.0)
-    return Retrieved(res.hits, res.index_version, res.reranker, res.timings_ms)
+    hits = res.hits
+    if UNIT_POOL > 1:
+        t1 = time.perf_counter()
+        hits = rerank_by_units(standalone, hits, k)
+        timings["units_rerank"] = (time.perf_counter() - t1) * 1000
+    return Retrieved(hits, res.index_version, res.reranker, res.timings_ms)
 
 
 def guard(hits: list[Hit], notices: list[str]) -> list[dict]:
