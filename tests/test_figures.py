@@ -113,6 +113,9 @@ def test_quote_spans_cover_exactly_the_quoted_unit():
      "What was Oracle's operating income in fiscal 2022?"),
     ("What was McDonald's operating income for 2022?", "And what was the operating margin?",
      "What was McDonald's operating margin?"),
+    ("What were McDonald's total revenues in the first quarter of 2023?",
+     "What was operating income in the same quarter a year earlier?",
+     "What was McDonald's operating income in the first quarter of 2022?"),
 ])
 def test_follow_ups_keep_the_subject_and_drop_the_old_predicate(previous, follow_up, expected):
     assert heuristic_rewrite(follow_up, [previous]) == expected

@@ -71,6 +71,7 @@ def choose_cell(row: Row, asked: Period, latest_year: int | None, terms: set[str
 
 
 MAX_EMBEDDED_UNITS = 12
+SUBJECT_PENALTY = 0.5
 _ORDINAL_Q = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
 _QUARTER_WORD = re.compile(r"\b(first|second|third|fourth|1st|2nd|3rd|4th)[- ]quarter\b|\bq([1-4])\b", re.I)
 
@@ -108,13 +109,23 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     terms = metric_terms(question)
     latest = _latest_year(units)
     own: dict[int, set[str]] = {}
+    elsewhere: set[int] = set()  # passages of documents that do not name the question's subject
+    subject = {t for t in analyse(subject_of(question) or "") if len(t) > 1}
     for n, heading in (headings or {}).items():
-        rest = terms - set(analyse((heading or "").split(" > ")[0]))  # the document's name, not its captions
-        own[n] = rest or terms
+        name = (heading or "").split(" > ")[0]  # the document's name, not its captions
+        name_terms = set(analyse(re.sub(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])", " ", name)))
+        own[n] = (terms - name_terms) or terms
+        if subject and not subject <= name_terms:
+            elsewhere.add(n)
+    if len(elsewhere) == len(headings or {}):
+        elsewhere = set()  # no passage's document is named after the subject: nothing to tell apart
     out = []
     for u in units:
         row = parse_row(u.text)
         mine = own.get(u.passage, terms)
+        if u.passage in elsewhere and not subject <= set(analyse(u.text)):
+            out.append(UnitScore(-SUBJECT_PENALTY, period_fit=0.0))  # another company's report
+            continue
         if row is None:
             s = LEXICAL_WEIGHT * _metric_share(mine, u.text)
             if asked.explicit and prose_disagrees(asked, question, u.text):

@@ -33,6 +33,8 @@ _PERIOD_PHRASE = re.compile(
     r"q[1-4]|(?:first\s+)?(?:three|six|nine|twelve|3|6|9|12)\s+months(?:\s+ended\s+\w+\s+\d{1,2},?)?|first half|full year|"
     r"fiscal year|year)(?:\s+(?:of\s+)?(?:fiscal\s+|fy\s*)?(?:19|20)\d\d)?\b|"
     r"\s*\b(?:in|for|during)?\s*(?:fiscal\s+|fy\s*)?(?:19|20)\d\d\b", re.I)
+_THAT_PERIOD = re.compile(r"\s*\b(?:in|for|during)\s+(?:that|the same|this)\s+(?:quarter|period|year|half)\b", re.I)
+_YEAR_EARLIER = re.compile(r"\s*\b(?:a year (?:earlier|before|ago)|(?:in )?the (?:prior|previous) year|last year)\b", re.I)
 _LEAD_ONLY = re.compile(r"^(?:and |what about |how about )", re.I)
 _ONLY_PERIOD = re.compile(r"^(?:and |what about |how about )?(?:in |for |during |over )?(?:the )?", re.I)
 
@@ -93,6 +95,15 @@ def heuristic_rewrite(question: str, history: list[str]) -> str:
         if not re.match(r"^(the|fiscal|fy|q[1-4]|(19|20)\d\d)\b", new_period, re.I) and prep:
             new_period = "the " + new_period
         return f"{base} {prep}{new_period}?"
+    that = _THAT_PERIOD.search(q)
+    if that:  # "in that quarter", "for the same period": the previous question's period
+        period = _PERIOD_PHRASE.search(prev)
+        if period and period.group().strip():
+            phrase = period.group().strip()
+            if _YEAR_EARLIER.search(q):  # "the same quarter a year earlier": one year back
+                phrase = re.sub(r"\b(?:19|20)\d\d\b", lambda m: str(int(m.group()) - 1), phrase)
+                q = _YEAR_EARLIER.sub("", q)
+            q = re.sub(r"\s+", " ", q[:that.start()] + " " + phrase + q[that.end():]).replace(" ?", "?").strip()
     subject = subject_of(prev)
     if subject and subject_of(q) is None:
         body = _LEAD.sub("", q).strip()
