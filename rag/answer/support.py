@@ -47,9 +47,15 @@ def passage_sentences(hits: list[Hit]) -> list[Sentence]:
             ends = [m.start() for m in _BULLET.finditer(text, s, e)] + [e]
             for a, b in zip(cuts, ends):
                 clean = _WS.sub(" ", text[a:b]).strip(" \u2022")
-                if len(clean) >= _MIN_SENTENCE_CHARS and not is_instruction(clean):
+                if len(clean) >= _MIN_SENTENCE_CHARS and not is_instruction(clean) and not _caption(clean):
                     out.append(Sentence(n, clean, a, b))
     return out
+
+
+def _caption(text: str) -> bool:
+    """A heading or caption left in the text ("ABOUT McDONALD'S"): under four words, no figure,
+    no sentence end. It states nothing, so it is never an answer or a quote."""
+    return len(text.split()) < 4 and not re.search(r"\d", text) and not text.rstrip().endswith((".", "!", "?"))
 
 
 def lexical_support(claim: str, sentence: str) -> float:
