@@ -19,8 +19,9 @@ def plain(text: str) -> str:
 
 def highlighted(text: str, quotes: list[str]) -> str:
     """A passage for st.markdown with its quoted units highlighted; its lines (table rows) kept."""
-    from rag.answer.citations import quote_spans
+    from rag.answer.citations import quote_spans, reflow
 
+    text = reflow(text)
     parts, pos = [], 0
     for a, b in quote_spans(text, quotes):
         parts += [plain(text[pos:a]), f":orange-background[{plain(' '.join(text[a:b].split()))}]"]

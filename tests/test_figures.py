@@ -175,3 +175,12 @@ def test_a_generated_release_answers_figures_by_period(tmp_path):
     assert "1,076" in ytd.text and "518" not in ytd.text, ytd.text
     q3 = a.ask("What was Acme's operating income in the third quarter of 2023?")
     assert q3.abstained and "1,076" not in q3.text and "518" not in q3.text.split("They report")[0], q3.text
+
+
+def test_reflow_joins_prose_lines_and_keeps_rows():
+    from rag.answer.citations import reflow
+
+    text = f"Revenue grew in\nevery region.\n\nNext paragraph.\n{ROW}\nAfter the table\ncomes prose."
+    out = reflow(text)
+    assert len(out) == len(text)
+    assert "grew in every region." in out and "\n\nNext paragraph.\n" + ROW + "\nAfter the table comes" in out

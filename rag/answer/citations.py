@@ -76,6 +76,22 @@ def _claims(text: str) -> list[tuple[str, list[int]]]:
     return out
 
 
+def reflow(text: str) -> str:
+    """A passage for reading: the PDF's hard line breaks inside prose become spaces (same
+    length, so offsets still hold); blank lines and the lines of table rows stay."""
+    from ingest.pdf_layout import parse_row
+
+    lines = text.split("\n")
+    rows = [parse_row(line.strip()) is not None for line in lines]
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if i + 1 < len(lines):
+            keep = not line.strip() or not lines[i + 1].strip() or rows[i] or rows[i + 1]
+            out.append("\n" if keep else " ")
+    return "".join(out)
+
+
 def quote_spans(text: str, quotes: list[str]) -> list[tuple[int, int]]:
     """Where each quote (whitespace-normalised, as citations carry them) sits in the passage
     text, as (start, end) offsets of the original text, in order and not overlapping. The
@@ -158,4 +174,4 @@ def check_citations(answer: str, hits: list[Hit], model: SupportModel, threshold
     return CheckedAnswer(" ".join(parts), citations, removed, uncited)
 
 
-__all__ = ["CheckedAnswer", "Citation", "MARKER", "check_citations", "is_claim", "quote_spans"]
+__all__ = ["CheckedAnswer", "Citation", "MARKER", "check_citations", "is_claim", "quote_spans", "reflow"]
