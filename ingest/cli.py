@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compute sentence vectors (maxsim reranker) for chunks that lack them")
     p.add_argument("--if-empty", action="store_true", help="only ingest when the index has no documents")
     p.add_argument("--max-file-mb", type=float, help="refuse larger files (default 50)")
-    p.add_argument("--timeout", type=float, help="per-file parse time limit in seconds (default 60)")
+    p.add_argument("--timeout", type=float, help="PDF parse limit in seconds: stop a file when no page finishes within it, or when it takes longer than it + 2 s per page (default 60)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
