@@ -302,7 +302,40 @@ def structure_page(layout_text: str) -> str:
         out.append(_format_row(label, cells, header, year))
         i += 1
     out.extend(_prose(l) for l in pending)
-    return "\n".join(out)
+    return "\n".join(_name_blocks_by_total(out))
+
+
+_TOTAL = re.compile(r"^total\s+(?P<what>[^|]+?)(?:\s+\((?:in (?:millions|thousands|billions))\))?$", re.I)
+
+
+def _name_blocks_by_total(lines: list[str]) -> list[str]:
+    """Rows above a "Total capital expenditures" row are capital expenditures: a segment table
+    repeats "U.S." and "International Operated Markets" in every block, and only the block's
+    total row says which metric the block is. Each such row gets " - <metric>" in its label."""
+    out = list(lines)
+    block: list[int] = []
+    for i, line in enumerate(lines):
+        if CELL_SEP not in line:
+            if line.strip():
+                block = []
+            continue
+        head, _, rest = line.partition(CELL_SEP)
+        label = head.strip()
+        m = _TOTAL.match(_LABEL_UNIT.match(label).group("label").strip())
+        if m is None:
+            block.append(i)
+            continue
+        what = re.sub(r"\(\d\)", "", m.group("what")).strip(" :")
+        want = set(re.findall(r"[a-z]{3,}", what.lower()))
+        for j in block:
+            jhead, _, jrest = out[j].partition(CELL_SEP)
+            lm = _LABEL_UNIT.match(jhead.strip())
+            jlabel, unit = lm.group("label"), lm.group("unit")
+            if want and not want <= set(re.findall(r"[a-z]{3,}", jlabel.lower())):
+                jlabel = f"{jlabel} - {what.lower()}"
+                out[j] = f"{jlabel}{f' ({unit})' if unit else ''}{CELL_SEP}{jrest}"
+        block = []
+    return out
 
 
 def _first_cell(frags: list[list[_Frag]], data: list[bool], i: int) -> int:
