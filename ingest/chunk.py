@@ -102,10 +102,6 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans or ([(0, len(text))] if text.strip() else [])
 
 
-def split_sentences_in(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    return [(start + a, start + b) for a, b in split_sentences(text[start:end])]
-
-
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Sentences of an index text (for sentence vectors); a heading line is one of its own."""
     spans: list[tuple[int, int]] = []
@@ -186,7 +182,7 @@ def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
         new_para = False
     sent_spans: list[tuple[int, int, str | None]] = []
     for s, e, heading, _ in spans:
-        sent_spans.extend((a, b, heading) for a, b in split_sentences_in(text, s, e))
+        sent_spans.extend((a, b, heading) for a, b in _sentences(text, s, e))  # rows are spans of their own
     counts = count([text[a:b] for a, b, _ in sent_spans])
     units: list[_Unit] = []
     for (a, b, heading), n in zip(sent_spans, counts):

@@ -305,7 +305,7 @@ def structure_page(layout_text: str) -> str:
     return "\n".join(_name_blocks_by_total(out))
 
 
-_TOTAL = re.compile(r"^total\s+(?P<what>[^|]+?)(?:\s+\((?:in (?:millions|thousands|billions))\))?$", re.I)
+_TOTAL = re.compile(r"^total\s+(?P<what>[^|]+)$", re.I)  # matched on a label whose unit is already cut off
 
 
 def _name_blocks_by_total(lines: list[str]) -> list[str]:

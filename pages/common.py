@@ -5,6 +5,7 @@ import re
 
 import streamlit as st
 
+from rag.answer.citations import quote_spans, reflow
 from rag.config import Settings
 from rag.errors import RagError
 from rag.service import Service
@@ -19,8 +20,6 @@ def plain(text: str) -> str:
 
 def highlighted(text: str, quotes: list[str]) -> str:
     """A passage for st.markdown with its quoted units highlighted; its lines (table rows) kept."""
-    from rag.answer.citations import quote_spans, reflow
-
     text = reflow(text)
     parts, pos = [], 0
     for a, b in quote_spans(text, quotes):

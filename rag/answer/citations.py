@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ingest.chunk import split_sentences
+from ingest.pdf_layout import parse_row
 from rag.answer.support import SupportModel, passage_sentences
 from rag.types import Hit
 
@@ -79,8 +80,6 @@ def _claims(text: str) -> list[tuple[str, list[int]]]:
 def reflow(text: str) -> str:
     """A passage for reading: the PDF's hard line breaks inside prose become spaces (same
     length, so offsets still hold); blank lines and the lines of table rows stay."""
-    from ingest.pdf_layout import parse_row
-
     lines = text.split("\n")
     rows = [parse_row(line.strip()) is not None for line in lines]
     out = []

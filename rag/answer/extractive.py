@@ -23,9 +23,10 @@ import numpy as np
 from ingest.pdf_layout import Row, parse_row
 from rag.answer.citations import Citation
 from rag.answer.rewrite import subject_of
-from rag.answer.periods import PERIOD_WORDS, Period, agreement, header_period, question_period
-from rag.answer.support import Sentence
+from rag.answer.periods import PERIOD_WORDS, YEAR, Period, agreement, header_period, quarters, question_period
+from rag.answer.support import Sentence, passage_sentences
 from rag.store.sparse import analyse
+from rag.types import Hit
 
 LEXICAL_WEIGHT = 0.25
 LABEL_WEIGHT = 0.35      # a row whose label names the asked metric
@@ -72,24 +73,16 @@ def choose_cell(row: Row, asked: Period, latest_year: int | None, terms: set[str
 
 MAX_EMBEDDED_UNITS = 12
 SUBJECT_PENALTY = 0.5
-_ORDINAL_Q = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
-_QUARTER_WORD = re.compile(r"\b(first|second|third|fourth|1st|2nd|3rd|4th)[- ]quarter\b|\bq([1-4])\b", re.I)
-
-
-def _quarters(text: str) -> set[int]:
-    return {int(m.group(2)) if m.group(2) else _ORDINAL_Q[m.group(1).lower()] for m in _QUARTER_WORD.finditer(text)}
-
-
 def prose_disagrees(asked: Period, question: str, text: str) -> bool:
     """A sentence that names periods, none of them the asked one ("First quarter GAAP EPS was
     $0.20" for a third-quarter question; figures for 2021 and 2022 for a 2023 question)."""
     if asked.year is not None:
-        years = {int(y) for y in re.findall(r"\b((?:19|20)\d\d)\b", text)}
+        years = {int(y) for y in YEAR.findall(text)}
         ok = {asked.year, asked.year - 1} if asked.fiscal else {asked.year}
         if years and not years & ok:
             return True
-    want = _quarters(question)
-    have = _quarters(text)
+    want = quarters(question)
+    have = quarters(text)
     return bool(want and have and not want & have)
 
 
@@ -172,7 +165,7 @@ def score_units(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: n
 
 
 def _latest_year(units: list[Sentence]) -> int | None:
-    years = [int(y) for u in units for y in re.findall(r"\b((?:19|20)\d\d)\b", u.text)]
+    years = [int(y) for u in units for y in YEAR.findall(u.text)]
     return max(years) if years else None
 
 
@@ -190,9 +183,6 @@ def rerank_by_units(question: str, hits: list, k: int) -> list:
     their best answer unit (metric terms, a row's label, a column for the asked period) blended
     with their fused retrieval score, min-max normalised. Pure Python on a few dozen chunks: a
     few milliseconds, no model. Each hit keeps the score as `units` (and its rank)."""
-    from rag.answer.support import passage_sentences
-    from rag.types import Hit
-
     if len(hits) <= 1:
         return hits[:k]
     units = passage_sentences(hits)
@@ -318,14 +308,18 @@ def _other_period(asked: Period, u: Sentence, sc: UnitScore, hits) -> tuple[str,
     the documents do say, as such, rather than pass it off as the answer."""
     hit = hits[u.passage - 1]
     if sc.row is not None:
-        covered = [h for h, _ in sc.row.cells if h and not header_period(h).change]
-        what = f"{sc.row.label} is reported for: {'; '.join(dict.fromkeys(covered)) or 'other periods'}"
+        what = f"{sc.row.label} is reported for: {'; '.join(covered_periods(sc.row)) or 'other periods'}"
     else:
         what = f"The closest passage is about another period: \"{trim_quote(u.text, u.text, 40)[0]}\""
     text = f"The documents do not report this for the {asked.describe()} asked about. {what} [{u.passage}]."
     cite = Citation(u.passage, hit.source, hit.chunk.page, hit.chunk.id, u.text if sc.row is not None
                     else trim_quote(u.text, u.text, 40)[1], True, False, 1.0, text)
     return text, [cite], f"the best passage is about another period than the asked {asked.describe()}"
+
+
+def covered_periods(row: Row) -> list[str]:
+    """The periods a row has figures for: its column headers, change columns left out, once each."""
+    return list(dict.fromkeys(h for h, _ in row.cells if h and not header_period(h).change))
 
 
 def _fact(u: Sentence, sc: UnitScore) -> str:
@@ -349,14 +343,9 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
     j = rows[0]
     u, row = units[j], scored[j].row
     assert row is not None
-    covered = []
-    for header, _ in row.cells:
-        p = header_period(header)
-        if not p.change and header and header not in covered:
-            covered.append(header)
     hit = hits[u.passage - 1]
     text = (f"The documents do not report {row.label} for the {asked.describe()} asked about. "
-            f"They report it for: {'; '.join(covered) or 'other periods'} [{u.passage}].")
+            f"They report it for: {'; '.join(covered_periods(row)) or 'other periods'} [{u.passage}].")
     cite = Citation(u.passage, hit.source, hit.chunk.page, hit.chunk.id, u.text, True, False, 1.0, text)
     return text, [cite], f"the asked period ({asked.describe()}) is not among the columns of the best rows"
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_MONTHS = {m: i for i, m in enumerate(["january", "february", "march", "april", "may", "june", "july", "august",
-                                        "september", "october", "november", "december"], 1)}
+MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+               "november", "december")
+_MONTHS = {m: i for i, m in enumerate(MONTH_NAMES, 1)}
 _ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
 _YEAR = re.compile(r"\b(?:fy|fiscal(?: year)?|calendar(?: year)?)?\s*'?((?:19|20)\d\d)\b|\bfy\s?'?(\d\d)\b", re.I)
+YEAR = re.compile(r"\b((?:19|20)\d\d)\b")  # a bare calendar year
 _QUARTER = re.compile(r"\bq([1-4])\b|\b(first|second|third|fourth|1st|2nd|3rd|4th)[- ]quarter\b", re.I)
 _DURATION = [
     (re.compile(r"\b(three|3)[- ]months?\b|\bquarters? ended\b|\bquarterly\b|\bthe quarter\b|\bq[1-4]\b|"
@@ -25,7 +27,6 @@ _DURATION = [
     (re.compile(r"\b(twelve|12)[- ]months?\b|\bfull[- ]year\b|\bfiscal year\b|\byears? ended\b|\bannual\b|"
                 r"\bfiscal (?:19|20)\d\d\b|\bfy ?(?:19|20)?\d\d\b|\b5[23] weeks\b|\bthe year\b", re.I), 12),
 ]
-_YTD = re.compile(r"\byear[- ]to[- ]date\b|\bytd\b", re.I)
 _PRIOR = re.compile(r"\b(prior|previous|last|preceding) year\b|\byear[- ]ago\b|\ba year earlier\b", re.I)
 _CHANGE = re.compile(r"inc/|\(dec\)|change|increase|decrease|growth|variance|%\s*chg|b/\(w\)|better/", re.I)
 _MONTH = re.compile(r"\b(" + "|".join(_MONTHS) + r")\b", re.I)
@@ -59,6 +60,16 @@ class Period:
         return " ".join(parts) or "unspecified period"
 
 
+def _quarter_number(m: re.Match) -> int:
+    """1-4 from a `_QUARTER` match ("Q2", "second quarter")."""
+    return int(m.group(1)) if m.group(1) else _ORDINAL[m.group(2).lower()]
+
+
+def quarters(text: str) -> set[int]:
+    """The quarters a text names: {1, 3} for "first quarter ... Q3"."""
+    return {_quarter_number(m) for m in _QUARTER.finditer(text)}
+
+
 def _year_of(m: re.Match) -> int:
     if m.group(1):
         return int(m.group(1))
@@ -74,21 +85,16 @@ def question_period(question: str) -> Period:
         if rx.search(q):
             months = n
             break
-    if _YTD.search(q) and months is None:
-        months = None  # year to date: the length depends on the filing; leave it open
     end_month = None
     qm = _QUARTER.search(q)
     if qm and not fiscal:
-        num = int(qm.group(1)) if qm.group(1) else _ORDINAL[qm.group(2).lower()]
         if months in (None, 3):
-            end_month = 3 * num
+            end_month = 3 * _quarter_number(qm)
     if months == 6 and re.search(r"\bfirst half\b|\bh1\b", q, re.I) and not fiscal:
         end_month = 6
     mm = _MONTH.search(q)
     if mm:
         end_month = _MONTHS[mm.group(1).lower()]
-    if months == 12 and end_month is None and years and not fiscal and re.search(r"\bfull[- ]year\b|\bannual\b", q, re.I):
-        end_month = None
     return Period(months, years[-1] if years else None, end_month, fiscal, bool(_PRIOR.search(q)))
 
 
@@ -114,7 +120,7 @@ def header_period(header: str) -> Period:
     fiscal = bool(re.search(r"\bfiscal\b", h, re.I))
     qm = _QUARTER.search(h)
     if end_month is None and qm and not fiscal:  # "First Quarter 2023" of a calendar-year filer
-        end_month = 3 * (int(qm.group(1)) if qm.group(1) else _ORDINAL[qm.group(2).lower()])
+        end_month = 3 * _quarter_number(qm)
     return Period(months, years[-1] if years else None, end_month, fiscal, False, bool(_CHANGE.search(h)))
 
 
@@ -156,4 +162,4 @@ def agreement(asked: Period, cell: Period, latest_year: int | None = None) -> fl
     return score / parts if parts else 0.0
 
 
-__all__ = ["PERIOD_WORDS", "Period", "agreement", "header_period", "question_period"]
+__all__ = ["MONTH_NAMES", "PERIOD_WORDS", "YEAR", "Period", "agreement", "header_period", "quarters", "question_period"]

@@ -303,7 +303,7 @@ def retrieve(a: "Answerer", standalone: str, timings: dict) -> Retrieved:
     """The retrieval funnel for the standalone question: the passages the answerer gets."""
     t0 = time.perf_counter()
     k = a.settings.answer_k
-    res = a.retriever.search(standalone, k=k * UNIT_POOL if UNIT_POOL > 1 else k)
+    res = a.retriever.search(standalone, k=k * UNIT_POOL)
     timings["retrieve"] = (time.perf_counter() - t0) * 1000 - res.timings_ms.get("rerank", 0.0)
     timings["rerank"] = res.timings_ms.get("rerank", 0.0)
     hits = res.hits

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from rag.answer.periods import MONTH_NAMES
 from rag.store.sparse import analyse
 
 _REFERS_BACK = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|him|there|"
@@ -25,9 +26,7 @@ _LEAD = re.compile(r"^\s*(?:and|also|so|ok(?:ay)?|then)\b[\s,]*", re.I)
 _WH_AUX = re.compile(r"^(?P<wh>(?:how|what|which|why|when|where|who)(?: (?:much|many))?) "
                      r"(?P<aux>did|does|do|was|were|is|are|has|have|had|will|would|can) (?P<rest>.+)$", re.I)
 _NOT_SUBJECT = re.compile(r"^(?:what|how|which|why|when|where|who|and|the|in|for|q[1-4]|fy\d*|fiscal|gaap|"
-                          r"non-gaap|i|us|u\.s\.|" + "|".join(
-                              ["january", "february", "march", "april", "may", "june", "july", "august",
-                               "september", "october", "november", "december"]) + r")$", re.I)
+                          r"non-gaap|i|us|u\.s\.|" + "|".join(MONTH_NAMES) + r")$", re.I)
 _PERIOD_PHRASE = re.compile(
     r"\s*\b(?:in|for|during|of|over)?\s*(?:the\s+)?(?:(?:first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter|"
     r"q[1-4]|(?:first\s+)?(?:three|six|nine|twelve|3|6|9|12)\s+months(?:\s+ended\s+\w+\s+\d{1,2},?)?|first half|full year|"
