@@ -1,0 +1,79 @@
+"""The answer log on a real SQLite file: feedback state + history, the schema-1 migration,
+and conversations that survive a restart and stay with their owner."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from rag.errors import RagError
+from rag.log import AnswerLog
+
+
+def _answer(log: AnswerLog, question: str = "q?") -> str:
+    return log.record({"question": question, "answer": "a", "mode": "extractive", "abstained": 0,
+                       "citations": [], "passages": [], "trace": {}})
+
+
+def test_a_comment_keeps_the_rating_and_each_change_is_in_the_history(tmp_path):
+    log = AnswerLog(tmp_path)
+    aid = _answer(log)
+    log.feedback(aid, rating=-1)
+    log.feedback(aid, comment="wrong quarter", correction="$436 million")
+    state = log.feedback_state(aid)
+    assert (state["rating"], state["comment"], state["correction"]) == (-1, "wrong quarter", "$436 million")
+    row = next(r for r in log.answers() if r["id"] == aid)
+    assert row["rating"] == -1 and row["comment"] == "wrong quarter"
+    log.feedback(aid, rating=None)  # the thumb taken back; the comment stays
+    assert log.feedback_state(aid)["rating"] is None and log.feedback_state(aid)["comment"] == "wrong quarter"
+    history = log.feedback_for(aid)
+    assert [(h["rating"], h["comment"]) for h in history] == [
+        (-1, None), (-1, "wrong quarter"), (None, "wrong quarter")]
+    with pytest.raises(RagError, match="rating must be"):
+        log.feedback(aid, rating=5)
+
+
+def test_schema_1_logs_are_migrated_to_one_state_per_answer(tmp_path):
+    log = AnswerLog(tmp_path)
+    a, b = _answer(log, "a?"), _answer(log, "b?")
+    # Rows as schema 1 wrote them: each holds only what that action gave.
+    conn = sqlite3.connect(tmp_path / "log.sqlite")
+    conn.executemany("INSERT INTO feedback (answer_id, created_at, rating, comment, correction) VALUES (?,?,?,?,?)",
+                     [(a, "t1", -1, None, None), (a, "t2", None, "late comment", "fix"),
+                      (b, "t3", 1, None, None), (b, "t4", None, None, None)])
+    conn.execute("DELETE FROM feedback_state")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    fresh = AnswerLog(tmp_path)
+    sa, sb = fresh.feedback_state(a), fresh.feedback_state(b)
+    assert (sa["rating"], sa["comment"], sa["correction"]) == (-1, "late comment", "fix")
+    assert sb["rating"] is None  # a row with nothing in it was the thumb taken back
+
+
+def test_conversations_survive_a_restart_and_stay_with_their_owner(tmp_path):
+    log = AnswerLog(tmp_path)
+    cid = log.new_conversation("browser:one")
+    aid = _answer(log, "What were net sales in Q4?")
+    log.add_turn(cid, "browser:one", "What were net sales in Q4?", {"id": aid, "answer": "$2.6 billion"})
+    log.add_turn(cid, "browser:one", "And a year earlier?", {"id": None, "answer": "$2.3 billion"})
+    other = log.new_conversation("browser:two")
+
+    again = AnswerLog(tmp_path)  # a restart: a new process opens the same file
+    mine = again.conversations("browser:one")
+    assert [(c["id"], c["title"], c["turns"]) for c in mine] == [(cid, "What were net sales in Q4?", 2)]
+    conv = again.conversation(cid, "browser:one")
+    assert [t["question"] for t in conv["turns"]] == ["What were net sales in Q4?", "And a year earlier?"]
+    assert conv["turns"][0]["answer"]["answer"] == "$2.6 billion"
+    assert again.conversation(cid, "browser:two") is None  # not theirs
+    assert [c["id"] for c in again.conversations("browser:two")] == [other]
+
+    again.rename_conversation(cid, "browser:one", "  Ulta   Q4 ")
+    assert again.conversations("browser:one")[0]["title"] == "Ulta Q4"
+    with pytest.raises(RagError, match="needs a name"):
+        again.rename_conversation(cid, "browser:one", "   ")
+    assert not again.delete_conversation(cid, "browser:two")
+    assert again.delete_conversation(cid, "browser:one")
+    assert again.conversations("browser:one") == [] and again.get(aid) is not None  # the log keeps the answer
+    with pytest.raises(RagError, match="no longer exists"):
+        again.add_turn(cid, "browser:one", "more?", {"id": None})
