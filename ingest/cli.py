@@ -98,12 +98,12 @@ def _ingest(args, settings: Settings) -> int:
 
     from ingest.pipeline import ingest_paths
 
-    bar = None if args.quiet else tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024,
-                                       file=sys.stderr, desc="ingest", dynamic_ncols=True)
+    bar = None if args.quiet else tqdm(total=100, unit="%", file=sys.stderr, desc="ingest", dynamic_ncols=True,
+                                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
 
-    def progress(done: int, total: int, what: str) -> None:
-        bar.total = total
-        bar.n = done
+    def progress(event) -> None:
+        bar.n = round(event.fraction * 100, 1)
+        bar.set_postfix_str(event.label(), refresh=False)
         bar.refresh()
 
     try:

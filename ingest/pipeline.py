@@ -22,7 +22,70 @@ from rag.errors import EmptyFile, FileRejected
 from rag.store import LocalStore, open_store
 from rag.types import Document, content_id, index_text
 
-Progress = Callable[[int, int, str], None]  # (done_bytes, total_bytes, what)
+Progress = Callable[["ProgressEvent"], None]
+STAGE_WORDS = {"read": "Reading", "chunk": "Chunking", "embed": "Embedding", "publish": "Publishing",
+               "unchanged": "Unchanged", "error": "Refused", "done": "Done"}
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Where an ingest run stands: the file and stage now being worked on, and the whole run.
+
+    stage: read (done/total = pages), chunk, embed (done/total = passages of the current batch,
+    `file` names the batch's files), publish, unchanged or error (a file finished early), done.
+    """
+    stage: str
+    file: str
+    index: int  # 1-based position of `file` in the run (the batch's last file while embedding)
+    files: int
+    done: int = 0
+    total: int = 0
+    fraction: float = 0.0  # of the whole run's work
+    eta_s: float | None = None
+
+    def label(self) -> str:
+        word = STAGE_WORDS.get(self.stage, self.stage)
+        if self.stage == "embed":
+            text = f"{word} passages {self.done} of {self.total} ({self.file})"
+        elif self.stage in ("publish", "done"):
+            text = f"{word} the index" if self.stage == "publish" else f"{word}: {self.files} file(s)"
+        else:
+            text = f"{word} {self.file} (file {self.index} of {self.files})"
+            if self.stage == "read" and self.total:
+                text += f": page {self.done} of {self.total}"
+        if self.eta_s is not None and self.stage != "done":
+            text += f" · about {_duration(self.eta_s)} left"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    s = max(1, round(seconds))
+    return f"{s} s" if s < 90 else f"{round(s / 60)} min"
+
+
+class _Tracker:
+    """Turns pipeline steps into ProgressEvents with a run-wide fraction and a time estimate.
+
+    Work is counted in bytes: half of a file's weight for reading and chunking it, half for
+    embedding its passages; a file skipped or refused counts whole at once."""
+
+    def __init__(self, progress: Progress | None, sizes: list[int]):
+        self.progress = progress
+        self.weights = [max(s, 4096) for s in sizes]
+        self.total = float(sum(self.weights)) or 1.0
+        self.done = 0.0
+        self.started = time.monotonic()
+
+    def add(self, work: float) -> None:
+        self.done += work
+
+    def emit(self, stage: str, file: str, index: int, done: int = 0, total: int = 0, partial: float = 0.0) -> None:
+        if self.progress is None:
+            return
+        fraction = 1.0 if stage == "done" else min(0.99, (self.done + partial) / self.total)
+        elapsed = time.monotonic() - self.started
+        eta = elapsed * (1 - fraction) / fraction if fraction >= 0.05 and elapsed >= 2 else None
+        self.progress(ProgressEvent(stage, file, index, len(self.weights), done, total, fraction, eta))
 
 
 @dataclass
@@ -110,13 +173,16 @@ def embed_sentences(embedder: Embedder, chunks: list[tuple[str, str]]) -> dict[s
     return {cid: vectors[[row[x] for x in xs]] for cid, xs in sentences.items()}
 
 
+EMBED_SLICE = 128  # passages per embedding call within a batch (progress granularity)
+
+
 class _Batch:
     """Chunked documents waiting for one embedding call."""
 
     def __init__(self):
         self.items: list[tuple[FileResult, Document, LoadedDoc, list, list[int]]] = []
         self.n_chunks = 0
-        self.bytes = 0
+        self.weight = 0.0  # the run-wide work its embedding stands for (see _Tracker)
 
 
 def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embedder | None = None,
@@ -133,27 +199,37 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
     files = expand_paths(paths)
     results = [FileResult(str(f)) for f in files]
     sizes = [f.stat().st_size if f.is_file() else 0 for f in files]
-    total = sum(sizes)
-    done = 0
+    track = _Tracker(progress, sizes)
     count = token_counter()
     run_id = uuid.uuid4().hex
     embedded = 0
     batch = _Batch()
     seen_sources: set[str] = set()
+    current = {"file": "", "index": 0, "weight": 0}
 
-    def tick(n: int, what: str) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total, what)
+    def on_page(path: Path, done: int, total: int) -> None:
+        partial = current["weight"] / 2 * done / total if total else 0.0
+        track.emit("read", current["file"], current["index"], done, total, partial)
 
     def flush() -> None:
         nonlocal batch, embedded
         if not batch.items:
             return
         texts = [c.index_text() for *_, chunks, _n in batch.items for c in chunks]
+        names = list(dict.fromkeys(Path(res.path).name for res, *_ in batch.items))
+        label = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         t = time.perf_counter()
-        vectors = embedder.embed(texts)
+        # In slices, so that progress moves within a batch; longest first, so that each slice
+        # pads to similar lengths (what one big encode call would do by itself).
+        order = sorted(range(len(texts)), key=lambda j: -len(texts[j]))
+        vectors = None
+        for a in range(0, len(texts), EMBED_SLICE):
+            track.emit("embed", label, current["index"], a, len(texts), batch.weight / 2 * a / len(texts))
+            rows = order[a:a + EMBED_SLICE]
+            part = embedder.embed([texts[j] for j in rows])
+            if vectors is None:
+                vectors = np.zeros((len(texts), part.shape[1]), dtype=part.dtype)
+            vectors[rows] = part
         timings["embed"] += time.perf_counter() - t
         store.check_embedder(embedder.id, int(vectors.shape[1]))
         sentence_vectors = None
@@ -171,20 +247,25 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
         store.add_pending(run_id, rows, kinds, CHUNKER_VERSION, sizes_of, sentence_vectors)
         timings["store"] += time.perf_counter() - t
         embedded += len(texts)
-        tick(batch.bytes, "embedded")
+        track.add(batch.weight / 2)
+        track.emit("embed", label, current["index"], len(texts), len(texts))
         batch = _Batch()
 
-    with store.writer(), PdfParser(settings.parse_timeout_s) as pdf:
+    with store.writer(), PdfParser(settings.parse_timeout_s, on_page=on_page) as pdf:
         store.check_embedder(embedder.id)
-        for path, res, size in zip(files, results, sizes):
+        for i, (path, res, size) in enumerate(zip(files, results, sizes)):
             res.size_bytes = size
+            weight = track.weights[i]
+            current.update(file=path.name, index=i + 1, weight=weight)
             consumed = 0
             try:
+                track.emit("read", path.name, i + 1)
                 if not path.exists():
                     raise FileRejected(f"{path}: no such file or folder")
                 source = source_of(path) if source_of else str(path)
                 if _unchanged_file(store, path, source, size, settings.max_file_bytes, res):
-                    tick(size, "unchanged")
+                    track.add(weight)
+                    track.emit("unchanged", path.name, i + 1)
                     continue
                 t = time.perf_counter()
                 for loaded in load_file(path, settings.max_file_bytes, pdf, source=source):
@@ -205,6 +286,7 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
                         res._new_docs += 1
                         res.chunks += store.document(doc.id)["n_chunks"]
                     else:
+                        track.emit("chunk", path.name, i + 1, partial=weight / 2)
                         t = time.perf_counter()
                         heading = loaded.title if loaded.kind == "jsonl-record" else None
                         context = None if heading else document_label(loaded.source, loaded.title)
@@ -220,7 +302,7 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
                         consumed += share
                         batch.items.append((res, doc, loaded, chunks, ntok))
                         batch.n_chunks += len(chunks)
-                        batch.bytes += share
+                        batch.weight += weight * share / size if size else weight
                         if batch.n_chunks >= settings.ingest_batch_chunks:
                             flush()
                     t = time.perf_counter()
@@ -232,14 +314,18 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
                 res.status, res.reason, res.message = "error", e.reason, e.message
                 if res._new_docs:
                     res.message += f" ({res._new_docs} document(s) from it were indexed)"
-            tick(size - consumed, res.status)
+                track.emit("error", path.name, i + 1)
+            # reading is done; the embedding half of what was batched counts when it is embedded
+            track.add(weight / 2 + (weight / 2 * (size - consumed) / size if size else weight / 2))
         flush()
+        track.emit("publish", "", len(files))
         t = time.perf_counter()
         version = store.publish(run_id, embedder_id=embedder.id, dim=embedder.dim if embedded else None,
                                 chunker_version=CHUNKER_VERSION)
         timings["publish"] = time.perf_counter() - t
         store.log_events([{"run_id": run_id, "path": r.path, "status": r.status, "reason": r.reason,
                            "message": r.message, "doc_id": r.doc_id, "chunks": r.chunks} for r in results])
+    track.emit("done", "", len(files))
     return IngestReport(results, version, time.perf_counter() - started, timings, embedded)
 
 
@@ -258,7 +344,7 @@ def rebuild_index(settings: Settings) -> int:
 
 
 def backfill_sentence_vectors(settings: Settings, embedder: Embedder | None = None,
-                              progress: Progress | None = None, batch: int = 2048) -> int:
+                              progress: Callable[[int, int, str], None] | None = None, batch: int = 2048) -> int:
     """Compute sentence vectors for chunks that lack them (indexes built without). Returns count."""
     embedder = embedder or embedder_from_settings(settings)
     store = open_store(settings)
