@@ -244,7 +244,8 @@ def leave_one_out(evidence: list[float], unanswerable: list[bool]) -> dict:
             "wrongly_abstained": sum(d and not u for d, u in zip(decisions, unanswerable))}
 
 
-__all__ = ["best_threshold", "holds_answer", "leave_one_out", "load_cases", "run_case", "summarise", "token_f1"]
+__all__ = ["best_threshold", "headline", "holds_answer", "leave_one_out", "list_prompt_versions", "list_sets",
+           "load_cases", "run_answer_eval", "run_case", "summarise", "token_f1"]
 
 
 def calibrate(answerer, cases: list[dict], k: int | None = None) -> dict:
@@ -267,6 +268,114 @@ def calibrate(answerer, cases: list[dict], k: int | None = None) -> dict:
         "leave_one_out": leave_one_out(evidence, unanswerable), "embedder": answerer.embedder.id,
         "index_version": answerer.store.version(),
     }
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODES = ("auto", "extractive", "llm")
+
+
+def list_sets(settings) -> list[dict]:
+    """The question sets a person can evaluate on: every *.jsonl under DATA_DIR/eval/ (the
+    Review page's "Add to evaluation set" writes reviewed.jsonl there), then the sets shipped
+    with the code (data/eval-sets/*.jsonl, tests/data/*questions*.jsonl) when present.
+    Each: {"label", "path", "cases", "splits"}; unreadable files are listed with the reason."""
+    found = [(p, "your data") for p in sorted((Path(settings.data_dir) / "eval").glob("*.jsonl"))]
+    found += [(p, "shipped") for p in sorted((REPO_ROOT / "data" / "eval-sets").glob("*.jsonl"))]
+    found += [(p, "shipped") for p in sorted((REPO_ROOT / "tests" / "data").glob("*questions*.jsonl"))]
+    sets, seen = [], set()
+    for path, origin in found:
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        try:
+            cases = load_cases(path)
+        except (RagError, OSError) as e:  # listed, so the person sees why it cannot be picked
+            why = e.message if isinstance(e, RagError) else str(e)
+            sets.append({"label": f"{path.name} ({origin}; unreadable: {why})", "path": path, "cases": 0,
+                         "splits": [], "error": why})
+            continue
+        splits = sorted({str(c["split"]) for c in cases if c.get("split")})
+        sets.append({"label": f"{path.name} ({origin}, {len(cases)} cases)", "path": path, "cases": len(cases),
+                     "splits": splits, "error": None})
+    return sets
+
+
+def list_prompt_versions() -> list[str]:
+    """The answer prompts (rag/answer/prompts/answer-vN.toml), oldest first."""
+    from rag.answer.prompts import available
+
+    return sorted((v for v in available() if v.startswith("answer-")),
+                  key=lambda v: (int(m.group()) if (m := re.search(r"\d+$", v)) else 0, v))
+
+
+def headline(summary: dict) -> str:
+    """A run's main figures in one line."""
+    def pct(key: str) -> str:
+        return "n/a" if summary.get(key) is None else f"{summary[key]:.0%}"
+
+    f1 = "n/a" if summary.get("token_f1") is None else f"{summary['token_f1']:.2f}"
+    return (f"{summary['cases']} cases: hit@k {pct('hit_at_k')}, verified on target {pct('verified_on_target')}, "
+            f"citation precision {pct('citation_precision')}, token F1 {f1}, "
+            f"abstention recall {pct('abstention_recall')}")
+
+
+def run_answer_eval(settings, set_path: Path, split: str | None = None, limit: int | None = None,
+                    mode: str = "auto", prompt_version: str | None = None, progress=None) -> tuple[dict, Path]:
+    """Answer every case of a question set, score it, and store the run as
+    DATA_DIR/eval_runs/<UTC time>-<prompt version>.json (what the Evaluate page compares).
+
+    mode: "auto" uses the LLM when one is configured (RAG_LLM_BASE_URL), "extractive" never
+    does, "llm" requires one. progress(done, total, case_id) is called after each case.
+    Returns (run, stored path)."""
+    from dataclasses import replace
+
+    from rag.answer import Answerer
+
+    if mode not in MODES:
+        raise RagError(f"unknown answerer mode {mode!r}; use one of {', '.join(MODES)}")
+    if mode == "llm" and not settings.llm_base_url:
+        raise RagError("no LLM is configured, so an LLM evaluation cannot run: set RAG_LLM_BASE_URL to an "
+                       "OpenAI-compatible endpoint (e.g. `make llm`), or evaluate the extractive answerer")
+    overrides = {"answer_cache": False}  # every case answered afresh, as the run records
+    if prompt_version:
+        overrides["prompt_version"] = prompt_version
+    if mode == "extractive":
+        overrides["llm_base_url"] = None  # Answerer builds no LLM client without a base URL
+    settings = replace(settings, **overrides)
+    set_path = Path(set_path)
+    cases = load_cases(set_path)
+    if split:
+        splits = sorted({str(c["split"]) for c in cases if c.get("split")})
+        cases = [c for c in cases if c.get("split") == split]
+        if not cases:
+            hint = f"its splits: {', '.join(splits)}" if splits else "it has no splits, so run it without one"
+            raise RagError(f"{set_path.name} has no cases in split {split!r}; {hint}")
+    cases = cases[: limit or None]
+    answerer = Answerer(settings)
+    answerer.retriever.search("warm up", k=1)
+    records = []
+    for i, case in enumerate(cases, 1):
+        records.append(run_case(answerer, case))
+        if progress is not None:
+            progress(i, len(cases), case["id"])
+    run = {"set": str(set_path), "split": split, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "config": {"prompt_version": answerer.prompt.version, "prompt_sha": answerer.prompt.sha,
+                      "llm": answerer.llm_label, "embedder": answerer.embedder.id,
+                      "reranker": answerer.retriever.reranker_name, "index_version": answerer.store.version(),
+                      "answer_k": settings.answer_k, "abstain_threshold": answerer.abstain_threshold,
+                      "support_threshold": answerer.support_threshold},
+           "summary": summarise(records), "records": records}
+    runs = Path(settings.data_dir) / "eval_runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    base = f"{run['created_at'].replace(':', '')}-{answerer.prompt.version}"
+    stored, n = runs / f"{base}.json", 1
+    while stored.exists():  # two runs within one second keep both
+        n += 1
+        stored = runs / f"{base}-{n}.json"
+    tmp = stored.with_name(f".{stored.name}.tmp")
+    tmp.write_text(json.dumps(run, indent=1, default=str))
+    tmp.replace(stored)
+    return run, stored
 
 
 def answers_main(argv: list[str]) -> int:
@@ -292,33 +401,18 @@ def answers_main(argv: list[str]) -> int:
             from ingest.pipeline import ingest_paths
 
             ingest_paths(args.docs, settings, progress=None)
-        from rag.answer import Answerer
-
-        answerer = Answerer(settings)
-        cases = [c for c in load_cases(args.set) if not args.split or c.get("split") == args.split]
-        cases = cases[: args.limit or None]
-        answerer.retriever.search("warm up", k=1)
-        records = [run_case(answerer, c) for c in cases]
+        run, stored = run_answer_eval(settings, args.set, split=args.split, limit=args.limit)
     except RagError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 2
-    run = {"set": str(args.set), "split": args.split, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-           "config": {"prompt_version": answerer.prompt.version, "prompt_sha": answerer.prompt.sha,
-                      "llm": answerer.llm_label, "embedder": answerer.embedder.id,
-                      "reranker": answerer.retriever.reranker_name, "index_version": answerer.store.version(),
-                      "answer_k": settings.answer_k, "abstain_threshold": answerer.abstain_threshold,
-                      "support_threshold": answerer.support_threshold},
-           "summary": summarise(records), "records": records}
-    runs = Path(settings.data_dir) / "eval_runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    stored = runs / f"{run['created_at'].replace(':', '')}-{answerer.prompt.version}.json"
-    for path in [stored] + ([args.out] if args.out else []):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(run, indent=1, default=str))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(run, indent=1, default=str))
     if args.json:
         print(json.dumps({"config": run["config"], "summary": run["summary"], "stored": str(stored)}))
     else:
-        print(f"{args.set.name}: {len(records)} cases, {run['config']['llm']}, prompt {answerer.prompt.version}")
+        print(f"{args.set.name}: {len(run['records'])} cases, {run['config']['llm']}, "
+              f"prompt {run['config']['prompt_version']}")
         for k, v in run["summary"].items():
             print(f"  {k:<22} {v}")
         print(f"run stored in {stored}")
