@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+import re
 import resource
 import subprocess
 import sys
@@ -239,8 +240,59 @@ def load_pdf(path: Path, data: bytes, parser: PdfParser) -> LoadedDoc:
         raise NoTextLayer(f"{path}: no text layer on any of its {len(pages)} page(s) - probably a scan; "
                           "OCR is not supported, so run it through OCR first")
     meta = {"warnings": result["warnings"]} if result["warnings"] else {}
-    return LoadedDoc(str(path), result["title"] or path.name, sha256_bytes(data), pages, "pdf",
-                     len(data), meta)
+    first = next((p.text for p in pages if p.text), "")
+    return LoadedDoc(str(path), readable_title(result["title"], first, path.name), sha256_bytes(data), pages,
+                     "pdf", len(data), meta)
+
+
+# ----------------------------------------------------------------- titles
+_WORD = re.compile(r"[^\W\d_]{2,}")  # two or more letters in a row
+_OFFICE_PREFIX = re.compile(r"^microsoft\s+(?:office\s+)?(?:word|excel|powerpoint)\s*-\s*", re.I)
+_EXTENSION = re.compile(r"\.(?:docx?|dotx?|rtf|odt|pptx?|xlsx?|pdf|txt|md|html?|indd|pages|tex)$", re.I)
+_PLACEHOLDERS = {"untitled", "untitled document", "no title", "title", "document", "none", "null", "unknown",
+                 "anonymous", "(anonymous)", "(untitled)"}
+# Words that alone make a line a date or a page number ("March 31, 2023", "Page 3 of 10").
+_DATE_WORDS = re.compile(
+    r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|mon(?:day)?|tue(?:sday)?|wed(?:nesday)?|thu(?:rsday)?|"
+    r"fri(?:day)?|sat(?:urday)?|sun(?:day)?|page|of|st|nd|rd|th)\b\.?", re.I)
+
+
+def _words_title(title: str | None) -> str | None:
+    """A metadata title that reads as words, cleaned up; None when it is opaque."""
+    title = " ".join((title or "").split())
+    title = _OFFICE_PREFIX.sub("", title)
+    if " " not in title and ("_" in title or _EXTENSION.search(title)):
+        return None  # a file name or an id joined by underscores: "annual_report_v3.pdf"
+    title = _EXTENSION.sub("", title).strip()
+    if title.lower() in _PLACEHOLDERS or len(_WORD.findall(title)) < 2:
+        return None  # "untitled", "0000764478-23-000041", "doc1", "Exhibit 99.1"
+    return title
+
+
+def _first_line_title(text: str) -> str | None:
+    """The first short line with words that is not only a date or a page number."""
+    for line in (text or "").split("\n"):
+        line = " ".join(line.split()).strip(" #|")
+        if not line or len(line) > 120:
+            continue
+        if _WORD.search(_DATE_WORDS.sub(" ", line)):
+            return line
+    return None
+
+
+def readable_title(meta_title: str | None, first_page_text: str, filename: str) -> str:
+    """A title a person can read: the metadata title when it looks like words (an Office
+    "Microsoft Word - " prefix and a file extension removed), else the first short line of the
+    first page, else the file name without extension, "_" and "-" read as spaces.
+
+    Metadata titles are often opaque: SEC filings carry accession numbers ("0000764478-23-000041"),
+    converters write "untitled" or the source file's name."""
+    title = _words_title(meta_title) or _first_line_title(first_page_text)
+    if title:
+        return title
+    stem = Path(filename).stem if Path(filename).suffix else filename
+    return " ".join(re.sub(r"[_\-]+", " ", stem).split()) or filename
 
 
 # -------------------------------------------------------------- dispatch

@@ -391,3 +391,51 @@ def test_sniff_binaries():
     assert zip_desc is not None and "ZIP" in zip_desc
     assert sniff(b"\x89PNG\r\n\x1a\n\x00\x00") == "a PNG image"
     assert sniff(b"some\x00binary\x00data") == "binary data"
+
+
+# ------------------------------------------------------------------ titles
+@pytest.mark.parametrize("meta, expected", [
+    ("Annual Report 2023", "Annual Report 2023"),
+    ("  Quarterly   Results\n Q2 ", "Quarterly Results Q2"),
+    ("Microsoft Word - Annual Report 2023.docx", "Annual Report 2023"),
+    ("0000764478-23-000041", "ACME Corporation Annual Report"),  # an SEC accession number
+    ("Microsoft Word - doc1.docx", "ACME Corporation Annual Report"),
+    ("untitled", "ACME Corporation Annual Report"),
+    ("Untitled", "ACME Corporation Annual Report"),
+    ("", "ACME Corporation Annual Report"),
+    (None, "ACME Corporation Annual Report"),
+    ("Exhibit 99.1", "ACME Corporation Annual Report"),
+    ("annual_report_v3.pdf", "ACME Corporation Annual Report"),
+])
+def test_readable_title_keeps_word_titles_and_replaces_opaque_ones(meta, expected):
+    from ingest.load import readable_title
+
+    first_page = "\n".join(["12", "March 31, 2023", "Page 1 of 40", "x" * 130, "ACME Corporation Annual Report",
+                            "The company sold widgets."])
+    assert readable_title(meta, first_page, "acme_10-K_2023.pdf") == expected
+
+
+def test_readable_title_falls_back_to_the_file_name():
+    from ingest.load import readable_title
+
+    # Nothing usable on the first page either: only a date, a page number and a long line.
+    first_page = "2023-03-31\n7\nPage 2 of 9\n" + "word " * 40
+    assert readable_title("0000764478-23-000041", first_page, "acme_10-K-2023.pdf") == "acme 10 K 2023"
+    assert readable_title(None, "", "notes") == "notes"
+
+
+def test_pdf_with_an_accession_number_title_takes_its_first_line(tmp_path: Path):
+    src = make_pdf(tmp_path / "src.pdf", ["ACME Corporation Annual Report\nThe company sold 4,000 widgets in 2023.",
+                                          "Second page about the board."])
+    w = PdfWriter(clone_from=PdfReader(src))
+    w.add_metadata({"/Title": "0000764478-23-000041"})
+    w.write(tmp_path / "0000764478-23-000041.pdf")
+    assert PdfReader(tmp_path / "0000764478-23-000041.pdf").metadata.title == "0000764478-23-000041"
+    (doc,) = load_all(tmp_path / "0000764478-23-000041.pdf")
+    assert doc.title == "ACME Corporation Annual Report"
+    # A readable metadata title is kept.
+    w = PdfWriter(clone_from=PdfReader(src))
+    w.add_metadata({"/Title": "Microsoft Word - ACME Annual Report 2023.docx"})
+    w.write(tmp_path / "named.pdf")
+    (doc,) = load_all(tmp_path / "named.pdf")
+    assert doc.title == "ACME Annual Report 2023"
