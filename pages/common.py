@@ -1,7 +1,11 @@
-"""Shared page helpers: one Service per process, plain-text rendering, the sidebar."""
+"""Shared page helpers: one Service per process, plain-text rendering, the sidebar, who is asking."""
 from __future__ import annotations
 
 import re
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Callable
 
 import streamlit as st
 
@@ -11,6 +15,8 @@ from rag.errors import RagError
 from rag.service import Service
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+BROWSER_COOKIE = "docchat_browser"
+_BROWSER_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def plain(text: str) -> str:
@@ -40,18 +46,64 @@ def _service(settings: Settings) -> Service:
     return Service(settings)
 
 
-def sidebar() -> None:
+def owner() -> str:
+    """Whose conversations these are: the logged-in user (OIDC login), else this browser.
+
+    A browser is known by a random id in a first-party cookie, set here on its first visit."""
+    ss = st.session_state
+    if "owner" not in ss:
+        browser = st.context.cookies.get(BROWSER_COOKIE, "")
+        if not isinstance(browser, str) or not _BROWSER_ID.fullmatch(browser):
+            browser = ss["new_browser_id"] = uuid.uuid4().hex
+        ss["owner"] = f"browser:{browser}"
+    if ss.get("new_browser_id"):  # (re)sent on every run of this session: the cookie lands once JS runs
+        st.html(f"<script>document.cookie = '{BROWSER_COOKIE}={ss['new_browser_id']}; path=/; "
+                "max-age=31536000; SameSite=Lax';</script>", unsafe_allow_javascript=True)
+    return ss["owner"]
+
+
+def file_labels(sources: list[str]) -> list[str]:
+    """Documents named for people: the file name, numbered when two share one (no server paths)."""
+    names = [Path(s).name for s in sources]
+    dup, seen, out = Counter(names), Counter(), []
+    for n in names:
+        seen[n] += 1
+        out.append(n if dup[n] == 1 else f"{n} ({seen[n]})")
+    return out
+
+
+def flash(message: str | None = None) -> None:
+    """Show a success message after the next rerun (what st.rerun would otherwise hide)."""
+    if message is not None:
+        st.session_state["flash"] = message
+    elif text := st.session_state.pop("flash", None):
+        st.success(text, icon=":material/check_circle:")
+
+
+def sidebar() -> Callable[[], None]:
+    """Draw the index status in the sidebar; returns a function that redraws it in place
+    (call it after an upload or a delete, so counts are never stale)."""
+    slot = st.sidebar.empty()
+
+    def draw() -> None:
+        with slot.container():
+            _status_box()
+
+    draw()
+    return draw
+
+
+def _status_box() -> None:
     try:
         status = service().status()
     except RagError as e:
-        st.sidebar.error(e.message)
+        st.error(e.message)
         return
-    sb = st.sidebar
-    sb.caption("Index")
-    c1, c2, c3 = sb.columns(3)
+    st.caption("Index")
+    c1, c2, c3 = st.columns(3)
     c1.metric("Docs", status["documents"])
     c2.metric("Chunks", status["chunks"])
     c3.metric("Version", status["index_version"])
-    sb.caption(f"LLM: {status['llm']}  \nReranker: {status['reranker']}")
+    st.caption(f"LLM: {status['llm']}  \nReranker: {status['reranker']}")
     for note in status["notices"]:
-        sb.info(note, icon=":material/info:")
+        st.info(note, icon=":material/info:")

@@ -34,11 +34,14 @@ if rating == "unrated":
 
 st.caption(f"{len(rows)} of {len(all_rows)} logged answers")
 if rows:
-    table = pd.DataFrame([{"when": r["created_at"], "question": r["question"], "answer": r["answer"][:200],
-                           "rating": {1: "up", -1: "down"}.get(r.get("rating"), ""), "comment": r.get("comment") or "",
-                           "abstained": bool(r["abstained"]), "mode": r["mode"], "model": r["model"],
-                           "prompt": r["prompt_version"], "id": r["id"]} for r in rows])
-    st.dataframe(table, hide_index=True, width="stretch")
+    # The columns a reviewer scans; model, prompt and trace are in the answer's details below.
+    table = pd.DataFrame([{"when": r["created_at"][:16].replace("T", " "), "question": r["question"],
+                           "answer": r["answer"][:200], "rating": {1: "up", -1: "down"}.get(r.get("rating"), ""),
+                           "comment": r.get("comment") or "", "abstained": bool(r["abstained"])} for r in rows])
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "when": st.column_config.TextColumn(width="small"), "question": st.column_config.TextColumn(width="medium"),
+        "answer": st.column_config.TextColumn(width="large"), "rating": st.column_config.TextColumn(width="small"),
+        "abstained": st.column_config.CheckboxColumn(width="small")})
     e1, e2 = st.columns(2)
     e1.download_button("Export CSV", service().export_csv(rows), "answers.csv", "text/csv")
     e2.download_button("Export JSONL", service().export_jsonl(rows), "answers.jsonl", "application/jsonl")
@@ -53,9 +56,18 @@ if rows:
         st.markdown(plain(r["answer"]))
         if r["notice"]:
             st.caption(plain(r["notice"]))
+        st.caption(plain(f"{r['mode']} · model {r['model'] or '-'} · prompt {r['prompt_version'] or '-'}"
+                         f" · index version {r['index_version']} · id {r['id']}"))
         if r.get("rating") or r.get("comment") or r.get("correction"):
             st.info(plain(f"Rating: {({1: 'thumbs up', -1: 'thumbs down'}).get(r.get('rating'), 'none')}"
                           f" · comment: {r.get('comment') or '-'} · correction: {r.get('correction') or '-'}"))
+            history = service().feedback_history(r["id"])
+            if len(history) > 1:
+                with st.expander(f"Feedback history ({len(history)} changes)"):
+                    st.dataframe(pd.DataFrame([{"when": h["created_at"][:19].replace("T", " "),
+                                                "rating": {1: "up", -1: "down"}.get(h["rating"], ""),
+                                                "comment": h["comment"] or "", "correction": h["correction"] or ""}
+                                               for h in history]), hide_index=True, width="stretch")
         st.subheader("Citations")
         if r["citations"]:
             st.dataframe(pd.DataFrame([{"n": c["n"], "source": Path(c["source"]).name, "page": c["page"],

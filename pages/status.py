@@ -1,4 +1,6 @@
 """Index status: read settings -> one library call -> render."""
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -28,7 +30,12 @@ if status["pending_documents"]:
 if status["documents_list"]:
     st.subheader("Documents")
     docs = pd.DataFrame(status["documents_list"])[["title", "source", "kind", "pages", "n_chunks", "added_at"]]
+    docs["source"] = docs["source"].map(lambda x: Path(x).name)  # file names, not server paths
     st.dataframe(docs.rename(columns={"n_chunks": "chunks", "added_at": "added"}), hide_index=True, width="stretch")
 if status["recent_errors"]:
     st.subheader("Files that could not be indexed")
-    st.dataframe(pd.DataFrame(status["recent_errors"]), hide_index=True, width="stretch")
+    errors = [{"file": Path(e["path"]).name, "when": e["at"], "reason": e["reason"] or "",
+               "message": (e["message"] or "").replace(e["path"], Path(e["path"]).name)}
+              for e in status["recent_errors"]]  # file names, not server paths
+    st.dataframe(pd.DataFrame(errors), hide_index=True, width="stretch",
+                 column_config={"message": st.column_config.TextColumn(width="large")})

@@ -19,7 +19,7 @@ from typing import Callable
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.log import AnswerLog
+from rag.log import KEEP, AnswerLog
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ ()\-]+")
 
@@ -123,8 +123,11 @@ class Service:
             saved.append(path)
         return saved, refused
 
-    def ingest_uploads(self, files: list[tuple[str, bytes]],
-                       progress: Callable[[int, int, str], None] | None = None) -> dict:
+    def ingest_uploads(self, files: list[tuple[str, bytes]], progress: Callable | None = None) -> dict:
+        """Save and index uploaded files. `progress` gets ingest.pipeline.ProgressEvents.
+
+        Rows name files by their upload name, never by server path; a refused file is removed
+        from uploads/ (nothing of it is kept), what was indexed before stays as it was."""
         from ingest.pipeline import ingest_paths
 
         saved, refused = self.save_uploads(files)
@@ -132,7 +135,12 @@ class Service:
         rows = refused + ([{k: v for k, v in r.items() if k in {"path", "status", "reason", "message", "pages", "chunks"}}
                            for r in report.to_dict()["files"]] if report else [])
         for r in rows:
-            r["file"] = Path(r.pop("path")).name
+            path = r.pop("path")
+            r["file"] = Path(path).name
+            if r.get("message"):
+                r["message"] = r["message"].replace(str(path), r["file"])
+            if r["status"] == "error" and Path(path) in saved and self.store.live_document(str(path)) is None:
+                Path(path).unlink(missing_ok=True)
         return {"files": rows, "index_version": report.index_version if report else self.store.version(),
                 "seconds": round(report.seconds, 1) if report else 0.0}
 
@@ -171,9 +179,35 @@ class Service:
     def ask(self, question: str, history: list[str] | None = None, session: str | None = None):
         return self.answerer.stream(question, history, session)
 
-    def feedback(self, answer_id: str, rating: int | None = None, comment: str | None = None,
-                 correction: str | None = None) -> int:
+    def feedback(self, answer_id: str, rating: int | None = KEEP, comment: str | None = KEEP,
+                 correction: str | None = KEEP) -> int:
+        """Set some of an answer's feedback; the fields not passed keep their value."""
         return self.log.feedback(answer_id, rating, comment, correction)
+
+    def feedback_state(self, answer_id: str) -> dict | None:
+        return self.log.feedback_state(answer_id)
+
+    def feedback_history(self, answer_id: str) -> list[dict]:
+        return self.log.feedback_for(answer_id)
+
+    # -- conversations, per owner ("user:EMAIL" with login, "browser:ID" without)
+    def conversations(self, owner: str) -> list[dict]:
+        return self.log.conversations(owner)
+
+    def conversation(self, conversation_id: str, owner: str) -> dict | None:
+        return self.log.conversation(conversation_id, owner)
+
+    def new_conversation(self, owner: str) -> str:
+        return self.log.new_conversation(owner)
+
+    def add_turn(self, conversation_id: str, owner: str, question: str, answer: dict) -> None:
+        self.log.add_turn(conversation_id, owner, question, answer)
+
+    def rename_conversation(self, conversation_id: str, owner: str, title: str) -> None:
+        self.log.rename_conversation(conversation_id, owner, title)
+
+    def delete_conversation(self, conversation_id: str, owner: str) -> bool:
+        return self.log.delete_conversation(conversation_id, owner)
 
     # -- review
     def review(self, rating: int | None = None, since: date | None = None, until: date | None = None,
@@ -218,8 +252,7 @@ class Service:
         row = self.log.get(answer_id)
         if row is None:
             raise RagError(f"no logged answer with id {answer_id!r}")
-        fb = self.log.feedback_for(answer_id)
-        correction = next((f["correction"] for f in reversed(fb) if f["correction"]), None)
+        correction = (self.log.feedback_state(answer_id) or {}).get("correction")
         cites = [c for c in row["citations"] if c.get("verified")] or row["citations"]
         unanswerable = bool(row["abstained"]) and correction is None
         case = {"id": f"review-{answer_id[:12]}", "question": row["question"],

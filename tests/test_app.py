@@ -63,7 +63,7 @@ def test_chat_answers_cites_and_opens_the_source_panel(indexed):
     cite = next(b for b in at.button if b.label.startswith("[") and "plants.md" in b.label)
     assert "verified" in cite.label
     cite.click().run()
-    assert any(s.value.endswith("plants.md") for s in at.subheader)
+    assert any(s.value.replace("\\", "").endswith("plants.md") for s in at.subheader)
     assert any("orange-background" in m.value and "every Tuesday" in m.value for m in at.markdown)
     # History stays; a follow-up is answered in context.
     at.chat_input[0].set_value("And the snake plant?").run()
@@ -94,7 +94,14 @@ def test_library_delete_removes_a_document(indexed):
     at.multiselect[0].select(next(o for o in at.multiselect[0].options if o.startswith("plants.md"))).run()
     next(b for b in at.button if b.label == "Delete").click().run()
     assert not at.exception
+    # It asks first, and nothing is gone yet.
+    assert any("will be removed from the index" in m.value for m in at.markdown)
+    assert set(at.dataframe[0].value["document"]) == {"user-guide.md", "plants.md"}
+    [b for b in at.button if b.label == "Delete"][-1].click().run()
+    assert not at.exception
     assert set(at.dataframe[0].value["document"]) == {"user-guide.md"}
+    assert any("Deleted 1 document(s): plants.md" in s.value for s in at.success)
+    assert {m.label: m.value for m in at.sidebar.metric}["Docs"] == "1"
 
 
 def test_review_page_filters_exports_and_promotes_to_the_eval_set(indexed):
@@ -171,4 +178,35 @@ def test_two_browser_sessions_never_see_each_others_chat(indexed):
     alice.chat_input[0].set_value("How often does the office ficus need watering?").run()
     bob.run()
     assert len(alice.chat_message) == 2 and len(bob.chat_message) == 0
-    assert alice.session_state["session_id"] != bob.session_state["session_id"]
+    assert alice.session_state["owner"] != bob.session_state["owner"]
+    assert not [b for b in bob.sidebar.button if b.key and b.key.startswith("conv-")]
+
+
+def test_a_conversation_survives_a_reload_and_can_be_renamed_and_deleted(indexed):
+    first = page("pages/chat.py").run()
+    first.chat_input[0].set_value("How often does the office ficus need watering?").run()
+    me, cid = first.session_state["owner"], first.session_state["conversation"]
+
+    # A reload: a new session of the same browser (same cookie), the URL naming the conversation.
+    again = page("pages/chat.py")
+    again.session_state["owner"] = me
+    again.query_params["c"] = cid
+    again.run()
+    assert not again.exception and len(again.chat_message) == 2
+    listed = [b for b in again.sidebar.button if b.key == f"conv-{cid}"]
+    assert listed and listed[0].label == "How often does the office ficus need watering?"
+
+    # Another browser cannot open it, even knowing its id.
+    other = page("pages/chat.py")
+    other.query_params["c"] = cid
+    other.run()
+    assert len(other.chat_message) == 0
+
+    rename = next(t for t in again.text_input if t.label == "Name")
+    rename.input("Ficus care")
+    next(b for b in again.button if b.label == "Rename").click().run()
+    assert [b.label for b in again.sidebar.button if b.key == f"conv-{cid}"] == ["Ficus care"]
+    next(b for b in again.button if b.label == "Delete this conversation").click().run()
+    assert not again.exception and len(again.chat_message) == 2, "asks first"
+    next(b for b in again.button if b.label == "Delete").click().run()
+    assert not [b for b in again.sidebar.button if b.key == f"conv-{cid}"] and len(again.chat_message) == 0
