@@ -51,8 +51,9 @@ class ProgressEvent:
             text = f"{word} the index" if self.stage == "publish" else f"{word}: {self.files} file(s)"
         else:
             text = f"{word} {self.file} (file {self.index} of {self.files})"
-            if self.stage == "read" and self.total:
-                text += f": page {self.done} of {self.total}"
+            if self.stage == "read" and self.total:  # the page being read, or all read
+                text += (f": page {self.done + 1} of {self.total}" if self.done < self.total
+                         else f": {self.total} pages read")
         if self.eta_s is not None and self.stage != "done":
             text += f" · about {_duration(self.eta_s)} left"
         return text
@@ -173,7 +174,8 @@ def embed_sentences(embedder: Embedder, chunks: list[tuple[str, str]]) -> dict[s
     return {cid: vectors[[row[x] for x in xs]] for cid, xs in sentences.items()}
 
 
-EMBED_SLICE = 128  # passages per embedding call within a batch (progress granularity)
+EMBED_SLICE = 64  # passages per embedding call within a batch, at least (progress granularity;
+# under 48 texts the embedder drops to one thread, see rag.embed.SMALL_BATCH)
 
 
 class _Batch:
@@ -223,9 +225,10 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
         # pads to similar lengths (what one big encode call would do by itself).
         order = sorted(range(len(texts)), key=lambda j: -len(texts[j]))
         vectors = None
-        for a in range(0, len(texts), EMBED_SLICE):
+        step = max(EMBED_SLICE, -(-len(texts) // 20))
+        for a in range(0, len(texts), step):
             track.emit("embed", label, current["index"], a, len(texts), batch.weight / 2 * a / len(texts))
-            rows = order[a:a + EMBED_SLICE]
+            rows = order[a:a + step]
             part = embedder.embed([texts[j] for j in rows])
             if vectors is None:
                 vectors = np.zeros((len(texts), part.shape[1]), dtype=part.dtype)

@@ -180,11 +180,13 @@ if question:
     with st.chat_message("assistant"):
         try:
             history = [t["answer"]["standalone"] for t in turns]
-            with st.spinner("Searching your documents…"):
-                cid = conv["id"] if conv else service().new_conversation(me)
-                stream = service().ask(question, history=history, session=cid)
-                deltas = iter(stream)
-                first = next(deltas, "")  # the search and the first words: the slow part
+            working = st.empty()  # at once, not after st.spinner's half-second delay
+            working.caption(":material/hourglass_top: Searching your documents…")
+            cid = conv["id"] if conv else service().new_conversation(me)
+            stream = service().ask(question, history=history, session=cid)
+            deltas = iter(stream)
+            first = next(deltas, "")  # the search and the first words: the slow part
+            working.empty()
             st.write_stream(plain(d) for d in chain([first], deltas))
             service().add_turn(cid, me, question, stream.answer.to_json())
             open_conversation(cid)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -72,12 +73,18 @@ def file_labels(sources: list[str]) -> list[str]:
     return out
 
 
-def flash(message: str | None = None) -> None:
-    """Show a success message after the next rerun (what st.rerun would otherwise hide)."""
+def flash(message: str | None = None, seconds: float = 10.0) -> None:
+    """Show a success message across the reruns of the next few seconds: an action that ends in
+    st.rerun (or a dialog closing, which reruns again) would otherwise never show its result."""
+    ss = st.session_state
     if message is not None:
-        st.session_state["flash"] = message
-    elif text := st.session_state.pop("flash", None):
-        st.success(text, icon=":material/check_circle:")
+        ss["flash"] = (message, time.monotonic() + seconds)
+    elif "flash" in ss:
+        text, until = ss["flash"]
+        if time.monotonic() > until:
+            del ss["flash"]
+        else:
+            st.success(text, icon=":material/check_circle:")
 
 
 def sidebar() -> Callable[[], None]:

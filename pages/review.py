@@ -43,8 +43,9 @@ if rows:
         "answer": st.column_config.TextColumn(width="large"), "rating": st.column_config.TextColumn(width="small"),
         "abstained": st.column_config.CheckboxColumn(width="small")})
     e1, e2 = st.columns(2)
-    e1.download_button("Export CSV", service().export_csv(rows), "answers.csv", "text/csv")
-    e2.download_button("Export JSONL", service().export_jsonl(rows), "answers.jsonl", "application/jsonl")
+    e1.download_button("Export CSV", service().export_csv(rows), "answers.csv", "text/csv", on_click="ignore")
+    e2.download_button("Export JSONL", service().export_jsonl(rows), "answers.jsonl", "application/jsonl",
+                       on_click="ignore")
 
     labels = {f"{r['created_at']} · {r['question'][:80]}": r for r in rows}
     pick = st.selectbox("Open an answer", list(labels), index=None, placeholder="Choose an answer to review")

@@ -30,7 +30,7 @@ def test_progress_names_each_file_and_stage_and_only_moves_forward(tmp_path, set
     assert any(x.startswith("Refused broken.pdf (file 2 of 3)") for x in labels)
     assert any(x.startswith("Embedding passages") for x in labels)
     assert ProgressEvent("read", "a.pdf", 1, 2, 3, 10, 0.4, 75.0).label() == \
-        "Reading a.pdf (file 1 of 2): page 3 of 10 · about 75 s left"
+        "Reading a.pdf (file 1 of 2): page 4 of 10 · about 75 s left"
     assert ProgressEvent("embed", "a.pdf", 1, 1, 128, 480, 0.6, 300.0).label() == \
         "Embedding passages 128 of 480 (a.pdf) · about 5 min left"
 
