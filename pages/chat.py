@@ -37,7 +37,9 @@ turns = conv["turns"] if conv else []
 
 with st.sidebar:
     st.button("New chat", icon=":material/add:", on_click=open_conversation, args=(None,), width="stretch")
-    for c in service().conversations(me):
+    if chats := service().conversations(me):
+        st.caption("Your conversations")
+    for c in chats:
         st.button(c["title"], key=f"conv-{c['id']}", on_click=open_conversation, args=(c["id"],),
                   type="primary" if conv and c["id"] == conv["id"] else "tertiary", width="stretch")
 status_box = sidebar()

@@ -70,7 +70,7 @@ else:
     labels = file_labels([d["source"] for d in docs])
     names = dict(zip(labels, docs))
     table = pd.DataFrame([{"document": label, "title": d["title"], "pages": d["pages"], "chunks": d["n_chunks"],
-                           "added": d["added_at"], "status": d["status"]} for label, d in names.items()])
+                           "added": d["added_at"][:16].replace("T", " "), "status": d["status"]} for label, d in names.items()])
     st.dataframe(table, hide_index=True, width="stretch")
     c1, c2 = st.columns(2)
     with c1:

@@ -40,7 +40,7 @@ if rows:
                            "comment": r.get("comment") or "", "abstained": bool(r["abstained"])} for r in rows])
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "when": st.column_config.TextColumn(width="small"), "question": st.column_config.TextColumn(width="medium"),
-        "answer": st.column_config.TextColumn(width="large"), "rating": st.column_config.TextColumn(width="small"),
+        "answer": st.column_config.TextColumn(width="medium"), "rating": st.column_config.TextColumn(width="small"),
         "abstained": st.column_config.CheckboxColumn(width="small")})
     e1, e2 = st.columns(2)
     e1.download_button("Export CSV", service().export_csv(rows), "answers.csv", "text/csv", on_click="ignore")

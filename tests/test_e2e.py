@@ -104,9 +104,17 @@ def shot(page, name: str) -> None:
         page.screenshot(path=str(ROOT / SHOTS / f"{name}.png"), full_page=False)
 
 
+def settle(page) -> None:
+    """Wait for the end of the app's current run: widgets are replaced until then, and a click
+    on one about to be replaced is lost."""
+    page.wait_for_function("() => document.querySelector('[data-testid=stApp]')"
+                           "?.getAttribute('data-test-script-state') === 'notRunning'")
+
+
 def go(page, title: str) -> None:
     page.get_by_role("link", name=title).first.click()
     page.get_by_role("heading", name=re.compile(title.split()[0])).first.wait_for()
+    settle(page)
 
 
 def sidebar_metric(page, label: str) -> str:
@@ -217,6 +225,7 @@ def first_session(page, server, sample_pdf: Path, handbook: Path, broken: Path, 
     # Rate it down, then comment and correct: the rating stays, and Chat shows the comment.
     third.get_by_test_id("stFeedbackButton").nth(1).click()
     page.get_by_text("Rating saved").first.wait_for()
+    settle(page)
     third.get_by_text("Comment or correct").click()
     popover = page.get_by_test_id("stPopoverBody")
     popover.get_by_label("Comment").fill("say how much water")
@@ -241,13 +250,15 @@ def first_session(page, server, sample_pdf: Path, handbook: Path, broken: Path, 
     page.get_by_label("Rating").first.click()
     page.get_by_role("option", name="thumbs down").click()
     page.get_by_text(re.compile(r"1 of 4 logged answers")).wait_for()
+    settle(page)
+    page.get_by_label("Open an answer").click()
+    page.get_by_role("option", name=re.compile("ficus")).click()
+    page.get_by_text(re.compile("Rating: thumbs down · comment: say how much water")).wait_for()
+    # (the details render after the export buttons: once they show, the buttons hold the filtered rows)
     with page.expect_download() as download:
         page.get_by_role("button", name="Export CSV").click()
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     assert [(r["question"], r["rating"], r["comment"]) for r in rows] == [(QUESTIONS[2], "-1", "say how much water")]
-    page.get_by_label("Open an answer").click()
-    page.get_by_role("option", name=re.compile("ficus")).click()
-    page.get_by_text(re.compile("Rating: thumbs down · comment: say how much water")).wait_for(timeout=20_000)
     shot(page, "review")
 
     # Delete asks first; then it is gone, says so, and the sidebar and upload table follow.
@@ -255,6 +266,7 @@ def first_session(page, server, sample_pdf: Path, handbook: Path, broken: Path, 
     page.get_by_label("Delete documents").click()
     page.get_by_role("option", name="handbook.pdf").click()
     page.keyboard.press("Escape")
+    settle(page)
     page.get_by_role("button", name="Delete").first.click()
     confirm = page.get_by_role("dialog")
     confirm.get_by_text(re.compile("will be removed from the index")).wait_for()
@@ -269,6 +281,7 @@ def first_session(page, server, sample_pdf: Path, handbook: Path, broken: Path, 
     go(page, "Evaluate")
     page.get_by_label("Case limit (0 = all)").fill("2")
     page.get_by_label("Case limit (0 = all)").press("Tab")
+    settle(page)
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text(re.compile(r"Run stored as .*\.json")).wait_for()
     assert any(x.startswith("Case ") for x in page.evaluate("window.__progress"))
