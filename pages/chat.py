@@ -40,7 +40,8 @@ with st.sidebar:
     if chats := service().conversations(me):
         st.caption("Your conversations")
     for c in chats:
-        st.button(c["title"], key=f"conv-{c['id']}", on_click=open_conversation, args=(c["id"],),
+        label = c["title"] if len(c["title"]) <= 48 else c["title"][:46].rstrip() + "…"
+        st.button(label, key=f"conv-{c['id']}", on_click=open_conversation, args=(c["id"],), help=c["title"],
                   type="primary" if conv and c["id"] == conv["id"] else "tertiary", width="stretch")
 status_box = sidebar()
 
