@@ -89,18 +89,47 @@ def test_library_page_lists_documents_reads_chunks_and_ranks_stages(indexed):
     assert {"bm25", "dense", "fused", "final"} <= set(ranks.columns) and ranks.iloc[0]["source"] == "plants.md"
 
 
+def test_uploads_are_reported_by_file_name_and_refused_ones_not_kept(indexed):
+    from rag.config import Settings
+    from rag.service import Service
+
+    svc = Service(Settings.load(data_dir=indexed))
+    result = svc.ingest_uploads([("notes.md", b"# Notes\n\nThe boiler is serviced every October."),
+                                 ("broken.pdf", b"%PDF-1.4\nnot a pdf")])
+    rows = {r["file"]: r for r in result["files"]}
+    assert rows["notes.md"]["status"] == "indexed" and rows["broken.pdf"]["reason"] == "malformed"
+    assert rows["broken.pdf"]["message"].startswith("broken.pdf: ") and str(indexed) not in rows["broken.pdf"]["message"]
+    assert (indexed / "uploads" / "notes.md").exists() and not (indexed / "uploads" / "broken.pdf").exists()
+
+    at = page("pages/library.py")
+    at.session_state["last_upload"] = result["files"]
+    at.run()
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["file", "status", "pages", "chunks", "reason", "message"]
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()  # empty cells, not "None"
+    assert not any(str(indexed) in o for o in at.multiselect[0].options)  # names, not server paths
+
+
+def documents(at: AppTest):
+    return next(d.value for d in at.dataframe if "document" in d.value.columns)
+
+
 def test_library_delete_removes_a_document(indexed):
-    at = page("pages/library.py").run()
+    at = page("pages/library.py")
+    at.session_state["last_upload"] = [{"file": "plants.md", "status": "indexed", "reason": None, "message": None,
+                                        "pages": 1, "chunks": 1}]
+    at.run()
     at.multiselect[0].select(next(o for o in at.multiselect[0].options if o.startswith("plants.md"))).run()
     next(b for b in at.button if b.label == "Delete").click().run()
     assert not at.exception
     # It asks first, and nothing is gone yet.
     assert any("will be removed from the index" in m.value for m in at.markdown)
-    assert set(at.dataframe[0].value["document"]) == {"user-guide.md", "plants.md"}
+    assert set(documents(at)["document"]) == {"user-guide.md", "plants.md"}
     [b for b in at.button if b.label == "Delete"][-1].click().run()
     assert not at.exception
-    assert set(at.dataframe[0].value["document"]) == {"user-guide.md"}
+    assert set(documents(at)["document"]) == {"user-guide.md"}
     assert any("Deleted 1 document(s): plants.md" in s.value for s in at.success)
+    assert len(at.dataframe) == 1, "the upload table no longer lists the deleted file"
     assert {m.label: m.value for m in at.sidebar.metric}["Docs"] == "1"
 
 
