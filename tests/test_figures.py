@@ -184,3 +184,38 @@ def test_reflow_joins_prose_lines_and_keeps_rows():
     out = reflow(text)
     assert len(out) == len(text)
     assert "grew in every region." in out and "\n\nNext paragraph.\n" + ROW + "\nAfter the table comes" in out
+
+
+def test_non_gaap_guidance_and_other_lengths_of_period_are_not_the_answer():
+    from rag.answer.extractive import forecast_clash, prose_disagrees, qualifier_clash
+
+    q = "What was eBay's non-GAAP earnings per diluted share for the second quarter of 2023?"
+    assert qualifier_clash(q, "Income (loss) per share - diluted | Three Months Ended June 30 2023: $0.32")
+    assert not qualifier_clash(q, "Non-GAAP net income per diluted share | First Quarter 2023: $1.11")
+    gaap = "What were PG&E's GAAP earnings per diluted share for the second quarter of 2023?"
+    assert qualifier_clash(gaap, "PG&E Corporation's Non-GAAP Core Earnings/EPS | Three Months Ended June 30 2023: $0.23")
+    assert not qualifier_clash(gaap, "PG&E Corporation's Earnings/EPS on a GAAP basis | Three Months Ended June 30: $0.19")
+    # a forecast is no answer to what was reported, but a rating "with a stable outlook" is a fact
+    assert forecast_clash(q, "2023 EPS guidance updated for GAAP earnings to $1.04 to $1.13 per share.")
+    assert not forecast_clash("What EPS guidance did PG&E give for 2023?", "2023 EPS guidance updated to $1.04")
+    assert not forecast_clash("What credit ratings did eBay have?", "rated BBB+ with a stable outlook")
+    q4 = "What were PG&E's GAAP earnings per diluted share for the fourth quarter of 2023?"
+    assert prose_disagrees(question_period(q4), q4, "Recorded GAAP earnings were $0.46 per diluted share for the "
+                                                    "first half of 2023.")
+    assert not prose_disagrees(question_period(q4), q4, "Fourth-quarter and full-year 2023 earnings were $0.30.")
+    assert header_period("Year Ended May 31 Constant").change  # a constant-currency growth rate, not a period
+
+
+def test_a_year_named_nowhere_in_the_passages_is_declined():
+    from rag.answer.extractive import _year_missing
+
+    def hit(heading: str) -> Hit:
+        return Hit(Chunk("c1", "d1", 0, "text", 3, 0, 4, heading), "ORACLE_2023_10K.pdf")
+
+    units = [Sentence(1, "Cloud services revenues | Year Ended May 31 2023: 18,656 | 2022: 17,562", 0, 10)]
+    asked = question_period("What were Oracle's cloud services revenues in fiscal 2020?")
+    text, cites, why = _year_missing(asked, units, [0], [hit("ORACLE 2023 10K > Revenues")])
+    assert "do not mention" in text and "2022, 2023" in text and cites[0].page == 3 and "2020" in why
+    # fiscal 2024 may end in calendar 2023; a year glued to letters in a document's name counts
+    assert _year_missing(question_period("Revenues in fiscal 2024?"), units, [0], [hit("X")]) is None
+    assert _year_missing(question_period("Revenues in 2021?"), units, [0], [hit("ORACLE 2021Q2 EARNINGS")]) is None

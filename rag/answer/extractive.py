@@ -23,7 +23,8 @@ import numpy as np
 from ingest.pdf_layout import Row, parse_row
 from rag.answer.citations import Citation
 from rag.answer.rewrite import subject_of
-from rag.answer.periods import PERIOD_WORDS, YEAR, Period, agreement, header_period, quarters, question_period
+from rag.answer.periods import (PERIOD_WORDS, YEAR, Period, agreement, durations, header_period, quarters,
+                                 question_period)
 from rag.answer.support import Sentence, passage_sentences
 from rag.store.sparse import analyse
 from rag.types import Hit
@@ -83,7 +84,35 @@ def prose_disagrees(asked: Period, question: str, text: str) -> bool:
             return True
     want = quarters(question)
     have = quarters(text)
-    return bool(want and have and not want & have)
+    if want and have and not want & have:
+        return True
+    # "first half of 2023" for a fourth-quarter question: only other lengths of period named
+    named = durations(text)
+    return asked.months is not None and bool(named) and asked.months not in named
+
+
+# "non-GAAP", "adjusted" and "core" figures are other metrics than the GAAP ones of the same name
+_NON_GAAP = re.compile(r"\bnon[- ]?gaap\b|\badjusted\b|\bcore\b", re.I)
+_GAAP = re.compile(r"(?<![-\w])gaap\b", re.I)
+QUALIFIER_PENALTY = 0.3
+# (not "outlook" or "expects": "rated BBB+ with a stable outlook" is a reported fact)
+_FORECAST = re.compile(r"\bguidance\b|\bforecast|\bprojected\b|\bprojections?\b", re.I)
+
+
+def forecast_clash(question: str, text: str) -> bool:
+    """A forecast ("2023 EPS guidance ... $1.04 to $1.13") given for a question about what was
+    reported: guidance answers only questions that ask for guidance, outlook or expectations."""
+    return bool(_FORECAST.search(text)) and not _FORECAST.search(question)
+
+
+def qualifier_clash(question: str, text: str) -> bool:
+    """The question asks for a non-GAAP (adjusted, core) figure and the unit is not one, or the
+    question asks for a GAAP figure and the unit is only a non-GAAP one."""
+    if _NON_GAAP.search(question):
+        return not _NON_GAAP.search(text)
+    if re.search(r"(?<!non-)(?<!non )\bgaap\b", question, re.I):
+        return bool(_NON_GAAP.search(text)) and not re.search(r"(?<!non-)(?<!non )\bgaap\b", text, re.I)
+    return False
 
 
 def _metric_share(terms: set[str], text: str) -> float:
@@ -115,12 +144,14 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     out = []
     for u in units:
         row = parse_row(u.text)
+        context = f"{(headings or {}).get(u.passage) or ''} {u.text}"
+        clash = qualifier_clash(question, context) or forecast_clash(question, u.text)
         mine = own.get(u.passage, terms)
         if u.passage in elsewhere and not subject <= set(analyse(u.text)):
             out.append(UnitScore(-SUBJECT_PENALTY, period_fit=0.0))  # another company's report
             continue
         if row is None:
-            s = LEXICAL_WEIGHT * _metric_share(mine, u.text)
+            s = LEXICAL_WEIGHT * _metric_share(mine, u.text) - (QUALIFIER_PENALTY if clash else 0.0)
             if asked.explicit and prose_disagrees(asked, question, u.text):
                 s -= WRONG_PERIOD_PENALTY
                 out.append(UnitScore(s, period_fit=-1.0))
@@ -135,6 +166,9 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         statement = row_statement(row, cell if cell is not None else 0)
         s = LEXICAL_WEIGHT * _metric_share(mine, statement) + LABEL_WEIGHT * label_fit
         s += PERIOD_WEIGHT * max(fit, 0.0) if fit > -1 else -WRONG_PERIOD_PENALTY
+        if clash:  # another metric: neither the answer nor the row that says the period is missing
+            s -= QUALIFIER_PENALTY
+            label_fit = 0.0
         out.append(UnitScore(s, row, cell, fit, label_fit))
     return out
 
@@ -271,7 +305,7 @@ def extract(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.nd
     top = order[0]
 
     if asked.explicit:
-        declined = _unreported(question, asked, units, scored, order, hits)
+        declined = _year_missing(asked, units, order, hits) or _unreported(question, asked, units, scored, order, hits)
         if declined is not None:
             return declined
         if scored[top].period_fit <= -1:
@@ -315,6 +349,29 @@ def _other_period(asked: Period, u: Sentence, sc: UnitScore, hits) -> tuple[str,
     cite = Citation(u.passage, hit.source, hit.chunk.page, hit.chunk.id, u.text if sc.row is not None
                     else trim_quote(u.text, u.text, 40)[1], True, False, 1.0, text)
     return text, [cite], f"the best passage is about another period than the asked {asked.describe()}"
+
+
+def _year_missing(asked: Period, units: list[Sentence], order: list[int], hits
+                  ) -> tuple[str, list[Citation], str] | None:
+    """The asked year appears nowhere in the passages found, which name other years: the
+    documents are about other periods (fiscal 2020 asked of a 10-K covering fiscal 2021-2023)."""
+    if asked.year is None:
+        return None
+    ok = {asked.year, asked.year - 1} if asked.fiscal else {asked.year}  # fiscal 2024 may end in 2023
+    # headings name the document, its year often glued to letters ("MCDONALDS 2023Q2 EARNINGS")
+    texts = [u.text for u in units] + [re.sub(r"(?<=\d)(?=[A-Za-z])|(?<=[A-Za-z])(?=\d)", " ", h.chunk.heading or "")
+                                       for h in hits]
+    found = {int(y) for t in texts for y in YEAR.findall(t)}
+    if not found or found & ok:
+        return None
+    u = units[order[0]]
+    hit = hits[u.passage - 1]
+    years = ", ".join(str(y) for y in sorted(found) if 1990 <= y <= asked.year + 5)
+    text = (f"The documents found do not mention {asked.describe()}. The passages closest to the question are "
+            f"about {years or 'other years'} [{u.passage}].")
+    quote = trim_quote(u.text, u.text, 40)[1]
+    cite = Citation(u.passage, hit.source, hit.chunk.page, hit.chunk.id, quote, True, False, 1.0, text)
+    return text, [cite], f"the asked year ({asked.year}) is not named in any passage found"
 
 
 def covered_periods(row: Row) -> list[str]:

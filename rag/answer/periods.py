@@ -28,7 +28,8 @@ _DURATION = [
                 r"\bfiscal (?:19|20)\d\d\b|\bfy ?(?:19|20)?\d\d\b|\b5[23] weeks\b|\bthe year\b", re.I), 12),
 ]
 _PRIOR = re.compile(r"\b(prior|previous|last|preceding) year\b|\byear[- ]ago\b|\ba year earlier\b", re.I)
-_CHANGE = re.compile(r"inc/|\(dec\)|change|increase|decrease|growth|variance|%\s*chg|b/\(w\)|better/", re.I)
+_CHANGE = re.compile(r"inc/|\(dec\)|change|increase|decrease|growth|variance|%\s*chg|b/\(w\)|better/|"
+                     r"\bconstant\b", re.I)  # "Constant" (currency): a growth rate column
 _MONTH = re.compile(r"\b(" + "|".join(_MONTHS) + r")\b", re.I)
 PERIOD_WORDS = re.compile(r"\b(?:q[1-4]|fy ?\d{2,4}|quarters?|months?|weeks?|year|fiscal|ended|full|first|second|"
                           r"third|fourth|half|six|nine|three|twelve|prior|previous|last|ytd|to|date|"
@@ -96,6 +97,11 @@ def question_period(question: str) -> Period:
     if mm:
         end_month = _MONTHS[mm.group(1).lower()]
     return Period(months, years[-1] if years else None, end_month, fiscal, bool(_PRIOR.search(q)))
+
+
+def durations(text: str) -> set[int]:
+    """The period lengths a text names, in months: {3, 6} for "second quarter and first half"."""
+    return {n for rx, n in _DURATION if rx.search(text)}
 
 
 def header_period(header: str) -> Period:
