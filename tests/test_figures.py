@@ -219,3 +219,17 @@ def test_a_year_named_nowhere_in_the_passages_is_declined():
     # fiscal 2024 may end in calendar 2023; a year glued to letters in a document's name counts
     assert _year_missing(question_period("Revenues in fiscal 2024?"), units, [0], [hit("X")]) is None
     assert _year_missing(question_period("Revenues in 2021?"), units, [0], [hit("ORACLE 2021Q2 EARNINGS")]) is None
+
+
+def test_quarters_not_filled_yet_are_not_figures_but_a_dash_before_a_figure_is_a_zero():
+    from rag.answer.extractive import choose_cell, covered_periods
+    from ingest.pdf_layout import parse_row
+
+    row = parse_row("Net revenues | Quarter Ended March 31 2023: $2,510 | Quarter Ended June 30 2023: $2,540 | "
+                    "Quarter Ended September 30 2023: $— | Quarter Ended December 31 2023: $—")
+    asked = question_period("What were eBay's net revenues for the third quarter of 2023?")
+    assert choose_cell(row, asked, 2023)[1] == -1  # no column answers: the period is not reported
+    assert covered_periods(row) == ["Quarter Ended March 31 2023", "Quarter Ended June 30 2023"]
+    zero = parse_row("Impairment charges | Year Ended 2023: $— | Year Ended 2022: $45")
+    cell, fit = choose_cell(zero, question_period("What were impairment charges in 2023?"), 2023)
+    assert zero.cells[cell] == ("Year Ended 2023", "$—") and fit > 0

@@ -64,8 +64,9 @@ def choose_cell(row: Row, asked: Period, latest_year: int | None, terms: set[str
     Among columns of the same period, the one whose header names more of the asked metric
     ("Earnings per share - diluted" rather than "Net Income" for an EPS question)."""
     best, fit, named = None, -2.0, -1.0
+    open_from = _unfilled_from(row)
     for i, (header, _value) in enumerate(row.cells):
-        a = agreement(asked, header_period(header), latest_year)
+        a = agreement(asked, header_period(header), latest_year) if i < open_from else -1.0
         m = _metric_share(terms, header) if terms else 0.0
         if a > fit or (a == fit and m > named):
             best, fit, named = i, a, m
@@ -374,9 +375,22 @@ def _year_missing(asked: Period, units: list[Sentence], order: list[int], hits
     return text, [cite], f"the asked year ({asked.year}) is not named in any passage found"
 
 
+_NIL = re.compile(r"^\$?\s*[—–-]+$")
+
+
+def _unfilled_from(row: Row) -> int:
+    """Where a row's trailing dashes begin: quarters not reported yet in a quarterly table
+    ("Q1 $2,510 | Q2 $2,540 | Q3 $— | Q4 $—"). A dash before a figure stays a zero."""
+    n = len(row.cells)
+    while n > 0 and _NIL.match(row.cells[n - 1][1].strip()):
+        n -= 1
+    return n if n > 0 else len(row.cells)  # a row of dashes only: zeros throughout
+
+
 def covered_periods(row: Row) -> list[str]:
-    """The periods a row has figures for: its column headers, change columns left out, once each."""
-    return list(dict.fromkeys(h for h, _ in row.cells if h and not header_period(h).change))
+    """The periods a row has figures for: its column headers, change columns and columns not
+    filled yet left out, once each."""
+    return list(dict.fromkeys(h for h, _ in row.cells[:_unfilled_from(row)] if h and not header_period(h).change))
 
 
 def _fact(u: Sentence, sc: UnitScore) -> str:
