@@ -233,3 +233,13 @@ def test_quarters_not_filled_yet_are_not_figures_but_a_dash_before_a_figure_is_a
     zero = parse_row("Impairment charges | Year Ended 2023: $— | Year Ended 2022: $45")
     cell, fit = choose_cell(zero, question_period("What were impairment charges in 2023?"), 2023)
     assert zero.cells[cell] == ("Year Ended 2023", "$—") and fit > 0
+
+
+def test_a_row_with_the_figure_outranks_a_row_with_a_dash():
+    from rag.answer.extractive import unit_features
+
+    q = "What were the International Operated Markets franchised revenues in 2022?"
+    units = [Sentence(1, "International Operated Markets franchised revenues | 2022: — | 2021: 12", 0, 1),
+             Sentence(1, "International Operated Markets franchised revenues | 2022: 5,985 | 2021: 5,466", 0, 1)]
+    dash, figure = unit_features(q, units)
+    assert figure.score > dash.score

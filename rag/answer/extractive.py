@@ -96,6 +96,7 @@ def prose_disagrees(asked: Period, question: str, text: str) -> bool:
 _NON_GAAP = re.compile(r"\bnon[- ]?gaap\b|\badjusted\b|\bcore\b", re.I)
 _GAAP = re.compile(r"(?<![-\w])gaap\b", re.I)
 QUALIFIER_PENALTY = 0.3
+NIL_PENALTY = 0.2
 # (not "outlook" or "expects": "rated BBB+ with a stable outlook" is a reported fact)
 _FORECAST = re.compile(r"\bguidance\b|\bforecast|\bprojected\b|\bprojections?\b", re.I)
 
@@ -170,6 +171,8 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         if clash:  # another metric: neither the answer nor the row that says the period is missing
             s -= QUALIFIER_PENALTY
             label_fit = 0.0
+        if cell is not None and _NIL.match(row.cells[cell][1].strip()):
+            s -= NIL_PENALTY  # a dash: a row with the figure itself answers better
         out.append(UnitScore(s, row, cell, fit, label_fit))
     return out
 
