@@ -243,3 +243,20 @@ def test_a_row_with_the_figure_outranks_a_row_with_a_dash():
              Sentence(1, "International Operated Markets franchised revenues | 2022: 5,985 | 2021: 5,466", 0, 1)]
     dash, figure = unit_features(q, units)
     assert figure.score > dash.score
+
+
+def test_the_row_named_by_the_rare_words_of_the_question_outranks_its_total():
+    from rag.answer.extractive import unit_features
+
+    q = "What were Salesforce's Platform and Other subscription and support revenues in the third quarter of fiscal 2023?"
+    head = "Subscription and support - revenues | Three Months Ended October 31 2022: $7,196"
+    rows = [f"{name} (in millions) | Three Months Ended October 31 2022: {v}" for name, v in
+            [("Sales", "$1,717"), ("Service", "1,856"), ("Platform and Other", "1,513"), ("Marketing and Commerce", "1,129"),
+             ("Integration and Analytics", "981")]]
+    prose = ["Subscription and support revenues grew 12% in the quarter.",
+             "Subscription and support revenues are recognized ratably over the contract term.",
+             "Professional services and other revenues | Three Months Ended October 31 2022: $641",
+             "Subscription and support revenues by service offering were as follows."]
+    units = [Sentence(1, t, 0, 1) for t in [head, *rows, *prose]]
+    scores = [sc.score for sc in unit_features(q, units)]
+    assert max(range(len(units)), key=scores.__getitem__) == 3  # "Platform and Other", not the total

@@ -97,6 +97,7 @@ _NON_GAAP = re.compile(r"\bnon[- ]?gaap\b|\badjusted\b|\bcore\b", re.I)
 _GAAP = re.compile(r"(?<![-\w])gaap\b", re.I)
 QUALIFIER_PENALTY = 0.3
 NIL_PENALTY = 0.2
+RARE_WEIGHT = 0.3  # chosen on the financial tune split (0.1-0.5)
 # (not "outlook" or "expects": "rated BBB+ with a stable outlook" is a reported fact)
 _FORECAST = re.compile(r"\bguidance\b|\bforecast|\bprojected\b|\bprojections?\b", re.I)
 
@@ -143,8 +144,13 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
             elsewhere.add(n)
     if len(elsewhere) == len(headings or {}):
         elsewhere = set()  # no passage's document is named after the subject: nothing to tell apart
+    # Question terms that few units contain ("Platform" among rows of "subscription and support
+    # revenues"): a unit with them is about the specific thing asked, not its total.
+    unit_terms = [set(analyse(u.text)) for u in units]
+    df = {t: sum(t in ts for ts in unit_terms) for t in terms}
+    rare = {t for t, n in df.items() if 0 < n <= max(2, len(units) // 10)}
     out = []
-    for u in units:
+    for u, uterms in zip(units, unit_terms):
         row = parse_row(u.text)
         context = f"{(headings or {}).get(u.passage) or ''} {u.text}"
         clash = qualifier_clash(question, context) or forecast_clash(question, u.text)
@@ -173,6 +179,8 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
             label_fit = 0.0
         if cell is not None and _NIL.match(row.cells[cell][1].strip()):
             s -= NIL_PENALTY  # a dash: a row with the figure itself answers better
+        if rare:
+            s += RARE_WEIGHT * len(rare & uterms) / len(rare)
         out.append(UnitScore(s, row, cell, fit, label_fit))
     return out
 
