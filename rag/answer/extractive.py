@@ -94,7 +94,8 @@ def prose_disagrees(asked: Period, question: str, text: str) -> bool:
 
 # "non-GAAP", "adjusted" and "core" figures are other metrics than the GAAP ones of the same name
 _NON_GAAP = re.compile(r"\bnon[- ]?gaap\b|\badjusted\b|\bcore\b", re.I)
-_GAAP = re.compile(r"(?<![-\w])gaap\b", re.I)
+_GAAP = re.compile(r"(?<!non-)(?<!non )\bgaap\b", re.I)  # "GAAP" alone, not "non-GAAP"
+_GLUED = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")  # "2023Q2", "10K"
 QUALIFIER_PENALTY = 0.3
 NIL_PENALTY = 0.2
 RARE_WEIGHT = 0.3  # chosen on the financial tune split (0.1-0.5)
@@ -113,13 +114,17 @@ def qualifier_clash(question: str, text: str) -> bool:
     question asks for a GAAP figure and the unit is only a non-GAAP one."""
     if _NON_GAAP.search(question):
         return not _NON_GAAP.search(text)
-    if re.search(r"(?<!non-)(?<!non )\bgaap\b", question, re.I):
-        return bool(_NON_GAAP.search(text)) and not re.search(r"(?<!non-)(?<!non )\bgaap\b", text, re.I)
+    if _GAAP.search(question):
+        return bool(_NON_GAAP.search(text)) and not _GAAP.search(text)
     return False
 
 
+def _share(terms: set[str], found: set[str]) -> float:
+    return len(terms & found) / len(terms) if terms else 0.0
+
+
 def _metric_share(terms: set[str], text: str) -> float:
-    return len(terms & set(analyse(text))) / len(terms) if terms else 0.0
+    return _share(terms, set(analyse(text)))
 
 
 def unit_features(question: str, units: list[Sentence], headings: dict[int, str | None] | None = None
@@ -138,7 +143,7 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     subject = {t for t in analyse(subject_of(question) or "") if len(t) > 1}
     for n, heading in (headings or {}).items():
         name = (heading or "").split(" > ")[0]  # the document's name, not its captions
-        name_terms = set(analyse(re.sub(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])", " ", name)))
+        name_terms = set(analyse(_GLUED.sub(" ", name)))
         own[n] = (terms - name_terms) or terms
         if subject and not subject <= name_terms:
             elsewhere.add(n)
@@ -155,11 +160,11 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         context = f"{(headings or {}).get(u.passage) or ''} {u.text}"
         clash = qualifier_clash(question, context) or forecast_clash(question, u.text)
         mine = own.get(u.passage, terms)
-        if u.passage in elsewhere and not subject <= set(analyse(u.text)):
+        if u.passage in elsewhere and not subject <= uterms:
             out.append(UnitScore(-SUBJECT_PENALTY, period_fit=0.0))  # another company's report
             continue
         if row is None:
-            s = LEXICAL_WEIGHT * _metric_share(mine, u.text) - (QUALIFIER_PENALTY if clash else 0.0)
+            s = LEXICAL_WEIGHT * _share(mine, uterms) - (QUALIFIER_PENALTY if clash else 0.0)
             if asked.explicit and prose_disagrees(asked, question, u.text):
                 s -= WRONG_PERIOD_PENALTY
                 out.append(UnitScore(s, period_fit=-1.0))
@@ -371,8 +376,7 @@ def _year_missing(asked: Period, units: list[Sentence], order: list[int], hits
         return None
     ok = {asked.year, asked.year - 1} if asked.fiscal else {asked.year}  # fiscal 2024 may end in 2023
     # headings name the document, its year often glued to letters ("MCDONALDS 2023Q2 EARNINGS")
-    texts = [u.text for u in units] + [re.sub(r"(?<=\d)(?=[A-Za-z])|(?<=[A-Za-z])(?=\d)", " ", h.chunk.heading or "")
-                                       for h in hits]
+    texts = [u.text for u in units] + [_GLUED.sub(" ", h.chunk.heading or "") for h in hits]
     found = {int(y) for t in texts for y in YEAR.findall(t)}
     if not found or found & ok:
         return None
