@@ -26,6 +26,7 @@ from rag.store.local import now_iso
 T = TypeVar("T")
 SCHEMA_VERSION = 2
 KEEP: Any = object()  # feedback(): a field left as it is
+FEEDBACK_FIELDS = ("rating", "comment", "correction")
 TITLE_CHARS = 80
 
 
@@ -124,22 +125,18 @@ class AnswerLog:
             raise RagError("rating must be 1 (thumbs up), -1 (thumbs down) or empty")
         if self.get(answer_id) is None:
             raise RagError(f"no logged answer with id {answer_id!r}")
-        change = {k: (v or None) for k, v in (("rating", rating), ("comment", comment),
-                                               ("correction", correction)) if v is not KEEP}
+        change = {k: (v or None) for k, v in zip(FEEDBACK_FIELDS, (rating, comment, correction)) if v is not KEEP}
 
         def write() -> int:
             db = self.db
             with db.conn:  # one transaction: the state and its history row land together
                 db.execute("BEGIN IMMEDIATE")
-                old = self.feedback_state(answer_id) or {"rating": None, "comment": None, "correction": None}
-                state = {"rating": old["rating"], "comment": old["comment"], "correction": old["correction"], **change}
+                old = self.feedback_state(answer_id) or {}
+                state = [change.get(k, old.get(k)) for k in FEEDBACK_FIELDS]
                 now = now_iso()
-                db.execute("INSERT OR REPLACE INTO feedback_state (answer_id, updated_at, rating, comment, correction) "
-                           "VALUES (?, ?, ?, ?, ?)", [answer_id, now, state["rating"], state["comment"],
-                                                     state["correction"]])
+                _put_state(db, answer_id, now, state)
                 cur = db.execute("INSERT INTO feedback (answer_id, created_at, rating, comment, correction) "
-                                 "VALUES (?, ?, ?, ?, ?)", [answer_id, now, state["rating"], state["comment"],
-                                                           state["correction"]])
+                                 "VALUES (?, ?, ?, ?, ?)", [answer_id, now, *state])
                 return cur.lastrowid
 
         return retry_busy(write)
@@ -241,13 +238,18 @@ def _replay_feedback(db: sqlite_utils.Database) -> None:
     A row with no field at all was a rating taken back."""
     state: dict[str, dict] = {}
     for r in db.query("SELECT * FROM feedback ORDER BY id"):
-        s = state.setdefault(r["answer_id"], {"rating": None, "comment": None, "correction": None})
-        given = {k: r[k] for k in ("rating", "comment", "correction") if r[k] is not None}
+        s = state.setdefault(r["answer_id"], {})
+        given = {k: r[k] for k in FEEDBACK_FIELDS if r[k] is not None}
         s.update(given if given else {"rating": None})
         s["updated_at"] = r["created_at"]
     for answer_id, s in state.items():
-        db.execute("INSERT OR REPLACE INTO feedback_state (answer_id, updated_at, rating, comment, correction) "
-                   "VALUES (?, ?, ?, ?, ?)", [answer_id, s["updated_at"], s["rating"], s["comment"], s["correction"]])
+        _put_state(db, answer_id, s["updated_at"], [s.get(k) for k in FEEDBACK_FIELDS])
+
+
+def _put_state(db: sqlite_utils.Database, answer_id: str, at: str, state: list) -> None:
+    """Write an answer's current feedback: `state` holds FEEDBACK_FIELDS' values, in order."""
+    db.execute("INSERT OR REPLACE INTO feedback_state (answer_id, updated_at, rating, comment, correction) "
+               "VALUES (?, ?, ?, ?, ?)", [answer_id, at, *state])
 
 
 def _decode(row: dict) -> dict:
