@@ -274,6 +274,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MODES = ("auto", "extractive", "llm")
 
 
+def case_splits(cases: list[dict]) -> list[str]:
+    """The splits a question set's cases are tagged with ("test", "tune"), sorted."""
+    return sorted({str(c["split"]) for c in cases if c.get("split")})
+
+
 def list_sets(settings) -> list[dict]:
     """The question sets a person can evaluate on: every *.jsonl under DATA_DIR/eval/ (the
     Review page's "Add to evaluation set" writes reviewed.jsonl there), then the sets shipped
@@ -294,7 +299,7 @@ def list_sets(settings) -> list[dict]:
             sets.append({"label": f"{path.name} ({origin}; unreadable: {why})", "path": path, "cases": 0,
                          "splits": [], "error": why})
             continue
-        splits = sorted({str(c["split"]) for c in cases if c.get("split")})
+        splits = case_splits(cases)
         sets.append({"label": f"{path.name} ({origin}, {len(cases)} cases)", "path": path, "cases": len(cases),
                      "splits": splits, "error": None})
     return sets
@@ -345,7 +350,7 @@ def run_answer_eval(settings, set_path: Path, split: str | None = None, limit: i
     set_path = Path(set_path)
     cases = load_cases(set_path)
     if split:
-        splits = sorted({str(c["split"]) for c in cases if c.get("split")})
+        splits = case_splits(cases)
         cases = [c for c in cases if c.get("split") == split]
         if not cases:
             hint = f"its splits: {', '.join(splits)}" if splits else "it has no splits, so run it without one"
