@@ -43,7 +43,7 @@ with st.sidebar:
         label = c["title"] if len(c["title"]) <= 48 else c["title"][:46].rstrip() + "…"
         st.button(label, key=f"conv-{c['id']}", on_click=open_conversation, args=(c["id"],), help=c["title"],
                   type="primary" if conv and c["id"] == conv["id"] else "tertiary", width="stretch")
-status_box = sidebar()
+status, _ = sidebar()
 
 
 def drop_pending() -> None:
@@ -163,7 +163,7 @@ if conv:
     if ss.get("delete_conversation") == conv["id"]:
         confirm_delete(conv["id"], conv["title"])
 
-empty_library = service().status()["documents"] == 0
+empty_library = status is not None and status["documents"] == 0  # (the sidebar's reading)
 if empty_library and not turns:
     st.info("No documents yet. Add your PDFs, Markdown, text or HTML files on the Library page, "
             "then ask about them here.", icon=":material/upload_file:")

@@ -87,25 +87,25 @@ def flash(message: str | None = None, seconds: float = 10.0) -> None:
             st.success(text, icon=":material/check_circle:")
 
 
-def sidebar() -> Callable[[], None]:
-    """Draw the index status in the sidebar; returns a function that redraws it in place
-    (call it after an upload or a delete, so counts are never stale)."""
+def sidebar() -> tuple[dict | None, Callable[[], dict | None]]:
+    """Draw the index status in the sidebar. Returns the status drawn (None when it could not
+    be read; the sidebar says why) and a function that redraws it in place (call it after an
+    upload or a delete, so counts are never stale)."""
     slot = st.sidebar.empty()
 
-    def draw() -> None:
+    def draw() -> dict | None:
         with slot.container():
-            _status_box()
+            return _status_box()
 
-    draw()
-    return draw
+    return draw(), draw
 
 
-def _status_box() -> None:
+def _status_box() -> dict | None:
     try:
         status = service().status()
     except RagError as e:
         st.error(e.message)
-        return
+        return None
     st.caption("Index")
     c1, c2, c3 = st.columns(3)
     c1.metric("Docs", status["documents"])
@@ -114,3 +114,4 @@ def _status_box() -> None:
     st.caption(f"LLM: {status['llm']}  \nReranker: {status['reranker']}")
     for note in status["notices"]:
         st.info(note, icon=":material/info:")
+    return status

@@ -1,11 +1,13 @@
 """Library: upload, see, delete and re-index documents; read chunks; try retrieval."""
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from pages.common import file_labels, flash, plain, service, sidebar
 from rag.errors import RagError
 
-status_box = sidebar()
+_, status_box = sidebar()
 st.title("Library")
 flash()
 
@@ -52,7 +54,7 @@ def confirm_delete(chosen: list[dict]) -> None:
         except RagError as e:
             st.error(e.message)
             return
-        gone = {d["source"].rsplit("/", 1)[-1] for d in chosen}
+        gone = {Path(d["source"]).name for d in chosen}  # as the upload table names them
         st.session_state["last_upload"] = [r for r in st.session_state.get("last_upload") or []
                                            if r["file"] not in gone]
         flash(f"Deleted {n} document(s): " + ", ".join(sorted(gone)))

@@ -6,6 +6,7 @@ import streamlit as st
 
 from rag.config import Settings
 from rag.errors import RagError
+from rag.service import file_message
 from rag.status import index_status
 
 st.title("Index status")
@@ -35,7 +36,7 @@ if status["documents_list"]:
 if status["recent_errors"]:
     st.subheader("Files that could not be indexed")
     errors = [{"file": Path(e["path"]).name, "when": e["at"], "reason": e["reason"] or "",
-               "message": (e["message"] or "").replace(e["path"], Path(e["path"]).name)}
+               "message": file_message(e["message"], e["path"])}
               for e in status["recent_errors"]]  # file names, not server paths
     st.dataframe(pd.DataFrame(errors), hide_index=True, width="stretch",
                  column_config={"message": st.column_config.TextColumn(width="large")})

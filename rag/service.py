@@ -37,6 +37,11 @@ def safe_filename(name: str) -> str:
     return name
 
 
+def file_message(message: str | None, path: str) -> str:
+    """An ingest message as a person should see it: the file named, not its server path."""
+    return (message or "").replace(str(path), Path(path).name)
+
+
 class Service:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.load()
@@ -138,7 +143,7 @@ class Service:
             path = r.pop("path")
             r["file"] = Path(path).name
             if r.get("message"):
-                r["message"] = r["message"].replace(str(path), r["file"])
+                r["message"] = file_message(r["message"], path)
             if r["status"] == "error" and Path(path) in saved and self.store.live_document(str(path)) is None:
                 Path(path).unlink(missing_ok=True)
         return {"files": rows, "index_version": report.index_version if report else self.store.version(),
@@ -272,4 +277,4 @@ class Service:
         return {"case": case, "path": str(target)}
 
 
-__all__ = ["Service", "safe_filename"]
+__all__ = ["Service", "file_message", "safe_filename"]
