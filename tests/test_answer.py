@@ -169,3 +169,23 @@ def test_empty_and_huge_questions_get_clear_errors(answerer):
         answerer.ask("   ")
     with pytest.raises(RagError, match="characters long"):
         answerer.ask("x" * 5000)
+
+
+def test_a_company_no_passage_names_is_not_answered_with_another_ones_figures(answerer):
+    a = answerer.ask("What was Tesla's revenue in 2023?")
+    assert a.abstained and a.text.startswith("Your documents do not mention Tesla")
+    assert answerer.log.get(a.id)["trace"]["abstain_reason"] == "no passage found names Tesla"
+    # a subject the passages do name is answered as before
+    assert not answerer.ask("How often does the office ficus need watering?").abstained
+
+
+def test_absent_subject_needs_an_owner_named_nowhere():
+    from rag.answer.extractive import absent_subject
+    from rag.types import Chunk, Hit
+
+    hits = [Hit(Chunk("c1", "d1", 0, "Revenues were $6,497.5 million.", 1, 0, 30, "MCDONALDS 2023Q2 EARNINGS"),
+                "MCDONALDS_2023Q2_EARNINGS.pdf")]
+    assert absent_subject("What was Tesla's revenue in 2023?", hits) == "Tesla"
+    assert absent_subject("What were McDonald's revenues?", hits) is None  # named by the document
+    assert absent_subject("How many Americans live near a site?", hits) is None  # not an owner
+    assert absent_subject("What was Tesla's revenue?", []) is None

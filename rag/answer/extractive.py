@@ -271,6 +271,20 @@ def strong_row(question: str, units: list[Sentence], hits) -> bool:
     return False
 
 
+def absent_subject(question: str, hits) -> str | None:
+    """The company (or other named subject) the question asks about when no passage found
+    names it, neither in its text nor in its document's name: "What was Tesla's revenue in
+    2023?" over McDonald's and EPA reports. Another subject's figure must not answer it."""
+    subject = subject_of(question)
+    if not subject or not hits or not re.search(r"['’]s$", subject):
+        return None  # only an owner ("Tesla's revenue"): "Americans" or "CEO" are no company
+    terms = {t for t in analyse(subject) if len(t) > 1}
+    seen: set[str] = set()
+    for h in hits:
+        seen |= set(analyse(f"{_GLUED.sub(' ', h.chunk.heading or '')} {h.chunk.text}"))
+    return None if not terms or terms & seen else re.sub(r"['’]s$", "", subject)
+
+
 def embed_text(question: str, text: str, limit: int = 240) -> str:
     """What to embed for a unit at question time: a table row as its label and the one cell
     for the asked period ("Operating income, Three Months Ended June 30 2023: 518 (in
@@ -436,5 +450,5 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
     return text, [cite], f"the asked period ({asked.describe()}) is not among the columns of the best rows"
 
 
-__all__ = ["MAX_EMBEDDED_UNITS", "NOTICE", "embed_text", "extract", "metric_terms", "prose_disagrees", "row_statement",
+__all__ = ["MAX_EMBEDDED_UNITS", "absent_subject", "NOTICE", "embed_text", "extract", "metric_terms", "prose_disagrees", "row_statement",
            "rerank_by_units", "score_units", "strong_row", "shortlist", "trim_quote", "unit_features"]

@@ -23,7 +23,7 @@ import numpy as np
 
 from rag.answer.citations import Citation, check_citations
 from rag.answer.guard import neutralise
-from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, embed_text, extract, passage_headings, rerank_by_units, shortlist, strong_row
+from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, absent_subject, embed_text, extract, passage_headings, rerank_by_units, shortlist, strong_row
 from rag.answer.llm import Generation, LLMClient, LLMUnavailable
 from rag.answer.prompts import load_prompt
 from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_follow_up
@@ -34,8 +34,9 @@ from rag.log import AnswerLog
 from rag.types import Hit
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
-ABSTAIN_TEXT = ("Your documents do not seem to contain the answer to this question. "
-                "The closest passages are shown below.")
+CLOSEST_TEXT = "The closest passages are shown below."
+ABSTAIN_TEXT = f"Your documents do not seem to contain the answer to this question. {CLOSEST_TEXT}"
+NO_DOCUMENTS_TEXT = "No documents are indexed yet. Add some on the Library page."
 NOT_IN_DOCS = "NOT_IN_DOCUMENTS"
 MAX_QUESTION_CHARS = 2000
 UNIT_POOL = 4  # the answerer's passages are the best k by units among the retriever's top k * UNIT_POOL
@@ -227,11 +228,18 @@ class AnswerStream:
         timings["evidence"] = (time.perf_counter() - t0) * 1000
 
         out = Drafted(mode="llm" if llm is not None else "extractive")
-        if not hits or (ev.score < a.abstain_threshold and not strong_row(standalone, ev.units, hits)):
+        missing = absent_subject(standalone, hits)
+        if not hits or missing or (ev.score < a.abstain_threshold and not strong_row(standalone, ev.units, hits)):
             out.abstained = True
-            out.abstain_reason = "no indexed documents" if not hits else (
-                f"evidence {ev.score:.3f} below the calibrated threshold {a.abstain_threshold:.3f}")
-            out.text = ABSTAIN_TEXT if hits else "No documents are indexed yet. Add some on the Library page."
+            if not hits:
+                out.abstain_reason, out.text = "no indexed documents", NO_DOCUMENTS_TEXT
+            elif missing:
+                out.abstain_reason = f"no passage found names {missing}"
+                out.text = f"Your documents do not mention {missing}, so they cannot answer this. {CLOSEST_TEXT}"
+            else:
+                out.abstain_reason = (f"evidence {ev.score:.3f} below the calibrated threshold "
+                                      f"{a.abstain_threshold:.3f}")
+                out.text = ABSTAIN_TEXT
             yield out.text
         elif llm is not None:
             yield from generate(a, llm, standalone, hits, out, notices, timings)
