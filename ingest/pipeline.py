@@ -16,6 +16,7 @@ import numpy as np
 
 from ingest.chunk import CHUNKER_VERSION, chunk_pages, document_label, sentence_spans
 from ingest.load import LoadedDoc, PdfParser, load_file
+from rag.answer.periods import fiscal_calendar
 from rag.config import Settings
 from rag.embed import Embedder, embedder_from_settings, token_counter
 from rag.errors import EmptyFile, FileRejected
@@ -151,6 +152,13 @@ def expand_paths(paths: Iterable[Path | str]) -> list[Path]:
     return out
 
 
+def document_meta(loaded: LoadedDoc) -> dict:
+    """What is kept about a document besides its text: the loader's notes (warnings) and the
+    fiscal calendar it states, which the answerer needs for "second quarter of fiscal 2024"."""
+    calendar = fiscal_calendar("\n".join(p.text for p in loaded.pages))
+    return {**loaded.meta, "fiscal_calendar": calendar} if calendar else dict(loaded.meta)
+
+
 def document_id(loaded: LoadedDoc) -> str:
     # The chunker version is part of the id: a new chunker re-chunks (and re-embeds) a document.
     return content_id(loaded.source, loaded.sha256, CHUNKER_VERSION)
@@ -284,7 +292,7 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
                         continue
                     seen_sources.add(loaded.source)
                     doc = Document(document_id(loaded), loaded.source, loaded.title, loaded.sha256,
-                                   len(loaded.pages), loaded.meta)
+                                   len(loaded.pages), document_meta(loaded))
                     res.documents += 1
                     res.pages += doc.pages
                     res.doc_id = doc.id if res.documents == 1 else None

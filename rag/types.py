@@ -80,3 +80,4 @@ class Hit:
     source: str
     scores: dict[str, float] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
+    calendar: dict | None = None  # its document's fiscal calendar, when the document states one

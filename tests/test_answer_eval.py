@@ -159,3 +159,14 @@ def test_list_sets_offers_reviewed_and_shipped_sets_and_answer_prompts(settings)
     assert by_name["financial_questions.jsonl"]["splits"] == ["test", "tune"]
     versions = list_prompt_versions()
     assert versions[:2] == ["answer-v1", "answer-v2"] and all(v.startswith("answer-") for v in versions)
+
+
+def test_a_figure_printed_more_precisely_counts_but_a_small_one_rounded_does_not():
+    from rag.answer.evaluate import figure_outcome
+
+    case = {"kind": "figure", "answer": "19,208", "wrong_answers": ["23,223"]}
+    assert figure_outcome(case, "Total revenues, 2020: 19,207.8 (in millions) [1]", False)["figure_first60"]
+    assert not figure_outcome(case, "Total revenues, 2020: 19,206.8 (in millions) [1]", False)["figure_first60"]
+    small = {"kind": "figure", "answer": "2", "wrong_answers": []}
+    assert not figure_outcome(small, "Growth was 1.6 [1]", False)["figure_first60"]
+    assert figure_outcome(small, "Growth was 2 [1]", False)["figure_first60"]

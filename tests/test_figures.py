@@ -260,3 +260,40 @@ def test_the_row_named_by_the_rare_words_of_the_question_outranks_its_total():
     units = [Sentence(1, t, 0, 1) for t in [head, *rows, *prose]]
     scores = [sc.score for sc in unit_features(q, units)]
     assert max(range(len(units)), key=scores.__getitem__) == 3  # "Platform and Other", not the total
+
+
+# ---------------------------------------------------------------- fiscal calendars
+@pytest.mark.parametrize("text,calendar", [
+    ("Salesforce announced results for its first quarter fiscal 2024 ended April 30, 2023.", {"end_month": 1, "lag": 0}),
+    ("References to fiscal 2023, for example, refer to the fiscal year ending January 31,\n2023.",
+     {"end_month": 1, "lag": 0}),
+    ('Form 10-K for the fiscal year ended May 31, 2023 ("fiscal 2023").', {"end_month": 5, "lag": 0}),
+    ("Net sales for the fourth quarter of fiscal 2022 ended January 28, 2023 rose 18%.", {"end_month": 1, "lag": 1}),
+    ("Net revenues in the second quarter of 2023 were $2.5 billion.", None),  # a calendar-year filer
+])
+def test_a_documents_fiscal_calendar_is_read_from_its_own_sentences(text, calendar):
+    from rag.answer.periods import fiscal_calendar
+
+    assert fiscal_calendar(text) == calendar
+
+
+def test_a_fiscal_quarter_is_answered_from_its_dated_column_and_another_one_is_not():
+    from rag.answer.periods import on_calendar
+
+    salesforce = {"end_month": 1, "lag": 0}
+    q = "What were Salesforce's total revenues for the second quarter of fiscal 2024?"
+    dated = on_calendar(question_period(q), q, salesforce)
+    assert (dated.months, dated.year, dated.end_month) == (3, 2023, 7)
+    row = ("Total revenues (in millions) | Three Months Ended April 30 2023: 8,247 | "
+           "Three Months Ended April 30 2022: 7,411")
+    hits, units = _hits_units([row])
+    qvec, uvecs = _vectors(len(units))
+    without = extract(q, qvec, units, uvecs, hits)  # no calendar known: April 2023 may be fiscal 2024's Q2
+    assert without[2] is None and "8,247" in without[0]
+    hits = [Hit(hits[0].chunk, hits[0].source, calendar=salesforce)]
+    text, cites, declined = extract(q, qvec, units, uvecs, hits)
+    assert declined and "do not report" in text and "three months ended July 2023" in text
+    assert "Three Months Ended April 30 2023" in text  # the period it does report, cited
+    q1 = "What were Salesforce's total revenues for the first quarter of fiscal 2024?"
+    text, _, declined = extract(q1, qvec, units, uvecs, hits)
+    assert declined is None and "8,247" in text.split("[1]")[0]

@@ -95,7 +95,7 @@ def test_dense_prf_moves_the_query_and_keeps_stage_scores(tmp_path, settings, em
     q /= np.linalg.norm(q)
     vids, dense_prf = (a.tolist() for a in prf.candidates["dense_prf"])
     found = store.chunks_by_vid(vids)
-    all_vecs = store.chunk_vectors([c.id for c, _ in found.values()])
+    all_vecs = store.chunk_vectors([c.id for c, *_ in found.values()])
     assert dense_prf == pytest.approx([float(all_vecs[found[v][0].id][0] @ q) for v in vids], abs=1e-4)
     # ... which is a different query from the first pass: same chunks, different scores.
     first = dict(zip(*(a.tolist() for a in prf.candidates["dense"])))

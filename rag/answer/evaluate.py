@@ -143,6 +143,22 @@ def figures(text: str) -> set[str]:
     return {m.group().replace(",", "").rstrip(".") for m in _FIGURE.finditer(text)}
 
 
+def _decimals(figure: str) -> int:
+    return len(figure.split(".")[1]) if "." in figure else 0
+
+
+def figure_given(expected: str, given: set[str]) -> bool:
+    """The expected figure is among those given, also when one is printed more precisely:
+    19,207.8 (a table in millions) is 19,208 (its rounding in the text). Only for figures of
+    three or more digits, so that 1.6 never passes for 2."""
+    if expected in given:
+        return True
+    if len(expected.replace(".", "").lstrip("0")) < 3:
+        return False
+    places = _decimals(expected)
+    return any(_decimals(g) > places and round(float(g), places) == float(expected) for g in given)
+
+
 def first_words(text: str, n: int = 60) -> str:
     return " ".join(_MARK.sub(" ", text).split()[:n])
 
@@ -162,7 +178,7 @@ def figure_outcome(case: dict, text: str, abstained: bool) -> dict:
         return {"kind": kind, "unreported_handled": declined,
                 "wrong_period": (not declined) and bool(lead & wrong)}
     expected = figures(case.get("answer") or "")
-    found = bool(expected) and expected <= lead
+    found = bool(expected) and all(figure_given(e, lead) for e in expected)
     return {"kind": kind, "figure_first60": found, "wrong_period": (not found) and bool(lead & (wrong - expected))}
 
 

@@ -23,8 +23,8 @@ import numpy as np
 from ingest.pdf_layout import Row, parse_row
 from rag.answer.citations import Citation
 from rag.answer.rewrite import subject_of
-from rag.answer.periods import (PERIOD_WORDS, YEAR, Period, agreement, durations, header_period, quarters,
-                                 question_period)
+from rag.answer.periods import (PERIOD_WORDS, YEAR, Period, agreement, durations, header_period, names_month,
+                                 on_calendar, quarters, question_period)
 from rag.answer.support import Sentence, passage_sentences
 from rag.store.sparse import analyse
 from rag.types import Hit
@@ -58,15 +58,18 @@ def metric_terms(question: str) -> set[str]:
     return {t for t in analyse(PERIOD_WORDS.sub(" ", question)) if len(t) > 1}
 
 
-def choose_cell(row: Row, asked: Period, latest_year: int | None, terms: set[str] | None = None
-                ) -> tuple[int | None, float]:
+def choose_cell(row: Row, asked: Period, latest_year: int | None, terms: set[str] | None = None,
+                dated: Period | None = None) -> tuple[int | None, float]:
     """The column to answer from and its period agreement (-1 when every column disagrees).
     Among columns of the same period, the one whose header names more of the asked metric
-    ("Earnings per share - diluted" rather than "Net Income" for an EPS question)."""
+    ("Earnings per share - diluted" rather than "Net Income" for an EPS question).
+    `dated` is the asked fiscal period in calendar terms (see periods.on_calendar), for the
+    headers that name a month ("Three Months Ended April 30 2023")."""
     best, fit, named = None, -2.0, -1.0
     open_from = _unfilled_from(row)
     for i, (header, _value) in enumerate(row.cells):
-        a = agreement(asked, header_period(header), latest_year) if i < open_from else -1.0
+        want = dated if dated is not None and names_month(header) else asked
+        a = agreement(want, header_period(header), latest_year) if i < open_from else -1.0
         m = _metric_share(terms, header) if terms else 0.0
         if a > fit or (a == fit and m > named):
             best, fit, named = i, a, m
@@ -127,15 +130,17 @@ def _metric_share(terms: set[str], text: str) -> float:
     return _share(terms, set(analyse(text)))
 
 
-def unit_features(question: str, units: list[Sentence], headings: dict[int, str | None] | None = None
-                  ) -> list[UnitScore]:
+def unit_features(question: str, units: list[Sentence], headings: dict[int, str | None] | None = None,
+                  calendars: dict[int, dict | None] | None = None) -> list[UnitScore]:
     """Everything about each unit that needs no vectors: lexical match (a row by its label and
     the cell for the asked period), label fit, chosen cell, period agreement.
 
     The lexical match counts the question's metric terms only: period words are judged by
     period agreement, and words of the passage's heading (the company in "MCDONALDS 2023Q2
-    EARNINGS") say nothing about which of its units answers."""
+    EARNINGS") say nothing about which of its units answers. `calendars` gives a passage's
+    document's fiscal calendar, so that its dated columns answer fiscal questions."""
     asked = question_period(question)
+    dated = {n: on_calendar(asked, question, c) for n, c in (calendars or {}).items() if c}
     terms = metric_terms(question)
     latest = _latest_year(units)
     own: dict[int, set[str]] = {}
@@ -171,7 +176,7 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
             else:
                 out.append(UnitScore(s))
             continue
-        cell, fit = choose_cell(row, asked, latest, mine)
+        cell, fit = choose_cell(row, asked, latest, mine, dated.get(u.passage))
         # the row's label and its cell's header name the metric ("GAAP" under "Net Income")
         header = PERIOD_WORDS.sub(" ", row.cells[cell][0]) if cell is not None else ""
         label_terms = set(analyse(f"{row.label} {header}"))
@@ -194,22 +199,28 @@ def passage_headings(hits) -> dict[int, str | None]:
     return {n: h.chunk.heading for n, h in enumerate(hits, 1)}
 
 
+def passage_calendars(hits) -> dict[int, dict | None]:
+    return {n: h.calendar for n, h in enumerate(hits, 1)}
+
+
 def shortlist(question: str, units: list[Sentence], limit: int | None = None,
-              headings: dict[int, str | None] | None = None) -> list[Sentence]:
+              headings: dict[int, str | None] | None = None,
+              calendars: dict[int, dict | None] | None = None) -> list[Sentence]:
     """The units worth embedding at question time: all when few, else the `limit` best by
     their vector-free features (passage order kept). Embedding every unit of five table-heavy
     passages was most of an answer's time."""
     limit = MAX_EMBEDDED_UNITS if limit is None else limit
     if len(units) <= limit:
         return units
-    feats = unit_features(question, units, headings)
+    feats = unit_features(question, units, headings, calendars)
     keep = sorted(sorted(range(len(units)), key=lambda j: -feats[j].score)[:limit])
     return [units[j] for j in keep]
 
 
 def score_units(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.ndarray,
-                headings: dict[int, str | None] | None = None) -> list[UnitScore]:
-    out = unit_features(question, units, headings)
+                headings: dict[int, str | None] | None = None,
+                calendars: dict[int, dict | None] | None = None) -> list[UnitScore]:
+    out = unit_features(question, units, headings, calendars)
     for j, sc in enumerate(out):
         sc.score += float(uvecs[j] @ qvec)
     return out
@@ -238,7 +249,7 @@ def rerank_by_units(question: str, hits: list, k: int) -> list:
         return hits[:k]
     units = passage_sentences(hits)
     best = [0.0] * len(hits)
-    for u, sc in zip(units, unit_features(question, units, passage_headings(hits))):
+    for u, sc in zip(units, unit_features(question, units, passage_headings(hits), passage_calendars(hits))):
         best[u.passage - 1] = max(best[u.passage - 1], sc.score)
     fused = [h.scores.get("fused", h.scores.get("final", 0.0)) for h in hits]
     lo, hi = min(fused), max(fused)
@@ -248,7 +259,8 @@ def rerank_by_units(question: str, hits: list, k: int) -> list:
     out = []
     for rank, i in enumerate(order, 1):
         h = hits[i]
-        out.append(Hit(h.chunk, h.source, {**h.scores, "units": round(blended[i], 5)}, {**h.ranks, "units": rank}))
+        out.append(Hit(h.chunk, h.source, {**h.scores, "units": round(blended[i], 5)}, {**h.ranks, "units": rank},
+                       h.calendar))
     return out
 
 
@@ -262,7 +274,7 @@ def strong_row(question: str, units: list[Sentence], hits) -> bool:
     headings = passage_headings(hits)
     subject = subject_of(question)
     want = set(analyse(subject or ""))
-    for u, sc in zip(units, unit_features(question, units, headings)):
+    for u, sc in zip(units, unit_features(question, units, headings, passage_calendars(hits))):
         if sc.row is None or sc.label_fit < 0.5 or sc.period_fit <= 0:
             continue
         around = set(analyse(f"{headings.get(u.passage) or ''} {hits[u.passage - 1].chunk.text}"))
@@ -331,7 +343,7 @@ def extract(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.nd
     if not units:
         return "", [], None
     asked = question_period(question)
-    scored = score_units(question, qvec, units, uvecs, passage_headings(hits))
+    scored = score_units(question, qvec, units, uvecs, passage_headings(hits), passage_calendars(hits))
     order = sorted(range(len(units)), key=lambda j: -scored[j].score)
     top = order[0]
 
@@ -340,7 +352,7 @@ def extract(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.nd
         if declined is not None:
             return declined
         if scored[top].period_fit <= -1:
-            return _other_period(asked, units[top], scored[top], hits)
+            return _other_period(asked, units[top], scored[top], hits, question)
 
     chosen: list[int] = []
     facts: set[str] = set()
@@ -368,7 +380,15 @@ def extract(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.nd
     return " ".join(parts), citations, None
 
 
-def _other_period(asked: Period, u: Sentence, sc: UnitScore, hits) -> tuple[str, list[Citation], str]:
+def _described(asked: Period, question: str, hit) -> str:
+    """The asked period in words; a fiscal one also in calendar terms when the document's
+    fiscal calendar is known: "three months fiscal 2024 (three months ended July 2023)"."""
+    dated = on_calendar(asked, question, hit.calendar)
+    return asked.describe() if dated == asked else f"{asked.describe()} ({dated.describe()})"
+
+
+def _other_period(asked: Period, u: Sentence, sc: UnitScore, hits, question: str = ""
+                  ) -> tuple[str, list[Citation], str]:
     """The best unit is about another period: say the asked one is not found and show what
     the documents do say, as such, rather than pass it off as the answer."""
     hit = hits[u.passage - 1]
@@ -376,7 +396,8 @@ def _other_period(asked: Period, u: Sentence, sc: UnitScore, hits) -> tuple[str,
         what = f"{sc.row.label} is reported for: {'; '.join(covered_periods(sc.row)) or 'other periods'}"
     else:
         what = f"The closest passage is about another period: \"{trim_quote(u.text, u.text, 40)[0]}\""
-    text = f"The documents do not report this for the {asked.describe()} asked about. {what} [{u.passage}]."
+    text = (f"The documents do not report this for the {_described(asked, question, hit)} asked about. "
+            f"{what} [{u.passage}].")
     cite = Citation(u.passage, hit.source, hit.chunk.page, hit.chunk.id, u.text if sc.row is not None
                     else trim_quote(u.text, u.text, 40)[1], True, False, 1.0, text)
     return text, [cite], f"the best passage is about another period than the asked {asked.describe()}"
@@ -444,7 +465,7 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
     u, row = units[j], scored[j].row
     assert row is not None
     hit = hits[u.passage - 1]
-    text = (f"The documents do not report {row.label} for the {asked.describe()} asked about. "
+    text = (f"The documents do not report {row.label} for the {_described(asked, question, hit)} asked about. "
             f"They report it for: {'; '.join(covered_periods(row)) or 'other periods'} [{u.passage}].")
     cite = Citation(u.passage, hit.source, hit.chunk.page, hit.chunk.id, u.text, True, False, 1.0, text)
     return text, [cite], f"the asked period ({asked.describe()}) is not among the columns of the best rows"

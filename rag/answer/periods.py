@@ -99,6 +99,11 @@ def question_period(question: str) -> Period:
     return Period(months, years[-1] if years else None, end_month, fiscal, bool(_PRIOR.search(q)))
 
 
+def names_month(text: str) -> bool:
+    """A header dated by a month ("Three Months Ended April 30 2023"), not by a fiscal name."""
+    return bool(_MONTH.search(text))
+
+
 def durations(text: str) -> set[int]:
     """The period lengths a text names, in months: {3, 6} for "second quarter and first half"."""
     return {n for rx, n in _DURATION if rx.search(text)}
@@ -123,7 +128,7 @@ def header_period(header: str) -> Period:
         months = 12
     mm = _MONTH.search(h)
     end_month = _MONTHS[mm.group(1).lower()] if mm else None
-    fiscal = bool(re.search(r"\bfiscal\b", h, re.I))
+    fiscal = bool(re.search(r"\bfiscal\b|\bfy ?'?\d", h, re.I))
     qm = _QUARTER.search(h)
     if end_month is None and qm and not fiscal:  # "First Quarter 2023" of a calendar-year filer
         end_month = 3 * _quarter_number(qm)
@@ -168,4 +173,69 @@ def agreement(asked: Period, cell: Period, latest_year: int | None = None) -> fl
     return score / parts if parts else 0.0
 
 
-__all__ = ["MONTH_NAMES", "PERIOD_WORDS", "YEAR", "Period", "agreement", "header_period", "quarters", "question_period"]
+# ------------------------------------------------------------------ fiscal calendars
+# "results for its first quarter fiscal 2024 ended April 30, 2023"
+_MONTH_RX = "(" + "|".join(MONTH_NAMES) + ")"
+_QUARTER_WORD = r"(?:(first|second|third|fourth|1st|2nd|3rd|4th) quarter|q([1-4]))"
+_FY = r"(?:fiscal(?: year)?|fy) ?'?((?:19|20)?\d\d)"
+_ENDED = r",? (?:which )?(?:ended|ending|ends) (?:on )?" + _MONTH_RX + r" \d{1,2},? ((?:19|20)\d\d)"
+_QUARTER_ANCHOR = re.compile(_QUARTER_WORD + r",? (?:of )?" + _FY + _ENDED, re.I)
+_YEAR_ANCHOR = re.compile(r"\bfiscal (?:year )?((?:19|20)\d\d)" + _ENDED, re.I)
+# 'fiscal year ended May 31, 2023 ("fiscal 2023")', the usual 10-K definition
+_YEAR_DEFINED = re.compile(r"\bfiscal year (?:ended|ending) " + _MONTH_RX + r" \d{1,2},? ((?:19|20)\d\d)\W{1,4}"
+                           r"fiscal ((?:19|20)\d\d)", re.I)
+# "References to fiscal 2023, for example, refer to the fiscal year ending January 31, 2023"
+_YEAR_REFERS = re.compile(r"\breferences to fiscal ((?:19|20)\d\d),? (?:for example,? )?refers? to the fiscal year"
+                          + _ENDED, re.I)
+
+
+def _fy(text: str) -> int:
+    return int(text) if len(text) == 4 else 2000 + int(text)
+
+
+def fiscal_calendar(text: str) -> dict | None:
+    """When a document's fiscal year ends, from the sentences that tie a fiscal period to a
+    date: {"end_month": 1, "lag": 0} means fiscal Y ends in January of calendar year Y + 0
+    (Salesforce: "first quarter fiscal 2024 ended April 30, 2023"). Retailers name a year by
+    the calendar year it starts in (lag 1). None when the document says nothing of the kind."""
+    text = " ".join(text.split())
+    votes: dict[tuple[int, int], int] = {}
+
+    def vote(quarter: int, fy: int, month: str, year: str) -> None:
+        end = int(year) * 12 + _MONTHS[month.lower()] - 1 + 3 * (4 - quarter)  # the fiscal year's last month
+        key = (end % 12 + 1, end // 12 - fy)
+        if abs(key[1]) <= 1:
+            votes[key] = votes.get(key, 0) + 1
+
+    for m in _QUARTER_ANCHOR.finditer(text):
+        q = _ORDINAL[m.group(1).lower()] if m.group(1) else int(m.group(2))
+        vote(q, _fy(m.group(3)), m.group(4), m.group(5))
+    for m in _YEAR_ANCHOR.finditer(text):
+        vote(4, int(m.group(1)), m.group(2), m.group(3))
+    for m in _YEAR_REFERS.finditer(text):
+        vote(4, int(m.group(1)), m.group(2), m.group(3))
+    for m in _YEAR_DEFINED.finditer(text):
+        vote(4, int(m.group(3)), m.group(1), m.group(2))
+    if not votes:
+        return None
+    (end_month, lag), _n = max(votes.items(), key=lambda kv: kv[1])
+    return {"end_month": end_month, "lag": lag}
+
+
+def on_calendar(asked: Period, question: str, calendar: dict | None) -> Period:
+    """The asked fiscal period in calendar terms, for a document whose fiscal calendar is known:
+    "second quarter of fiscal 2024" of Salesforce is the three months ended July 2023, and
+    "fiscal 2023" of Oracle the year ended May 2023. Other questions are returned as asked, and
+    so is one that names its month itself ("fiscal 2023 (three months ended October 31, 2022)")."""
+    if calendar is None or not asked.fiscal or asked.year is None or asked.end_month is not None:
+        return asked
+    named = quarters(question)
+    if len(named) > 1:
+        return asked
+    quarter = named.pop() if named else {6: 2, 9: 3}.get(asked.months or 0, 4)
+    months = asked.months or (3 if named or quarters(question) else None)
+    last = (asked.year + calendar["lag"]) * 12 + calendar["end_month"] - 1 - 3 * (4 - quarter)
+    return Period(months, last // 12, last % 12 + 1, False, asked.prior, asked.change)
+
+
+__all__ = ["MONTH_NAMES", "PERIOD_WORDS", "YEAR", "Period", "agreement", "fiscal_calendar", "header_period", "names_month", "on_calendar", "quarters", "question_period"]
