@@ -92,6 +92,9 @@ def test_cache_hits_on_the_same_question_and_misses_after_the_index_changes(answ
     ingest_paths([extra], answer_data, progress=None)
     after = answerer.ask(q)
     assert not after.cached and after.trace["index_version"] == first.trace["index_version"] + 1
+    upgraded = Answerer(answer_data)
+    upgraded.code = "another-release"  # the answering code changed (an upgrade): never its old answers
+    assert upgraded.ask(q).cached is False and answerer.ask(q).cached is True
 
 
 def test_every_answer_is_logged_and_feedback_is_saved(answerer):

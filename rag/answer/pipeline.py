@@ -113,6 +113,7 @@ class Answerer:
         self.log = log or AnswerLog(settings.data_dir)
         self.prompt = load_prompt(settings.prompt_version)
         self.rewrite_prompt = load_prompt(settings.rewrite_prompt_version)
+        self.code = code_version()
         cal = load_calibration(self.embedder.id, settings.data_dir)
         self.abstain_threshold = _threshold(settings.abstain_threshold, cal["abstain_threshold"], "abstain")
         self.support_threshold = _threshold(settings.support_threshold, cal["support_threshold"], "support")
@@ -174,8 +175,17 @@ class Answerer:
     def cache_key(self, question: str, history: list[str], index_version: int, model: str) -> str:
         parts = [normalise_question(question), *map(normalise_question, history[-4:]), str(index_version),
                  self.prompt.version, self.prompt.sha, model, self.retriever.reranker_name,
-                 str(self.settings.answer_k)]
+                 str(self.settings.answer_k), self.code]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def code_version() -> str:
+    """A digest of the answering code (rag/answer/*.py): part of the cache key, so an upgrade
+    that changes how answers are made never serves answers the old code made."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _threshold(setting: str, calibrated: float, name: str) -> float:
