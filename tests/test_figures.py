@@ -195,6 +195,12 @@ def test_non_gaap_guidance_and_other_lengths_of_period_are_not_the_answer():
     gaap = "What were PG&E's GAAP earnings per diluted share for the second quarter of 2023?"
     assert qualifier_clash(gaap, "PG&E Corporation's Non-GAAP Core Earnings/EPS | Three Months Ended June 30 2023: $0.23")
     assert not qualifier_clash(gaap, "PG&E Corporation's Earnings/EPS on a GAAP basis | Three Months Ended June 30: $0.19")
+    # a reconciliation table's heading names both: the row's own label decides
+    margin = "What was eBay's GAAP operating margin in the first quarter of 2023?"
+    heading = "EBAY 2023Q1 EARNINGS > Reconciliation of GAAP Operating Margin to Non-GAAP Operating Margin"
+    assert qualifier_clash(margin, "Non-GAAP operating margin | Three Months Ended March 31 2023: 29.6%", heading)
+    assert not qualifier_clash("What was the non-GAAP operating income?", "Operating income | 2023: 744",
+                               "Non-GAAP results")
     # a forecast is no answer to what was reported, but a rating "with a stable outlook" is a fact
     assert forecast_clash(q, "2023 EPS guidance updated for GAAP earnings to $1.04 to $1.13 per share.")
     assert not forecast_clash("What EPS guidance did PG&E give for 2023?", "2023 EPS guidance updated to $1.04")

@@ -112,11 +112,13 @@ def forecast_clash(question: str, text: str) -> bool:
     return bool(_FORECAST.search(text)) and not _FORECAST.search(question)
 
 
-def qualifier_clash(question: str, text: str) -> bool:
-    """The question asks for a non-GAAP (adjusted, core) figure and the unit is not one, or the
-    question asks for a GAAP figure and the unit is only a non-GAAP one."""
+def qualifier_clash(question: str, text: str, heading: str = "") -> bool:
+    """The question asks for a non-GAAP (adjusted, core) figure and the unit is not one (its
+    heading may say so: a table under "Non-GAAP results"), or the question asks for a GAAP
+    figure and the unit is only a non-GAAP one (whatever the heading: "Non-GAAP operating
+    margin" under "Reconciliation of GAAP to Non-GAAP" is still the non-GAAP figure)."""
     if _NON_GAAP.search(question):
-        return not _NON_GAAP.search(text)
+        return not _NON_GAAP.search(f"{heading} {text}")
     if _GAAP.search(question):
         return bool(_NON_GAAP.search(text)) and not _GAAP.search(text)
     return False
@@ -162,8 +164,8 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     out = []
     for u, uterms in zip(units, unit_terms):
         row = parse_row(u.text)
-        context = f"{(headings or {}).get(u.passage) or ''} {u.text}"
-        clash = qualifier_clash(question, context) or forecast_clash(question, u.text)
+        clash = qualifier_clash(question, u.text, (headings or {}).get(u.passage) or "") or \
+            forecast_clash(question, u.text)
         mine = own.get(u.passage, terms)
         if u.passage in elsewhere and not subject <= uterms:
             out.append(UnitScore(-SUBJECT_PENALTY, period_fit=0.0))  # another company's report
@@ -189,7 +191,7 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
             label_fit = 0.0
         if cell is not None and _NIL.match(row.cells[cell][1].strip()):
             s -= NIL_PENALTY  # a dash: a row with the figure itself answers better
-        if rare:
+        if rare and not clash:  # another metric's row does not name the specific thing asked
             s += RARE_WEIGHT * len(rare & uterms) / len(rare)
         out.append(UnitScore(s, row, cell, fit, label_fit))
     return out
