@@ -298,8 +298,18 @@ def test_a_fiscal_quarter_is_answered_from_its_dated_column_and_another_one_is_n
     assert without[2] is None and "8,247" in without[0]
     hits = [Hit(hits[0].chunk, hits[0].source, calendar=salesforce)]
     text, cites, declined = extract(q, qvec, units, uvecs, hits)
-    assert declined and "do not report" in text and "three months ended July 2023" in text
+    assert declined and "do not report" in text and "second quarter of fiscal 2024 (three months ended July 2023)" in text
     assert "Three Months Ended April 30 2023" in text  # the period it does report, cited
     q1 = "What were Salesforce's total revenues for the first quarter of fiscal 2024?"
     text, _, declined = extract(q1, qvec, units, uvecs, hits)
     assert declined is None and "8,247" in text.split("[1]")[0]
+
+
+def test_it_support_is_a_department_not_a_pronoun_and_dec_is_december():
+    from rag.answer.rewrite import looks_like_follow_up
+
+    assert not looks_like_follow_up("How many people worked in IT support in December 2025?")
+    assert looks_like_follow_up("How much did it grow?") and looks_like_follow_up("It grew by how much?")
+    asked = question_period("How many people worked in IT support in December 2025?")
+    assert agreement(asked, header_period("Headcount Dec 2025")) == 1.0
+    assert agreement(asked, header_period("Headcount Jan 2025")) < 0

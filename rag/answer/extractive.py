@@ -386,7 +386,11 @@ def _described(asked: Period, question: str, hit) -> str:
     """The asked period in words; a fiscal one also in calendar terms when the document's
     fiscal calendar is known: "three months fiscal 2024 (three months ended July 2023)"."""
     dated = on_calendar(asked, question, hit.calendar)
-    return asked.describe() if dated == asked else f"{asked.describe()} ({dated.describe()})"
+    named = quarters(question)
+    words = asked.describe()
+    if asked.fiscal and asked.year and len(named) == 1:
+        words = f"{('first', 'second', 'third', 'fourth')[named.pop() - 1]} quarter of fiscal {asked.year}"
+    return words if dated == asked else f"{words} ({dated.describe()})"
 
 
 def _other_period(asked: Period, u: Sentence, sc: UnitScore, hits, question: str = ""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
                "november", "december")
 _MONTHS = {m: i for i, m in enumerate(MONTH_NAMES, 1)}
+_MONTHS |= {m[:3]: i for m, i in _MONTHS.items() if m != "may"} | {"sept": 9}  # "Headcount Dec 2025"
 _ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4}
 _YEAR = re.compile(r"\b(?:fy|fiscal(?: year)?|calendar(?: year)?)?\s*'?((?:19|20)\d\d)\b|\bfy\s?'?(\d\d)\b", re.I)
 YEAR = re.compile(r"\b((?:19|20)\d\d)\b")  # a bare calendar year

@@ -17,8 +17,13 @@ _CONTINUES = re.compile(r"^\s*(and|also|what about|how about|and what|why|how so
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-.]*[A-Za-z0-9]|[A-Za-z0-9]")
 
 
+def _refers_back(question: str) -> bool:
+    """A pronoun that points at the previous question; "IT" (support, department) is no "it"."""
+    return any(not (m.group().isupper() and len(m.group()) > 1) for m in _REFERS_BACK.finditer(question))
+
+
 def looks_like_follow_up(question: str) -> bool:
-    return bool(_REFERS_BACK.search(question) or _CONTINUES.search(question) or len(analyse(question)) <= 1)
+    return bool(_refers_back(question) or _CONTINUES.search(question) or len(analyse(question)) <= 1)
 
 
 _SUBJECT_WORD = re.compile(r"^[A-Za-z0-9&.\-]*[A-Z][A-Za-z0-9&.\-]*(?:['’]s)?$")
