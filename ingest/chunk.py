@@ -26,6 +26,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|etc|vs|Dr|Mr|Mrs|Ms|Prof|Fig|No|Inc|Ltd|Co|St|al|approx|U\.S)\.$")
 
 TokenCounter = Callable[[list[str]], list[int]]
+# Office files (ingest/office.py) write their headings (Word styles, slide titles, sheet names) as
+# Markdown "#" lines: real headings, never guessed, and never a table's caption.
+OFFICE_KINDS = {"docx", "pptx", "xlsx", "csv"}
 
 
 @dataclass
@@ -39,7 +42,7 @@ class _Unit:
 def _is_heading_line(line: str, kind: str) -> tuple[int, str] | None:
     """(level, text) when the line is a heading; PDFs and plain text use a cautious heuristic."""
     m = _MD_HEADING.match(line)
-    if m and kind in {"markdown", "html", "text"}:
+    if m and (kind in {"markdown", "html", "text"} or kind in OFFICE_KINDS):
         return len(m.group(1)), m.group(2).strip()
     if kind in {"pdf", "text"} and 3 <= len(line) <= 80 and not line.endswith((".", ",", ";", ":")):
         words = line.split()
@@ -164,8 +167,8 @@ def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
         prose = not row and (len(stripped) > 60 or stripped.endswith((".", "?", "!")))
         if row:
             caption = caption or fresh
-        elif prose and caption and heading_path:  # prose after a table: its caption is not its heading
-            heading_path.pop()
+        elif prose and caption and heading_path and kind not in OFFICE_KINDS:
+            heading_path.pop()  # prose after a table: its caption is not its heading
             caption = False
         if prose:
             fresh = False

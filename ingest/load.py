@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import queue
 import re
 import resource
@@ -24,7 +25,10 @@ from rag.errors import (EmptyFile, FileRejected, FileTooLarge, MalformedFile, Mi
 from rag.types import Page
 
 KINDS = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
-         ".html": "html", ".htm": "html", ".jsonl": "jsonl"}
+         ".html": "html", ".htm": "html", ".jsonl": "jsonl",
+         ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv"}  # the last four: ingest/office.py
+OFFICE_KINDS = {"docx": "a Word document", "pptx": "a PowerPoint presentation", "xlsx": "an Excel workbook"}
+_OLD_OFFICE = {".doc": ".docx", ".xls": ".xlsx", ".ppt": ".pptx"}  # binary formats: save as these
 _MAGIC = [(b"%PDF-", "a PDF"), (b"PK\x03\x04", "a ZIP archive (e.g. .docx/.xlsx)"),
           (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
           (b"\x1f\x8b", "gzip-compressed data"), (b"\xd0\xcf\x11\xe0", "an old MS Office file"),
@@ -58,14 +62,23 @@ def sniff(head: bytes) -> str | None:
 
 
 def detect_kind(path: Path, head: bytes) -> str:
-    kind = KINDS.get(path.suffix.lower())
+    """The kind of a file by its extension, checked against its first bytes. An Office package
+    is only known to be a ZIP (or an encrypted OLE file) here; ingest/office.py looks inside."""
+    suffix = path.suffix.lower()
+    kind = KINDS.get(suffix)
+    if suffix in _OLD_OFFICE:
+        raise UnsupportedType(f"{path}: the old binary {suffix} format is not supported; open it in Office "
+                              f"(or LibreOffice), save it as {_OLD_OFFICE[suffix]} and add that file")
     if kind is None:
         raise UnsupportedType(f"{path}: {path.suffix or 'files without an extension'} is not supported "
                               f"(supported: {', '.join(sorted(KINDS))})")
     what = sniff(head)
     if kind == "pdf" and what != "a PDF":
         raise MislabelledType(f"{path}: named .pdf but the content is {what or 'text'}, not a PDF")
-    if kind != "pdf" and what is not None:
+    if kind in OFFICE_KINDS and not head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        raise MislabelledType(f"{path}: named {path.suffix} but the content is {what or 'text'}, "
+                              f"not {OFFICE_KINDS[kind]}")
+    if kind not in OFFICE_KINDS and kind != "pdf" and what is not None:
         raise MislabelledType(f"{path}: named {path.suffix} but the content is {what}")
     return kind
 
@@ -144,13 +157,21 @@ class PdfParser:
     `timeout_s` (a stalled or hostile parse), or when the whole file takes longer than
     `timeout_s + per_page_s * pages`: a 300-page annual report gets its time, a file that
     hangs on one page does not.
+
+    With `ocr`, pages without a usable text layer are OCR'd in the same worker (ingest/ocr.py)
+    and each page sent to OCR adds `ocr_page_s` to the file's budget (a dense page takes about
+    3.5 s on 2 cores, see bench/ocr_bench.py). The worker runs with MALLOC_ARENA_MAX=2: ONNX
+    Runtime's threads otherwise reserve glibc malloc arenas, address space that counts against
+    the memory cap (peak 1.35 GB instead of 1.6 GB on a scanned page, under the 2 GB cap).
     """
 
     def __init__(self, timeout_s: float = 60.0, memory_mb: int = 2048, per_page_s: float = 2.0,
-                 on_page=None):
+                 on_page=None, ocr: bool = True, ocr_page_s: float = 20.0):
         self.timeout_s = timeout_s
         self.per_page_s = per_page_s
         self.memory_mb = memory_mb
+        self.ocr = ocr
+        self.ocr_page_s = ocr_page_s
         self.on_page = on_page  # callback(path, pages_done, pages_total) for progress reports
         self._proc: subprocess.Popen | None = None
         self._lines: queue.Queue | None = None
@@ -164,7 +185,7 @@ class PdfParser:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "ingest.pdf_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, text=True, preexec_fn=limits,
-            cwd=str(Path(__file__).resolve().parent.parent))
+            cwd=str(Path(__file__).resolve().parent.parent), env={**os.environ, "MALLOC_ARENA_MAX": "2"})
         self._lines = queue.Queue()
         proc, lines = self._proc, self._lines
 
@@ -191,7 +212,7 @@ class PdfParser:
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         assert self._proc is not None and self._lines is not None
-        self._proc.stdin.write(json.dumps({"path": str(path)}) + "\n")
+        self._proc.stdin.write(json.dumps({"path": str(path), "ocr": self.ocr}) + "\n")
         self._proc.stdin.flush()
         started = time.monotonic()
         deadline = started + self.timeout_s  # until the page count is known
@@ -220,12 +241,27 @@ class PdfParser:
             if "progress" not in msg:
                 return msg
             done, total = msg["progress"], msg["pages"]
-            deadline = started + self.timeout_s + self.per_page_s * total
+            ocr_tried = msg.get("ocr", 0)
+            deadline = started + self.timeout_s + self.per_page_s * total + self.ocr_page_s * ocr_tried
             if self.on_page is not None:
                 self.on_page(path, done, total)
 
 
+def _no_text_message(path: Path, n_pages: int, ocr: bool, warnings: list[str]) -> str:
+    """Why a PDF has no text: OCR is off, OCR failed (its first warning), or OCR found nothing."""
+    if not ocr:
+        return (f"{path}: no text layer on any of its {n_pages} page(s) - probably a scan; OCR is off "
+                "(RAG_OCR=off), so turn it on or run the file through OCR first")
+    failed = next((w for w in warnings if "OCR" in w), None)
+    if failed:
+        return f"{path}: no text layer on any of its {n_pages} page(s), and OCR failed ({failed})"
+    return (f"{path}: no text layer on any of its {n_pages} page(s), and OCR found no text either - "
+            "blank or unreadable pages")
+
+
 def load_pdf(path: Path, data: bytes, parser: PdfParser) -> LoadedDoc:
+    """A PDF's pages from the worker: text layers, and OCR text for scanned pages when
+    parser.ocr is on (their page numbers in meta["ocr_pages"]). NoTextLayer when no page has text."""
     result = parser.parse(path)
     if not result["ok"]:
         reason, detail = result["reason"], result["detail"]
@@ -237,9 +273,10 @@ def load_pdf(path: Path, data: bytes, parser: PdfParser) -> LoadedDoc:
     if not pages:
         raise MalformedFile(f"{path}: the PDF has no pages")
     if not any(p.text for p in pages):
-        raise NoTextLayer(f"{path}: no text layer on any of its {len(pages)} page(s) - probably a scan; "
-                          "OCR is not supported, so run it through OCR first")
+        raise NoTextLayer(_no_text_message(path, len(pages), parser.ocr, result["warnings"]))
     meta = {"warnings": result["warnings"]} if result["warnings"] else {}
+    if result.get("ocr_pages"):
+        meta["ocr_pages"] = result["ocr_pages"]  # page numbers whose text came from OCR
     first = next((p.text for p in pages if p.text), "")
     return LoadedDoc(str(path), readable_title(result["title"], first, path.name), sha256_bytes(data), pages,
                      "pdf", len(data), meta)
@@ -321,6 +358,9 @@ def load_file(path: Path, max_bytes: int, pdf_parser: PdfParser, source: str | N
         doc.source = source
         yield doc
         return
+    if kind in OFFICE_KINDS or kind == "csv":
+        yield load_office(path, data, kind, source, pdf_parser.timeout_s)
+        return
     text = decode_text(data, path)
     if kind == "jsonl":
         yield from load_jsonl(path, text)
@@ -334,6 +374,18 @@ def load_file(path: Path, max_bytes: int, pdf_parser: PdfParser, source: str | N
     if kind == "markdown":
         title = _title_from_markdown(text)
     yield LoadedDoc(source, title or path.name, sha256_bytes(data), [Page(1, text)], kind, size)
+
+
+def load_office(path: Path, data: bytes, kind: str, source: str, timeout_s: float) -> LoadedDoc:
+    """A .docx, .pptx, .xlsx or .csv file as one document (see ingest/office.py)."""
+    from ingest import office  # imported on first use: the Office libraries take 0.4 s to import
+
+    extracted = office.extract(path, data, kind, timeout_s, decode_text(data, path) if kind == "csv" else None)
+    pages = [Page(p.number, clean_text(p.text)) for p in extracted.pages]
+    if not any(p.text for p in pages):
+        raise EmptyFile(f"{path}: no text in the file")
+    title = readable_title(extracted.meta_title, clean_text(extracted.title_text), path.name)
+    return LoadedDoc(source, title, sha256_bytes(data), pages, kind, len(data), extracted.meta)
 
 
 class JsonlErrors(FileRejected):

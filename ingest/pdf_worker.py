@@ -1,14 +1,19 @@
 """PDF text extraction in a separate process: `python -m ingest.pdf_worker`.
 
-Reads one JSON request per line on stdin ({"path": ...}), answers with JSON lines on stdout:
-{"progress": i, "pages": n} after each page (the parent's stall watch), then
-{"ok": true, "pages": [...], "title": ..., "warnings": [...]} or
+Reads one JSON request per line on stdin ({"path": ..., "ocr": true|false}), answers with JSON
+lines on stdout: {"progress": i, "pages": n, "ocr": k} after each page (the parent's stall watch;
+k = pages sent to OCR so far, each of which extends the file's time budget), then
+{"ok": true, "pages": [...], "title": ..., "warnings": [...], "ocr_pages": [page numbers]} or
 {"ok": false, "reason": <code>, "detail": <text>}.
 
 Text comes from pypdf's layout mode, so table cells keep their columns; ingest/pdf_layout.py
 turns each table row into a line carrying its column headers and drops page furniture.
 Hostile files can hang or exhaust memory; the parent enforces a time limit and this
 process runs under a memory limit, so neither can take the app down.
+
+With "ocr": true, a page whose text layer is missing or garbage (ingest.ocr.needs_ocr) is
+rendered and read by OCR, in this same process and under the same limits; its number goes into
+"ocr_pages". The OCR engine loads on the first such page only.
 """
 from __future__ import annotations
 
@@ -30,12 +35,67 @@ def _page_text(page) -> str:
         return page.extract_text() or ""
 
 
-def _progress(i: int, n: int) -> None:
-    sys.stdout.write(json.dumps({"progress": i, "pages": n}) + "\n")
+def _progress(i: int, n: int, ocr_tried: int = 0) -> None:
+    sys.stdout.write(json.dumps({"progress": i, "pages": n, "ocr": ocr_tried}) + "\n")
     sys.stdout.flush()
 
 
-def extract(path: str) -> dict:
+def _short_error(e: Exception) -> str:
+    """One line for a warning: RapidOCR wraps ONNX Runtime errors in a whole traceback."""
+    lines = str(e).strip().splitlines()
+    if isinstance(e, MemoryError) or "bad_alloc" in str(e):
+        return "it needs more memory than the worker's limit allows"
+    return f"{type(e).__name__}: {lines[-1] if lines else ''}"
+
+
+def _layer_text(reader, i: int, page_warnings: list[str]) -> str:
+    """Page i's text layer; "" and a warning when it cannot be extracted (FileNotDecryptedError
+    propagates: the whole file is locked)."""
+    from pypdf.errors import FileNotDecryptedError
+
+    try:
+        return _page_text(reader.pages[i])
+    except FileNotDecryptedError:
+        raise
+    except Exception as e:  # noqa: BLE001 - one broken page must not lose the others
+        page_warnings.append(f"page {i + 1}: text could not be extracted ({type(e).__name__}: {e})"[:200])
+        return ""
+
+
+def _wants_ocr(pdf_ocr, i: int, text: str) -> bool:
+    """needs_ocr, asking pdfium whether the page draws an image only for a text layer with a
+    few letters. A page pdfium cannot open is tried, so that its OCR failure is reported."""
+    from ingest.ocr import MIN_LETTERS, letters, needs_ocr
+
+    if not 0 < letters(text) < MIN_LETTERS:
+        return needs_ocr(text)
+    try:
+        return needs_ocr(text, has_image=pdf_ocr.has_image(i))
+    except (ImportError, RuntimeError):  # no pypdfium2, or its PdfiumError: the OCR attempt reports it
+        return True
+
+
+def _ocr_page(pdf_ocr, i: int, text: str, page_warnings: list[str]) -> str | None:
+    """The OCR text of page i (0-based) when it reads more letters than the text layer, else
+    None. A page OCR cannot read (a broken page, or one that needs more memory than the
+    worker may use) costs a warning, not the document."""
+    from ingest.ocr import letters
+
+    try:
+        found = pdf_ocr.page_text(i)
+    except ImportError as e:
+        note = f"OCR is not installed ({e}); pages without a text layer stay empty"
+        if note not in page_warnings:
+            page_warnings.append(note)
+        return None
+    except Exception as e:  # noqa: BLE001 - one unreadable page must not lose the others
+        page_warnings.append(f"page {i + 1}: OCR failed ({_short_error(e)})"[:200])
+        return None
+    return found if letters(found) > letters(text) else None
+
+
+def extract(path: str, ocr: bool = False) -> dict:
+    from ingest.ocr import PdfOcr
     from ingest.pdf_layout import strip_furniture
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
@@ -55,17 +115,25 @@ def extract(path: str) -> dict:
         return {"ok": False, "reason": "password_protected", "detail": "it is encrypted with a password"}
     except Exception as e:  # noqa: BLE001 - anything pypdf raises on a file means a broken file
         return {"ok": False, "reason": "malformed", "detail": f"{type(e).__name__}: {e}"[:300]}
-    pages, page_warnings = [], []
+    pages, page_warnings, ocr_pages, ocr_tried = [], [], [], 0
+    pdf_ocr = PdfOcr(path) if ocr else None
     _progress(0, n_pages)
-    for i in range(n_pages):
-        try:
-            pages.append(_page_text(reader.pages[i]))
-        except FileNotDecryptedError:
-            return {"ok": False, "reason": "password_protected", "detail": "it is encrypted with a password"}
-        except Exception as e:  # noqa: BLE001 - one broken page must not lose the others
-            pages.append("")
-            page_warnings.append(f"page {i + 1}: text could not be extracted ({type(e).__name__}: {e})"[:200])
-        _progress(i + 1, n_pages)
+    try:
+        for i in range(n_pages):
+            text = _layer_text(reader, i, page_warnings)
+            if pdf_ocr is not None and _wants_ocr(pdf_ocr, i, text):
+                ocr_tried += 1
+                found = _ocr_page(pdf_ocr, i, text, page_warnings)
+                if found is not None:
+                    text = found
+                    ocr_pages.append(i + 1)
+            pages.append(text)
+            _progress(i + 1, n_pages, ocr_tried)
+    except FileNotDecryptedError:
+        return {"ok": False, "reason": "password_protected", "detail": "it is encrypted with a password"}
+    finally:
+        if pdf_ocr is not None:
+            pdf_ocr.close()
     pages = strip_furniture(pages)
     title = None
     try:
@@ -74,7 +142,7 @@ def extract(path: str) -> dict:
             title = meta.title.strip()[:300]
     except Exception as e:  # noqa: BLE001 - a broken info dict only costs the title
         page_warnings.append(f"metadata unreadable ({type(e).__name__})")
-    return {"ok": True, "pages": pages, "title": title, "warnings": page_warnings}
+    return {"ok": True, "pages": pages, "title": title, "warnings": page_warnings, "ocr_pages": ocr_pages}
 
 
 def main() -> None:
@@ -84,7 +152,7 @@ def main() -> None:
     for line in sys.stdin:
         req = json.loads(line)
         try:
-            result = extract(req["path"])
+            result = extract(req["path"], ocr=bool(req.get("ocr", False)))
         except RecursionError:
             result = {"ok": False, "reason": "malformed", "detail": "structure nested too deeply"}
         except MemoryError:

@@ -268,7 +268,7 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
         track.emit("embed", label, current["index"], len(texts), len(texts))
         batch = _Batch()
 
-    with store.writer(), PdfParser(settings.parse_timeout_s, on_page=on_page) as pdf:
+    with store.writer(), PdfParser(settings.parse_timeout_s, on_page=on_page, ocr=settings.ocr) as pdf:
         store.check_embedder(embedder.id)
         for i, (path, res, size) in enumerate(zip(files, results, sizes)):
             res.size_bytes = size

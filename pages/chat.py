@@ -132,6 +132,9 @@ def show_source(a: dict, n: int) -> None:
     st.caption(plain(f"page {p['page']}" + (f" · {p['heading']}" if p["heading"] else "")
                      + f" · characters {p['char_start']}-{p['char_end']} of the page"))
     quotes = [c["quote"] for c in a["citations"] if c["n"] == n and c["quote"]]
+    if p.get("ocr"):
+        st.caption("Text read by OCR from a scanned page: it may hold recognition errors, so check "
+                   "figures against the original.", help="RAG_OCR=off turns OCR off.")
     with st.container(border=True):
         st.markdown(highlighted(p["text"], quotes[:3]))
     for c in a["citations"]:
@@ -165,7 +168,8 @@ if conv:
 
 empty_library = status is not None and status["documents"] == 0  # (the sidebar's reading)
 if empty_library and not turns:
-    st.info("No documents yet. Add your PDFs, Markdown, text or HTML files on the Library page, "
+    st.info("No documents yet. Add your PDFs, Word, PowerPoint, Excel, CSV, Markdown, text or HTML "
+            "files on the Library page, "
             "then ask about them here.", icon=":material/upload_file:")
     st.page_link("pages/library.py", label="Add documents", icon=":material/library_books:")
 

@@ -12,7 +12,8 @@ st.title("Library")
 flash()
 
 with st.form("upload", clear_on_submit=True):
-    files = st.file_uploader("Add documents (PDF, Markdown, text, HTML, JSON Lines)", accept_multiple_files=True)
+    files = st.file_uploader("Add documents (PDF, Word, PowerPoint, Excel, CSV, Markdown, text, HTML, JSON Lines)",
+                             accept_multiple_files=True)
     submitted = st.form_submit_button("Index files", type="primary")
 if submitted and not files:
     st.warning("Choose one or more files first (drag them onto the box above, or click Browse files).")

@@ -32,6 +32,8 @@ class Settings:
     # Ingestion limits.
     max_file_mb: float = 50.0
     parse_timeout_s: float = 60.0
+    # OCR for PDF pages without a usable text layer (ingest/ocr.py); RAG_OCR=off refuses scans.
+    ocr: bool = True
     # Chunking, in embedding-model tokens (MiniLM's window is 256).
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 40

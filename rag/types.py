@@ -81,3 +81,4 @@ class Hit:
     scores: dict[str, float] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
     calendar: dict | None = None  # its document's fiscal calendar, when the document states one
+    ocr: bool = False  # its page's text was read by OCR (a scanned page)

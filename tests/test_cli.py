@@ -16,14 +16,14 @@ def cli(*args):
 def test_json_report_and_exit_status(tmp_path):
     docs = write_docs(tmp_path / "docs", 2)
     (tmp_path / "docs" / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<")
-    (tmp_path / "docs" / "slides.pptx").write_bytes(b"PK\x03\x04rest")
+    (tmp_path / "docs" / "slides.key").write_bytes(b"PK\x03\x04rest")  # Keynote: not supported
     data = tmp_path / "data"
     out = cli(tmp_path / "docs", "--data-dir", data, "--json")
     assert out.returncode == 1, "a failed file makes the exit status non-zero"
     report = json.loads(out.stdout)
     by_name = {f["path"].rsplit("/", 1)[-1]: f for f in report["files"]}
     assert by_name["broken.pdf"]["status"] == "error" and by_name["broken.pdf"]["reason"] == "malformed"
-    assert by_name["slides.pptx"]["reason"] == "unsupported_type"
+    assert by_name["slides.key"]["reason"] == "unsupported_type"
     ok = by_name[docs[0].name]
     assert ok["status"] == "indexed" and ok["doc_id"] and ok["chunks"] >= 1 and ok["pages"] == 1
     assert report["index_version"] == 1 and report["summary"] == {"indexed": 2, "error": 2}

@@ -88,14 +88,15 @@ def test_detect_kind_direct():
         detect_kind(Path("a.md"), b"%PDF-1.4\n")
 
 
-def test_docx_is_unsupported(tmp_path: Path):
-    p = tmp_path / "report.docx"
+def test_opendocument_is_unsupported(tmp_path: Path):
+    """.docx is read now (tests/test_office.py); an OpenDocument text file is still refused."""
+    p = tmp_path / "report.odt"
     p.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
     with pytest.raises(UnsupportedType) as ei:
         load_all(p)
     assert ei.value.reason == "unsupported_type"
-    assert "report.docx" in str(ei.value)
-    assert ".docx" in str(ei.value)
+    assert "report.odt" in str(ei.value)
+    assert ".odt" in str(ei.value) and ".docx" in str(ei.value)  # the message lists what is supported
 
 
 def test_empty_file(tmp_path: Path):

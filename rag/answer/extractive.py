@@ -262,7 +262,7 @@ def rerank_by_units(question: str, hits: list, k: int) -> list:
     for rank, i in enumerate(order, 1):
         h = hits[i]
         out.append(Hit(h.chunk, h.source, {**h.scores, "units": round(blended[i], 5)}, {**h.ranks, "units": rank},
-                       h.calendar))
+                       h.calendar, h.ocr))
     return out
 
 

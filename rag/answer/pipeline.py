@@ -72,7 +72,7 @@ class Answer:
 def passage_json(n: int, hit: Hit) -> dict:
     return {"n": n, "source": hit.source, "page": hit.chunk.page, "chunk_id": hit.chunk.id,
             "heading": hit.chunk.heading, "text": hit.chunk.text, "char_start": hit.chunk.char_start,
-            "char_end": hit.chunk.char_end, "scores": hit.scores, "ranks": hit.ranks}
+            "char_end": hit.chunk.char_end, "scores": hit.scores, "ranks": hit.ranks, "ocr": hit.ocr}
 
 
 def load_calibration(embedder_id: str, data_dir: Path | None = None) -> dict:
@@ -274,7 +274,7 @@ class AnswerStream:
         from rag.types import Chunk
 
         hits = [Hit(Chunk(p["chunk_id"], "", 0, p["text"], p["page"], p["char_start"], p["char_end"], p["heading"]),
-                    p["source"], p["scores"], p["ranks"]) for p in data["passages"]]
+                    p["source"], p["scores"], p["ranks"], ocr=p.get("ocr", False)) for p in data["passages"]]
         cites = [Citation(**c) for c in data["citations"]]
         trace = dict(data["trace"], cached_from=data["id"],
                      timings_ms={"total": round((time.perf_counter() - t_start) * 1000, 2)})

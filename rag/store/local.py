@@ -261,11 +261,12 @@ class LocalStore:
             raise NotFound(f"no page {page} in document {doc_id}")
         return row[0]
 
-    def chunks_by_vid(self, vids: Iterable[int]) -> dict[int, tuple[Chunk, str, dict | None]]:
-        """vid -> (Chunk, document source, the document's fiscal calendar or None) for live chunks."""
+    def chunks_by_vid(self, vids: Iterable[int]) -> dict[int, tuple[Chunk, str, dict]]:
+        """vid -> (Chunk, document source, facts about its document) for live chunks. The facts:
+        "fiscal_calendar" (when the document states one), "ocr_pages" (pages read by OCR)."""
         vids = [int(v) for v in vids]
-        out: dict[int, tuple[Chunk, str, dict | None]] = {}
-        calendars: dict[str, dict | None] = {}
+        out: dict[int, tuple[Chunk, str, dict]] = {}
+        facts: dict[str, dict] = {}
         for start in range(0, len(vids), 900):
             part = vids[start:start + 900]
             marks = ",".join("?" * len(part))
@@ -275,10 +276,11 @@ class LocalStore:
                 # "+d.status": keep the planner from walking every live document (76 ms -> 0.2 ms
                 # for 100 ids on SciFact) instead of looking the few vids up by primary key.
                 f"WHERE c.vid IN ({marks}) AND +d.status = 'live'", part):
-                if row[2] not in calendars:
-                    calendars[row[2]] = json.loads(row[10] or "{}").get("fiscal_calendar")
+                if row[2] not in facts:
+                    meta = json.loads(row[10] or "{}")
+                    facts[row[2]] = {k: meta[k] for k in ("fiscal_calendar", "ocr_pages") if k in meta}
                 out[row[0]] = (Chunk(id=row[1], doc_id=row[2], ordinal=row[3], text=row[4], page=row[5],
-                                     char_start=row[6], char_end=row[7], heading=row[8]), row[9], calendars[row[2]])
+                                     char_start=row[6], char_end=row[7], heading=row[8]), row[9], facts[row[2]])
         return out
 
     def live_sources(self) -> dict[int, str]:

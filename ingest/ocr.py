@@ -1,0 +1,199 @@
+"""OCR for PDF pages without a usable text layer (scans), on CPU and offline.
+
+pypdfium2 renders the page; RapidOCR (rapidocr-onnxruntime, PP-OCRv4 detection + recognition
+ONNX models shipped inside the wheel, no download) reads it. The engine loads lazily, once per
+process, the first time a page needs it. Runs inside ingest.pdf_worker, under its memory limit:
+see bench/ocr_bench.py for the accuracy, speed and memory figures behind the settings here.
+"""
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from typing import Any
+
+# Render resolution, chosen in bench/ocr_bench.py: 150 dpi reads born-digital report pages at
+# about 1% CER and is about 1.4x faster than 200 dpi (0.7% CER); 300 dpi is no better and
+# needs more address space than the worker's 2 GiB cap allows.
+OCR_DPI = 150
+# Longest rendered side in pixels, also RapidOCR's own cap (max_side_len), so a page is never
+# resized twice. Bounds memory on hostile page sizes: a 200-inch page is rendered at 2200 px,
+# not at 30,000. 2200 px = a 14.7-inch side at 150 dpi (Letter, Legal, A4 render in full).
+MAX_SIDE_PX = 2200
+# A text layer with fewer letters than this on a page with an image is treated as missing (a
+# scan with a stamp, a cover image with one word of real text); OCR still only replaces it when
+# it reads more.
+MIN_LETTERS = 16
+# A text layer where this share of the visible characters is U+FFFD, private-use or unassigned
+# code points is garbage (a font without a usable ToUnicode map).
+MAX_BAD_SHARE = 0.3
+# RapidOCR expands each detected text kernel by this ratio before reading it (its default: 1.6).
+# 2.4 measured better and faster on born-digital pages (bench/ocr_bench.py, 150 dpi: CER 3.2% ->
+# 1.2%, recognition time -40%): the recogniser, trained mostly on Chinese, drops fewer spaces
+# between English words when the crop has more margin, and a taller crop is a narrower input.
+# 2.8 and up start merging neighbouring lines.
+UNCLIP_RATIO = 2.4
+# RapidOCR's direction classifier (turns lines it judges upside down) is off: on English pages it
+# flips correctly oriented lines into garbage (CER 6.3% with it, 0.8% without, bench/ocr_bench.py).
+# Pages scanned sideways or upside down are turned whole instead (ocr_image); pages rotated by
+# /Rotate are rendered upright by pdfium anyway.
+USE_CLS = False
+# Below this mean recognition score a page of horizontal text is also tried upside down.
+MIN_UPRIGHT_SCORE = 0.8
+# ONNX Runtime threads: one per core up to 4. Each thread costs address space (stack, malloc
+# arena) under the worker's RLIMIT_AS, and 2-4 threads already keep the small models busy.
+MAX_THREADS = 4
+
+_engine: Any = None
+
+
+def letters(text: str) -> int:
+    """How many letters (any script) the text has."""
+    return sum(c.isalpha() for c in text)
+
+
+def needs_ocr(text: str, has_image: bool = True) -> bool:
+    """Whether a page's text layer is missing or garbage: no letters at all; mostly replacement
+    characters / private-use / unassigned code points; or almost no letters on a page that
+    carries an image (a scan with a stamped page number - while a drawn page with a short label,
+    "Potato 3", keeps its text layer and costs no OCR)."""
+    n_letters = letters(text)
+    if n_letters == 0:
+        return True
+    if n_letters < MIN_LETTERS:
+        return has_image
+    visible = [c for c in text if not c.isspace()]
+    bad = sum(c == "\ufffd" or unicodedata.category(c) in {"Co", "Cn"} for c in visible)
+    return bad > MAX_BAD_SHARE * len(visible)
+
+
+def engine():
+    """The RapidOCR engine, loaded on first use and kept for the life of the process."""
+    global _engine
+    if _engine is None:
+        from rapidocr_onnxruntime import RapidOCR
+
+        threads = max(1, min(len(os.sched_getaffinity(0)), MAX_THREADS))  # cores this process may use
+        _engine = RapidOCR(max_side_len=MAX_SIDE_PX, det_unclip_ratio=UNCLIP_RATIO, use_cls=USE_CLS,
+                           intra_op_num_threads=threads, inter_op_num_threads=1)
+    return _engine
+
+
+def render_page(page, dpi: int = OCR_DPI, max_side_px: int = MAX_SIDE_PX):
+    """A pypdfium2 page as an RGB PIL image at `dpi`, scaled down so no side exceeds max_side_px."""
+    width_pt, height_pt = page.get_size()
+    scale = dpi / 72
+    longest = max(width_pt, height_pt) * scale
+    if longest > max_side_px:
+        scale *= max_side_px / longest
+    return page.render(scale=scale).to_pil().convert("RGB")
+
+
+def ocr_image(image) -> str:
+    """The text RapidOCR reads in an RGB PIL image, one line per row of text boxes.
+
+    A page scanned sideways or upside down is read again turned (90 and 270 degrees when most
+    text boxes stand upright, else 180) and the turn with the most confidently read horizontal
+    text wins; an upright page is read once."""
+    result = _read(image)
+    if _upright(result):
+        return boxes_to_text(result)
+    turns = (90, 270) if _vertical_share(result) > 0.5 else (180,)
+    candidates = [result] + [_read(image.rotate(angle, expand=True)) for angle in turns]
+    return boxes_to_text(max(candidates, key=_horizontal_weight))
+
+
+def _read(image) -> list:
+    result, _elapsed = engine()(image)
+    return result or []
+
+
+def _is_vertical(corners) -> bool:
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    return max(ys) - min(ys) > max(xs) - min(xs)
+
+
+def _vertical_share(result: list) -> float:
+    return sum(_is_vertical(corners) for corners, _t, _s in result) / max(1, len(result))
+
+
+def _upright(result: list) -> bool:
+    """Nothing read, or mostly horizontal boxes read with confidence (upright text reads at
+    0.95+ on average, text upside down at about 0.6)."""
+    if not result:
+        return True
+    mean_score = sum(score for _c, _t, score in result) / len(result)
+    return _vertical_share(result) <= 0.5 and mean_score >= MIN_UPRIGHT_SCORE
+
+
+def _horizontal_weight(result: list) -> float:
+    """Confidence-weighted characters read in horizontal boxes: high only for upright text."""
+    return sum(score * len(text) for corners, text, score in result if not _is_vertical(corners))
+
+
+def boxes_to_text(result: list) -> str:
+    """RapidOCR boxes ([corners, text, score], ...) -> lines: boxes whose vertical centres
+    fall within half a box height of a line's centre join that line, left to right."""
+    boxes = []
+    for corners, text, _score in result:
+        ys = [p[1] for p in corners]
+        boxes.append(((min(ys) + max(ys)) / 2, max(ys) - min(ys), min(p[0] for p in corners), text))
+    boxes.sort()
+    lines: list[list] = []  # [centre, height, [(x, text), ...]]
+    for centre, height, x, text in boxes:
+        if lines and abs(centre - lines[-1][0]) <= max(height, lines[-1][1]) / 2:
+            lines[-1][2].append((x, text))
+        else:
+            lines.append([centre, height, [(x, text)]])
+    return "\n".join(repair_spacing(" ".join(t for _x, t in sorted(parts))) for _c, _h, parts in lines)
+
+
+# The recogniser often drops the space after punctuation: "buildings,and", "software.This".
+_AFTER_COMMA = re.compile(r"(?<=[^\W\d_][,;])(?=[^\W\d_])")   # letter , letter (not "1,000")
+_AFTER_STOP = re.compile(r"(?<=[a-z]\.)(?=[A-Z][a-z])")          # "software.This", not "U.S." or "e.g."
+
+
+def repair_spacing(line: str) -> str:
+    """Put back the space OCR drops after a comma or semicolon between words, and after a full
+    stop between a lower-case word and a capitalised one."""
+    return _AFTER_STOP.sub(" ", _AFTER_COMMA.sub(" ", line))
+
+
+class PdfOcr:
+    """OCR of one PDF's pages, the document opened by pypdfium2 on first use."""
+
+    def __init__(self, path: str, dpi: int = OCR_DPI):
+        self.path = path
+        self.dpi = dpi
+        self._doc = None
+
+    def _document(self):
+        import pypdfium2 as pdfium
+
+        if self._doc is None:
+            self._doc = pdfium.PdfDocument(self.path)
+        return self._doc
+
+    def page_text(self, index: int) -> str:
+        """OCR text of page `index` (0-based)."""
+        page = self._document()[index]
+        try:
+            image = render_page(page, self.dpi)
+        finally:
+            page.close()
+        return ocr_image(image)
+
+    def has_image(self, index: int) -> bool:
+        """Whether page `index` (0-based) draws an image, also inside form XObjects."""
+        import pypdfium2 as pdfium
+
+        page = self._document()[index]
+        try:
+            return any(True for _ in page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE], max_depth=4))
+        finally:
+            page.close()
+
+    def close(self) -> None:
+        if self._doc is not None:
+            self._doc.close()
+            self._doc = None

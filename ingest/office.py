@@ -1,0 +1,639 @@
+"""Office and tabular files -> pages of text that the chunker understands.
+
+- `.docx`: paragraphs in order; Word headings become Markdown "#" lines (so they become the
+  chunks' heading path); pages follow the page breaks Word saved with the file.
+- `.pptx`: one page per slide: its title (a heading), text, tables and speaker notes ("Notes: ...").
+- `.xlsx` / `.csv`: each sheet (or each ROWS_PER_PAGE rows of a big one) is a page headed by
+  the sheet's name and row span; every row carries its column headers.
+
+Table rows are written in the row format of ingest/pdf_layout.py (`parse_row` reads them):
+text cells lead as the row's label, figures follow as "Header: value" cells,
+
+    Region: Americas | Revenue: 5,482 | Units: 310
+
+so the answerer treats a spreadsheet row like a row of a PDF table. A row without figures is a
+line of "Header: value" pairs joined by "; ".
+
+Office files are ZIP packages, and hostile ones are refused before a library opens them: a
+compression ratio no real file has or too much unpacked data (zip bombs), a DTD in any XML
+part (entity-expansion "billion laughs"), too many parts. Python's zipfile never inflates a
+part past its declared size (it fails the CRC check), so the declared sizes bound the work.
+Macros (vbaProject.bin) are never read, let alone run. An encrypted package is an OLE file
+with an EncryptionInfo stream: PasswordProtected.
+
+Parsing runs in this process, not in a worker like the PDF parser's: the caps bound what a
+file can cost (at most MAX_PARSED_XML of XML is parsed whole; the costliest such file, 31 MB
+of tiny paragraphs, takes 7 s and 760 MB at peak), worksheets and CSV rows are streamed, and
+the loops over paragraphs, slides and rows check a deadline (ParseTimeout). Every crafted
+hostile file is refused in milliseconds (bench/office_bench.py --hostile).
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import time
+import xml.etree.ElementTree as ET
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import lxml.etree
+import openpyxl
+import pptx
+from docx.enum.style import WD_STYLE_TYPE
+from docx.opc.part import PartFactory
+from docx.oxml.ns import qn
+from docx.package import Package
+from docx.parts.document import DocumentPart
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+from openpyxl.utils.exceptions import InvalidFileException
+from pptx.shapes.group import GroupShape
+
+from ingest.pdf_layout import CELL_SEP, parse_row
+from rag.errors import FileTooLarge, MalformedFile, MislabelledType, ParseTimeout, PasswordProtected
+from rag.types import Page
+
+ROWS_PER_PAGE = 200
+MAX_PARTS = 20_000
+MAX_RATIO = 100              # uncompressed / compressed, for a part over RATIO_MIN_BYTES
+RATIO_MIN_BYTES = 1 << 20
+MAX_UNPACKED = 256 << 20     # all parts together (the libraries hold parts such as images in memory)
+# XML parsed into memory whole (all but worksheets, which are streamed): a parsed tree takes 12 to
+# 22 bytes of memory per byte of XML (measured: 31 MB of tiny paragraphs, 770 MB peak, 11 s).
+MAX_PARSED_XML = 32 << 20
+PROLOG_SCAN = 64 << 10       # an XML part's prolog (before its root element) must end within this
+EXCEL_MAX_ROWS = 1_048_576
+
+# What each package is, by the main content type that [Content_Types].xml declares.
+_MAIN_TYPES = {
+    "docx": (("wordprocessingml.document.main+xml", "ms-word.document.macroenabled.main+xml"), "a Word document"),
+    "pptx": (("presentationml.presentation.main+xml", "ms-powerpoint.presentation.macroenabled.main+xml"),
+             "a PowerPoint presentation"),
+    "xlsx": (("spreadsheetml.sheet.main+xml", "ms-excel.sheet.macroenabled.main+xml"), "an Excel workbook"),
+}
+_SAVE_AS = {"docx": "Word", "pptx": "PowerPoint", "xlsx": "Excel"}
+_OLE = b"\xd0\xcf\x11\xe0"
+_ENCRYPTED_STREAMS = ("EncryptionInfo".encode("utf-16-le"), "EncryptedPackage".encode("utf-16-le"))
+_PROLOG = re.compile(r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*", re.S)
+_YEAR = re.compile(r"^(?:19|20)\d\d$")
+_HEADING_STYLE = re.compile(r"^heading (\d)$", re.I)
+_W_TBL = qn("w:tbl")
+_W = {"w": "http://schemas.openxmlformats.org/wordprocessingml/2006/main"}
+# A paragraph's text: the runs in it, in hyperlinks, tracked insertions, fields and content controls
+# (text boxes are left out: Word stores each twice). Tabs and breaks separate words.
+_RUNS = "./w:r | ./w:hyperlink/w:r | ./w:ins/w:r | ./w:fldSimple/w:r | ./w:smartTag/w:r | ./w:sdt/w:sdtContent/w:r"
+_P_TEXT = lxml.etree.XPath(f"({_RUNS})/*[self::w:t or self::w:tab or self::w:br or self::w:cr]", namespaces=_W)
+_W_T = qn("w:t")
+_P_STYLE = lxml.etree.XPath("string(./w:pPr/w:pStyle/@w:val)", namespaces=_W, smart_strings=False)
+# What the parsing libraries raise on a damaged or hostile file (not bugs of ours).
+LIBRARY_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, zlib.error,
+                  zipfile.BadZipFile, zipfile.LargeZipFile, lxml.etree.LxmlError, ET.ParseError,
+                  InvalidFileException, NotImplementedError, RecursionError, csv.Error)
+
+# A .docx saved with macros (a .docm renamed) has another main content type; its text reads the same.
+PartFactory.part_type_for.setdefault("application/vnd.ms-word.document.macroEnabled.main+xml", DocumentPart)
+
+
+@dataclass
+class Extracted:
+    """What a file yields before it becomes a LoadedDoc: pages, a metadata title, and the text
+    a title may be taken from (the first page of a document or deck; nothing for data files)."""
+
+    pages: list[Page]
+    meta_title: str | None = None
+    title_text: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+class Deadline:
+    """A time budget for reading one file; `check()` raises ParseTimeout once it is spent."""
+
+    def __init__(self, path: Path, seconds: float):
+        self.path, self.seconds = path, seconds
+        self.end = time.monotonic() + seconds
+
+    def check(self, where: str = "") -> None:
+        if time.monotonic() > self.end:
+            at = f" (stopped at {where})" if where else ""
+            raise ParseTimeout(f"{self.path}: reading took longer than {self.seconds:g} s and was stopped{at}; "
+                               "split the file, or raise RAG_PARSE_TIMEOUT_S for very large files")
+
+
+T = TypeVar("T")
+
+
+def _damaged(path: Path, what: str, e: Exception) -> MalformedFile:
+    return MalformedFile(f"{path}: this {what} could not be read: it is damaged or not a valid file "
+                         f"({type(e).__name__}: {str(e)[:200]}); open and save it again, then add it again")
+
+
+def _library(path: Path, what: str, fn: Callable[[], T]) -> T:
+    """Call a parsing library; what it raises on a damaged file becomes MalformedFile."""
+    try:
+        return fn()
+    except LIBRARY_ERRORS as e:
+        raise _damaged(path, what, e) from e
+
+
+def _guarded(path: Path, what: str, items: Iterable[T]) -> Iterator[T]:
+    """Iterate over what a parsing library yields, as `_library` does for one call."""
+    it = iter(items)
+    while True:
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        except LIBRARY_ERRORS as e:
+            raise _damaged(path, what, e) from e
+        yield item
+
+
+# ------------------------------------------------------------ the container
+def describe_ole(path: Path, data: bytes, kind: str) -> MislabelledType | PasswordProtected:
+    """The error for an OLE compound file named like an Office package: an encrypted Office file
+    (password-protected OOXML is stored this way), or an old binary .doc/.xls/.ppt."""
+    if any(name in data for name in _ENCRYPTED_STREAMS):
+        return PasswordProtected(f"{path}: password-protected (encrypted) {_SAVE_AS[kind]} file; "
+                                 "remove the password and add it again")
+    return MislabelledType(f"{path}: named .{kind} but the content is an old binary MS Office file "
+                           f"(.doc/.xls/.ppt); open it in {_SAVE_AS[kind]} and save it as .{kind}, then add it again")
+
+
+def open_package(path: Path, data: bytes, kind: str) -> zipfile.ZipFile:
+    """The ZIP package of a .docx/.pptx/.xlsx, checked before any library parses it."""
+    if data.startswith(_OLE):
+        raise describe_ole(path, data, kind)
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
+        raise MalformedFile(f"{path}: damaged ZIP package, not a readable .{kind} ({e}); "
+                            "open and save it again, then add it again") from e
+    check_sizes(path, infos, kind)
+    xml = {i.filename for i in infos if check_xml_part(path, zf, i)}
+    types = content_types(path, zf)
+    what = package_kind(set(types.values()))
+    if what != kind:
+        found = _MAIN_TYPES[what][1] if what else "a ZIP archive that is not " + _MAIN_TYPES[kind][1]
+        raise MislabelledType(f"{path}: named .{kind} but the content is {found}"
+                              + (f"; rename it to .{what}" if what else ""))
+    parsed = sum(i.file_size for i in infos if _parsed_whole(i.filename in xml, types.get(i.filename, "")))
+    if parsed > MAX_PARSED_XML:
+        raise FileTooLarge(f"{path}: its XML unpacks to {parsed / 2**20:,.0f} MB, over the "
+                           f"{MAX_PARSED_XML / 2**20:,.0f} MB that are read for a .{kind}; split it and add the parts")
+    return zf
+
+
+def check_sizes(path: Path, infos: list[zipfile.ZipInfo], kind: str) -> None:
+    """Refuse zip bombs by the sizes the package declares (zipfile never inflates past them)."""
+    if len(infos) > MAX_PARTS:
+        raise MalformedFile(f"{path}: {len(infos):,} parts in the package; a real .{kind} has far fewer "
+                            f"(at most {MAX_PARTS:,} are read) - refused as malformed or hostile")
+    for i in infos:
+        if i.file_size > RATIO_MIN_BYTES and i.file_size > MAX_RATIO * max(i.compress_size, 1):
+            raise MalformedFile(f"{path}: part {i.filename} expands {i.file_size / max(i.compress_size, 1):,.0f} "
+                                f"times ({i.compress_size:,} to {i.file_size:,} bytes), as a zip bomb does; "
+                                "no real Office file compresses that much, so it was not opened")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_UNPACKED:
+        raise FileTooLarge(f"{path}: its contents unpack to {total / 2**20:,.0f} MB, over the "
+                           f"{MAX_UNPACKED / 2**20:,.0f} MB allowed for a .{kind}; split the file and add the parts")
+
+
+def check_xml_part(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Whether a part is XML; refuse one that declares a DTD (entity expansion: "billion laughs",
+    external entities). Office never writes one; only the part's prolog, before its root element,
+    is read."""
+    try:
+        with zf.open(info) as f:
+            head = f.read(PROLOG_SCAN)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+        raise MalformedFile(f"{path}: damaged ZIP package, part {info.filename} cannot be read ({e}); "
+                            "open and save it again, then add it again") from e
+    utf16 = head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[:4] in (b"<\x00?\x00", b"\x00<\x00?")
+    text = head.decode("utf-16" if utf16 else "utf-8", errors="replace").lstrip("\ufeff")
+    if not text.lstrip().startswith("<"):
+        return False  # not XML (an image, a macro project): no library parses it as XML
+    rest = text[_PROLOG.match(text).end():]
+    if rest[:9].upper() == "<!DOCTYPE":
+        raise MalformedFile(f"{path}: part {info.filename} declares a DTD (<!DOCTYPE>), which Office files "
+                            "never contain; refused as hostile (entity expansion)")
+    if len(head) == PROLOG_SCAN and not (rest[:1] == "<" and rest[1:2] not in ("!", "?", "")):
+        raise MalformedFile(f"{path}: part {info.filename} starts with over {PROLOG_SCAN // 1024} KB of "
+                            "comments or declarations before its content; refused as malformed")
+    return True
+
+
+def content_types(path: Path, zf: zipfile.ZipFile) -> dict[str, str]:
+    """Part name -> content type (lower case), from [Content_Types].xml; empty when there is none."""
+    try:
+        info = zf.getinfo("[Content_Types].xml")
+    except KeyError:
+        return {}
+    if info.file_size > RATIO_MIN_BYTES:
+        raise MalformedFile(f"{path}: its [Content_Types].xml is {info.file_size:,} bytes; a real one has a few "
+                            "kilobytes - refused as malformed or hostile")
+    try:
+        root = ET.fromstring(zf.read(info))
+    except ET.ParseError as e:
+        raise MalformedFile(f"{path}: damaged package, [Content_Types].xml is not valid XML ({e}); "
+                            "open and save it again, then add it again") from e
+    defaults, overrides = {}, {}
+    for el in root:
+        name, ctype = el.tag.rsplit("}", 1)[-1], el.get("ContentType", "").lower()
+        if name == "Default":
+            defaults[el.get("Extension", "").lower()] = ctype
+        elif name == "Override":
+            overrides[el.get("PartName", "").lstrip("/").lower()] = ctype
+    return {i: overrides.get(i.lower(), defaults.get(i.rsplit(".", 1)[-1].lower(), ""))
+            for i in zf.namelist()}
+
+
+def _parsed_whole(looks_xml: bool, ctype: str) -> bool:
+    """Whether a part may be parsed into memory whole: XML by its content or its declared type,
+    but for worksheets (openpyxl streams them)."""
+    return (looks_xml or ctype.endswith("xml")) and not ctype.endswith("worksheet+xml")
+
+
+def package_kind(ctypes: set[str]) -> str | None:
+    """docx, pptx or xlsx by the main content type its parts declare; None when none matches."""
+    for kind, (markers, _what) in _MAIN_TYPES.items():
+        if any(c.endswith(m) for c in ctypes for m in markers):
+            return kind
+    return None
+
+
+# ------------------------------------------------------------------- rows
+def _clean_cell(value: str) -> str:
+    """A cell's text on one line, without the row format's separator."""
+    return " ".join(value.split()).replace(CELL_SEP.strip(), "/")
+
+
+def is_figure(cell: str) -> bool:
+    """Whether a "Header: value" cell is a figure that the row format carries as a cell."""
+    return parse_row("x" + CELL_SEP + cell) is not None
+
+
+def _header_like(values: list[str]) -> bool:
+    """A header row: no figures in it, other than years ("2023")."""
+    return all(not v or _YEAR.match(v) or not is_figure(v) for v in values)
+
+
+class TableRows:
+    """A table's rows, top to bottom, as row lines. The first row with two or more filled cells is
+    the header when it has no figures. A second header row joins it when the first spans columns
+    (merged or gapped cells: "Three Months Ended" over "2023", "2022") and the second leaves the
+    label column empty. Before the header, a row with one filled cell is kept as text (a title)."""
+
+    def __init__(self):
+        self.header: list[str] | None = None
+        self.started = False  # the first row of two or more cells was seen: the header is decided
+        self.spanning = False  # the header may take a second row
+
+    def add(self, values: list[str], merged: list[bool] | None = None) -> str | None:
+        """The line for one row (None for a header or an empty row). `merged[i]` marks a cell that
+        continues a horizontally merged cell (Word tables): a header repeats it, a data row skips it."""
+        merged = merged or [False] * len(values)
+        values = [_clean_cell(v) for v in values]
+        header = _fill_spans(values, merged, gaps=False)
+        values = ["" if m else v for v, m in zip(values, merged)]
+        filled = [v for v in values if v]
+        if not filled:
+            return None
+        if not self.started and sum(1 for v in header if v) >= 2:  # a merged cell counts for each column
+            self.started = True
+            if _header_like(values):
+                self.header, self.spanning = header, _spans(values, merged)
+                return None
+        elif self.spanning and len(filled) >= 2 and not values[0] and _header_like(values):
+            top = _fill_spans(self.header, [False] * len(self.header), gaps=True)
+            width = max(len(top), len(values))
+            top += [top[-1]] * (width - len(top))
+            self.header = [f"{h} {v}".strip() for h, v in zip(top, values + [""] * (width - len(values)))]
+            self.spanning = False
+            return None
+        self.spanning = False
+        if self.header is None and len(filled) == 1:
+            return filled[0]
+        return row_line(self.header or [], values)
+
+
+def _spans(values: list[str], merged: list[bool]) -> bool:
+    """Whether a header row spans columns: a merged cell, or an empty cell after a filled one
+    (past the label column)."""
+    seen = False
+    for i, (v, m) in enumerate(zip(values, merged)):
+        if m or (seen and not v):
+            return True
+        seen = seen or (i > 0 and bool(v))
+    return False
+
+
+def _fill_spans(values: list[str], merged: list[bool], gaps: bool) -> list[str]:
+    """A header row with each merged cell's text repeated over the columns it covers, and with
+    `gaps`, each text repeated over the empty cells after it (past the label column)."""
+    out: list[str] = []
+    for i, (v, m) in enumerate(zip(values, merged)):
+        out.append(out[-1] if out and (m or (gaps and not v and i > 1)) else v)
+    return out
+
+
+def row_line(header: list[str], values: list[str]) -> str:
+    """One row as a self-contained line: text cells (with their headers) as the label, figures as
+    "Header: value" cells; "Header: value; ..." when the row has no figures."""
+    label, cells = [], []
+    for i, v in enumerate(values):
+        if not v:
+            continue
+        name = header[i] if i < len(header) else ""
+        cell = f"{name}: {v}" if name and name != v else v
+        (cells if is_figure(cell) else label).append(cell)
+    if not cells:
+        return "; ".join(label)
+    if not label:
+        label = [cells.pop(0)]
+    return CELL_SEP.join(["; ".join(label), *cells])
+
+
+def _own_paragraph(line: str) -> str:
+    """A row line, with a blank line after it when it has no figures: the chunker then keeps it a
+    paragraph of its own (a row with figures is a unit of its own anyway)."""
+    return line if parse_row(line) is not None else line + "\n"
+
+
+def table_lines(rows: Iterable[tuple[list[str], list[bool] | None]]) -> list[str]:
+    """The lines of one table (see TableRows)."""
+    table, out = TableRows(), []
+    for values, merged in rows:
+        line = table.add(values, merged)
+        if line:
+            out.append(_own_paragraph(line))
+    return out
+
+
+# ------------------------------------------------------------------ values
+def format_number(value: float | int, number_format: str | None = None) -> str:
+    """A spreadsheet number as its format shows it, near enough: thousands separators, decimals,
+    percent and a "$" when the format has them; integers without ".0"."""
+    fmt = (number_format or "General").split(";")[0]
+    plain = re.sub(r'"[^"]*"|\\.|\[[^\]]*\]', "", fmt)  # without quoted text, escapes, [$-409] and colours
+    percent = "%" in plain
+    v = value * 100 if percent else value
+    if plain.strip().lower() in {"general", "@", ""}:
+        return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:.15g}"
+    m = re.search(r"\.(0+)", plain)
+    text = f"{abs(v):{',' if ',' in plain else ''}.{len(m.group(1)) if m else 0}f}"
+    money = "$" if "$" in fmt and not any(c in fmt for c in "€£¥") else ""
+    return ("-" if v < 0 else "") + money + text + ("%" if percent else "")
+
+
+def cell_text(value, number_format: str | None = None) -> str:
+    """A cell value (openpyxl types) as text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return format_number(value, number_format)
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d" if value.time() == dt.time() else "%Y-%m-%d %H:%M")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+# ------------------------------------------------------------------- .docx
+def _heading_levels(document) -> dict[str, int]:
+    """Paragraph style id -> heading level: Title 1, Heading N -> N + 1, and a custom style based
+    on one of those takes its level. Worked out once: looking a style up per paragraph is slow."""
+    def level(style, depth: int = 0) -> int | None:
+        if style is None or depth > 10:
+            return None
+        if style.name == "Title":
+            return 1
+        m = _HEADING_STYLE.match(style.name or "")
+        return min(int(m.group(1)) + 1, 6) if m else level(style.base_style, depth + 1)
+
+    styles = [s for s in document.styles if s.type == WD_STYLE_TYPE.PARAGRAPH]
+    return {s.style_id: lv for s in styles if (lv := level(s)) is not None}
+
+
+def _docx_table(tbl, document) -> list[tuple[list[str], list[bool]]]:
+    """A Word table's rows: cell texts, and which cells continue a merged cell on their left."""
+    rows = []
+    for row in Table(tbl, document).rows:
+        values, merged, prev = [], [], None
+        for cell in row.cells:
+            values.append(cell.text)
+            merged.append(cell._tc is prev)
+            prev = cell._tc
+        rows.append((values, merged))
+    return rows
+
+
+def _page_breaks(body) -> tuple[dict, bool]:
+    """The paragraphs with page breaks -> how many, and whether they are the breaks Word rendered
+    when it last saved the file (else hard page breaks, for files Word did not lay out)."""
+    rendered = body.xpath(".//w:p[.//w:lastRenderedPageBreak]")
+    found = rendered or body.xpath(".//w:p[.//w:br[@w:type='page']]")
+    what = ".//w:lastRenderedPageBreak" if rendered else ".//w:br[@w:type='page']"
+    return {p: len(p.xpath(what)) for p in found}, bool(rendered)
+
+
+def _docx_blocks(document) -> Iterator[tuple[str, object]]:
+    """("page", None) at each page break, ("text", line) and ("table", rows), in document order
+    (content controls opened: cover pages and tables of contents sit in them). Works on the XML
+    elements: python-docx's per-paragraph objects cost a millisecond each on a long document."""
+    body = document.element.body
+    levels = _heading_levels(document)
+    breaks, rendered = _page_breaks(body)
+    for el in body.xpath("./w:p | ./w:tbl | ./w:sdt/w:sdtContent/w:p | ./w:sdt/w:sdtContent/w:tbl"):
+        if el.tag == _W_TBL:
+            yield "table", _docx_table(el, document)
+            continue
+        n = breaks.get(el, 0)
+        if n and rendered:
+            before = Paragraph(el, document).rendered_page_breaks[0].preceding_paragraph_fragment
+            if before is None or not before.text.strip():  # the break comes first: a page starts here
+                yield "page", None
+                n -= 1
+        text = " ".join("".join((x.text or "") if x.tag == _W_T else " " for x in _P_TEXT(el)).split())
+        if text:
+            level = levels.get(_P_STYLE(el))
+            yield "text", ("#" * level + " " + text) if level else text
+        for _ in range(n):
+            yield "page", None
+
+
+def read_docx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
+    """Pages of a Word document: paragraphs, "#" headings and table rows, cut at page breaks."""
+    what = "Word document"
+    document = _library(path, what, lambda: Package.open(io.BytesIO(data)).main_document_part.document)
+    pages: list[Page] = []
+    lines: list[str] = []
+    for n, (kind, item) in enumerate(_guarded(path, what, _docx_blocks(document))):
+        if n % 100 == 0:
+            deadline.check(f"page {len(pages) + 1}")
+        if kind == "page":
+            pages.append(Page(len(pages) + 1, "\n\n".join(lines)))
+            lines = []
+        elif kind == "text":
+            lines.append(item)
+        else:
+            lines.append("\n".join(table_lines(item)))
+    pages.append(Page(len(pages) + 1, "\n\n".join(lines)))
+    title = _library(path, what, lambda: document.core_properties.title)
+    return Extracted(pages, title, next((p.text for p in pages if p.text.strip()), ""))
+
+
+# ------------------------------------------------------------------- .pptx
+def _shapes(shapes) -> list:
+    """The shapes of a slide, groups opened, top to bottom and left to right."""
+    flat = []
+    for shape in shapes:
+        if isinstance(shape, GroupShape):
+            flat.extend(_shapes(shape.shapes))
+        else:
+            flat.append(shape)
+    return sorted(flat, key=lambda s: (s.top or 0, s.left or 0))
+
+
+def _slide(slide) -> tuple[str | None, list[str | list], str]:
+    """(title, body: text lines and tables' rows, speaker notes) of one slide."""
+    title_shape = slide.shapes.title
+    title = " ".join(title_shape.text_frame.text.split()) if title_shape is not None else ""
+    body: list[str | list] = []
+    for shape in _shapes(slide.shapes):
+        if title_shape is not None and shape.shape_id == title_shape.shape_id:
+            continue
+        if shape.has_text_frame:
+            body.extend(" ".join(p.text.split()) for p in shape.text_frame.paragraphs)
+        elif shape.has_table:
+            body.append([([c.text for c in row.cells], [c.is_spanned for c in row.cells])
+                         for row in shape.table.rows])
+    notes = ""
+    if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+        notes = " ".join(slide.notes_slide.notes_text_frame.text.split())
+    return title or None, [b for b in body if b], notes
+
+
+def read_pptx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
+    """One page per slide: "# title" (or "# Slide N"), its text and tables, then "Notes: ..."."""
+    what = "PowerPoint presentation"
+    prs = _library(path, what, lambda: pptx.Presentation(io.BytesIO(data)))
+    pages = []
+    for number, (title, body, notes) in enumerate(_guarded(path, what, (_slide(s) for s in prs.slides)), 1):
+        deadline.check(f"slide {number}")
+        lines = [f"# {title or f'Slide {number}'}"]
+        lines += [item if isinstance(item, str) else "\n".join(table_lines(item)) for item in body]
+        if notes:
+            lines.append(f"Notes: {notes}")
+        pages.append(Page(number, "\n\n".join(lines)))
+    title = _library(path, what, lambda: prs.core_properties.title)
+    first_title = pages[0].text.split("\n", 1)[0][2:] if pages else ""
+    return Extracted(pages, title, first_title)
+
+
+# -------------------------------------------------------- .xlsx and .csv
+class _SheetPages:
+    """The row lines of one sheet, cut into pages of ROWS_PER_PAGE rows, each headed by the
+    sheet's name ("# Revenue"), with the row span when it takes several ("# Revenue, rows
+    201-400"). A CSV file has no name: several pages are headed "# Rows 201-400", one none."""
+
+    def __init__(self, name: str | None, pages: list[Page], deadline: Deadline):
+        self.name, self.pages, self.deadline = name, pages, deadline
+        self.table = TableRows()
+        self.done: list[tuple[int, int, list[str]]] = []  # first row, last row, lines
+        self.lines: list[str] = []
+        self.first = self.last = 0
+
+    def add(self, row: int, values: list[str]) -> None:
+        """Row number `row` (1-based, as the spreadsheet counts) with its cells' texts."""
+        if row % 1000 == 0:
+            self.deadline.check(f"row {row:,}" if self.name is None else f"sheet {self.name} row {row:,}")
+        line = self.table.add(values)
+        if not line:
+            return
+        if self.lines and row - self.first >= ROWS_PER_PAGE:
+            self.done.append((self.first, self.last, self.lines))
+            self.lines = []
+        if not self.lines:
+            self.first = row
+        self.lines.append(_own_paragraph(line))
+        self.last = row
+
+    def close(self) -> None:
+        """Add this sheet's pages."""
+        if self.lines:
+            self.done.append((self.first, self.last, self.lines))
+        single = len(self.done) == 1
+        for first, last, lines in self.done:
+            if self.name is None:
+                head = "" if single else f"# Rows {first}-{last}\n"
+            else:
+                head = f"# {self.name}\n" if single else f"# {self.name}, rows {first}-{last}\n"
+            self.pages.append(Page(len(self.pages) + 1, head + "\n".join(lines)))
+
+
+def _sheet_rows(path: Path, ws, deadline: Deadline) -> Iterator[tuple[int, list[str]]]:
+    """(row number, cell texts) of a read-only worksheet's non-empty rows. Its declared dimensions
+    are not trusted (a hostile one pads every row to 16,384 columns); openpyxl yields an empty row
+    for each number skipped, so a row numbered past Excel's limit is refused as soon as it is reached."""
+    ws.reset_dimensions()
+    for number, row in enumerate(ws.iter_rows(), 1):
+        if number & 4095 == 0:
+            deadline.check(f"sheet {ws.title} row {number:,}")
+        if number > EXCEL_MAX_ROWS:
+            raise MalformedFile(f"{path}: sheet {ws.title} has a row numbered over {EXCEL_MAX_ROWS:,}, the most "
+                                "a sheet can have; refused as malformed")
+        if row:
+            yield number, [cell_text(c.value, c.number_format if type(c.value) in (int, float) else None)
+                           for c in row]
+
+
+def read_xlsx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
+    """Pages of a workbook: its sheets in order, ROWS_PER_PAGE rows a page."""
+    what = "Excel workbook"
+    book = _library(path, what, lambda: openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True,
+                                                               keep_links=False))
+    try:
+        pages: list[Page] = []
+        for ws in _library(path, what, lambda: book.worksheets):
+            sheet = _SheetPages(ws.title, pages, deadline)
+            for number, values in _guarded(path, what, _sheet_rows(path, ws, deadline)):
+                sheet.add(number, values)
+            sheet.close()
+        title = _library(path, what, lambda: book.properties.title if book.properties is not None else None)
+    finally:
+        book.close()
+    return Extracted(pages, title, "")
+
+
+def read_csv(path: Path, text: str, deadline: Deadline) -> Extracted:
+    """Pages of a CSV file (its dialect sniffed: comma, semicolon, tab...), ROWS_PER_PAGE rows a page."""
+    try:
+        dialect = csv.Sniffer().sniff(text[:16384], delimiters=",;\t|")
+    except csv.Error:  # one column, or no consistent delimiter: read it as plain comma-separated
+        dialect = csv.excel
+    pages: list[Page] = []
+    sheet = _SheetPages(None, pages, deadline)
+    for number, values in enumerate(_guarded(path, "CSV file", csv.reader(io.StringIO(text, newline=""), dialect)), 1):
+        sheet.add(number, values)
+    sheet.close()
+    return Extracted(pages, None, "")
+
+
+def extract(path: Path, data: bytes, kind: str, timeout_s: float, text: str | None = None) -> Extracted:
+    """The pages of an Office or CSV file (`text`: a CSV file's decoded text). Raises FileRejected."""
+    deadline = Deadline(path, timeout_s)
+    if kind == "csv":
+        return read_csv(path, text or "", deadline)
+    open_package(path, data, kind).close()
+    reader: Callable[[Path, bytes, Deadline], Extracted] = {"docx": read_docx, "pptx": read_pptx,
+                                                            "xlsx": read_xlsx}[kind]
+    return reader(path, data, deadline)

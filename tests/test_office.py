@@ -1,0 +1,450 @@
+""".docx, .pptx, .xlsx and .csv files: real files built here with python-docx, python-pptx,
+openpyxl and csv, loaded by ingest.load.load_file and indexed by the real pipeline; hostile
+packages (zip bomb, billion laughs, encrypted, mislabelled, corrupt, macros) crafted byte by byte."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import random
+import time
+import zipfile
+from pathlib import Path
+
+import docx
+import openpyxl
+import pptx
+import pytest
+from pptx.util import Inches
+
+from ingest import office
+from ingest.chunk import chunk_pages
+from ingest.load import LoadedDoc, PdfParser, detect_kind, load_file
+from ingest.pdf_layout import parse_row
+from rag.errors import FileRejected, MislabelledType, UnsupportedType
+
+MAX_BYTES = 50 << 20
+
+
+def load(path: Path, timeout_s: float = 60.0) -> LoadedDoc:
+    with PdfParser(timeout_s) as parser:
+        docs = list(load_file(path, MAX_BYTES, parser))
+    assert len(docs) == 1
+    return docs[0]
+
+
+def rejected(path: Path) -> FileRejected:
+    """The error a file is refused with; its message must name the file."""
+    with pytest.raises(FileRejected) as ei:
+        load(path)
+    assert path.name in ei.value.message
+    return ei.value
+
+
+def words(texts: list[str]) -> list[int]:
+    return [len(t.split()) for t in texts]
+
+
+# ------------------------------------------------------------ real files
+def make_docx(path: Path) -> Path:
+    d = docx.Document()
+    d.core_properties.title = "Quarterly Report 2023"
+    d.add_heading("Quarterly Report", 0)
+    d.add_heading("Results", 1)
+    d.add_paragraph("Revenue grew in every region this quarter.")
+    t = d.add_table(rows=3, cols=3)
+    for r, row in enumerate([["Region", "Revenue", "Units"], ["Americas", "5,482", "310"], ["EMEA", "4,100", "220"]]):
+        for c, v in enumerate(row):
+            t.cell(r, c).text = v
+    d.add_heading("Outlook", 2)
+    d.add_paragraph("We expect steady growth next year.")
+    d.add_page_break()
+    d.add_heading("Appendix", 1)
+    t = d.add_table(rows=3, cols=3)
+    t.cell(0, 1).merge(t.cell(0, 2)).text = "Three Months Ended June 30"
+    for r, row in [(1, ["", "2023", "2022"]), (2, ["Net revenues", "$2,540", "$2,422"])]:
+        for c, v in enumerate(row):
+            t.cell(r, c).text = v
+    t = d.add_table(rows=2, cols=2)
+    for r, row in enumerate([["Name", "Role"], ["Alice Smith", "Chief Financial Officer of the company"]]):
+        for c, v in enumerate(row):
+            t.cell(r, c).text = v
+    d.save(path)
+    return path
+
+
+def make_pptx(path: Path) -> Path:
+    p = pptx.Presentation()
+    s = p.slides.add_slide(p.slide_layouts[1])
+    s.shapes.title.text = "Growth plan"
+    s.placeholders[1].text = "Open two stores\nHire forty people"
+    s.notes_slide.notes_text_frame.text = "Mention the Lisbon lease."
+    group = s.shapes.add_group_shape()  # at the bottom of the slide: read after the body
+    group.shapes.add_textbox(Inches(1), Inches(6.5), Inches(4), Inches(0.5)).text_frame.text = "Budget approved"
+    s = p.slides.add_slide(p.slide_layouts[6])  # blank: no title
+    table = s.shapes.add_table(3, 2, Inches(1), Inches(1), Inches(4), Inches(1.5)).table
+    for r, row in enumerate([["Region", "Stores"], ["Americas", "12"], ["APAC", "7"]]):
+        for c, v in enumerate(row):
+            table.cell(r, c).text = v
+    p.save(path)
+    return path
+
+
+def make_xlsx(path: Path, rows: int = 450) -> Path:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Revenue"
+    ws.append(["Revenue by region (in millions)"])
+    ws.append(["Region", "Quarter", "Revenue", "Margin", "Closed"])
+    ws.append(["Nordics", "Q2 2023", 7315, 0.25, dt.date(2023, 6, 30)])
+    ws["C3"].number_format = "#,##0"
+    ws["D3"].number_format = "0%"
+    for i in range(rows - 3):
+        ws.append([f"Territory {i}", "Q2 2023", 1000 + i, 0.1, None])
+    notes = wb.create_sheet("Notes")
+    notes.append(["Owner", "Comment"])
+    notes.append(["Finance team", "Figures are unaudited"])
+    wb.save(path)
+    return path
+
+
+def make_csv(path: Path, rows: int = 450, encoding: str = "cp1252") -> Path:
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=";")
+    w.writerow(["Café", "City", "Seats"])
+    for i in range(rows - 1):
+        w.writerow([f"Café {i}", "Zürich" if i % 2 else "Genève", 20 + i])
+    path.write_bytes(buf.getvalue().encode(encoding))
+    return path
+
+
+def repack(data: bytes, replace: dict | None = None, add: dict | None = None,
+           compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A copy of a ZIP package with parts replaced (bytes, or a function of the old bytes) or added."""
+    replace, add = replace or {}, add or {}
+    src, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as z:
+        for info in src.infolist():
+            body = src.read(info.filename)
+            new = replace.get(info.filename, body)
+            z.writestr(info.filename, new(body) if callable(new) else new)
+        for name, body in add.items():
+            z.writestr(name, body)
+    return out.getvalue()
+
+
+def docx_bytes(*paragraphs: str) -> bytes:
+    d = docx.Document()
+    for p in paragraphs:
+        d.add_paragraph(p)
+    buf = io.BytesIO()
+    d.save(buf)
+    return buf.getvalue()
+
+
+LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+          + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+                     for i in range(1, 10)) + b"]>")
+
+
+def with_laughs(xml: bytes, marker: bytes) -> bytes:
+    """An XML part with a billion-laughs DTD, and its entity used where `marker` was."""
+    body = xml.split(b"?>", 1)[1] if xml.startswith(b"<?xml") else xml
+    return LAUGHS + body.replace(marker, b"&lol9;", 1)
+
+
+def ole_file(*stream_names: str) -> bytes:
+    """An OLE compound file header and a directory naming these streams (all detection reads)."""
+    directory = b"".join(n.encode("utf-16-le").ljust(64, b"\x00") + b"\x00" * 64 for n in stream_names)
+    return b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504 + directory
+
+
+# ------------------------------------------------------------ extraction
+def test_docx_headings_paragraphs_and_tables(tmp_path):
+    doc = load(make_docx(tmp_path / "report.docx"))
+    assert doc.kind == "docx" and doc.title == "Quarterly Report 2023"
+    assert [p.number for p in doc.pages] == [1, 2]  # the hard page break
+    first, second = doc.pages[0].text, doc.pages[1].text
+    assert "# Quarterly Report\n" in first and "## Results\n" in first and "### Outlook" in first
+    assert "Region: Americas | Revenue: 5,482 | Units: 310" in first.split("\n")
+    row = parse_row("Region: Americas | Revenue: 5,482 | Units: 310")
+    assert row.label == "Region: Americas" and row.cells == (("Revenue", "5,482"), ("Units", "310"))
+    # a merged header over a row of years: each column carries both
+    assert "Net revenues | Three Months Ended June 30 2023: $2,540 | Three Months Ended June 30 2022: $2,422" in second
+    assert "Name: Alice Smith; Role: Chief Financial Officer of the company" in second  # no figures: one line
+    chunks, _ = chunk_pages("d", doc.pages, doc.kind, words, 200, 20)
+    heading_of = {c.text.split("\n")[0]: c.heading for c in chunks}
+    assert heading_of["Revenue grew in every region this quarter."] == "Quarterly Report > Results"
+    assert heading_of["We expect steady growth next year."] == "Quarterly Report > Results > Outlook"
+    assert all(c.heading == "Quarterly Report > Appendix" for c in chunks if c.page == 2)
+
+
+def test_docx_pages_follow_the_breaks_word_rendered(tmp_path):
+    """Word saves where it broke pages (w:lastRenderedPageBreak): those are the page numbers."""
+    xml_break = b'<w:r><w:lastRenderedPageBreak/><w:t>'
+    data = repack(docx_bytes("first page", "second page", "still second"),
+                  {"word/document.xml": lambda x: x.replace(b"<w:r><w:t>second", xml_break + b"second")})
+    path = tmp_path / "rendered.docx"
+    path.write_bytes(data)
+    doc = load(path)
+    assert [p.text for p in doc.pages] == ["first page", "second page\n\nstill second"]
+
+
+def test_pptx_one_page_per_slide_with_notes(tmp_path):
+    doc = load(make_pptx(tmp_path / "plan.pptx"))
+    assert doc.kind == "pptx" and doc.title == "Growth plan"
+    assert [p.number for p in doc.pages] == [1, 2]
+    assert doc.pages[0].text == ("# Growth plan\n\nOpen two stores\n\nHire forty people\n\nBudget approved\n\n"
+                                 "Notes: Mention the Lisbon lease.")
+    assert doc.pages[1].text == "# Slide 2\n\nRegion: Americas | Stores: 12\nRegion: APAC | Stores: 7"
+    chunks, _ = chunk_pages("d", doc.pages, doc.kind, words, 200, 20)
+    assert [c.heading for c in chunks] == ["Growth plan", "Slide 2"]
+
+
+def test_xlsx_rows_carry_headers_and_pages_are_row_spans(tmp_path):
+    doc = load(make_xlsx(tmp_path / "sales.xlsx"))
+    assert doc.kind == "xlsx" and doc.title == "sales"
+    heads = [p.text.split("\n", 1)[0] for p in doc.pages]
+    assert heads == ["# Revenue, rows 1-200", "# Revenue, rows 201-400", "# Revenue, rows 401-450", "# Notes"]
+    lines = doc.pages[0].text.split("\n")
+    assert lines[1:3] == ["Revenue by region (in millions)", ""]  # a title row stays text, a paragraph
+    lines.remove("")
+    assert lines[2] == "Region: Nordics; Quarter: Q2 2023; Closed: 2023-06-30 | Revenue: 7,315 | Margin: 25%"
+    assert parse_row(lines[2]).cells == (("Revenue", "7,315"), ("Margin", "25%"))
+    assert "Region: Territory 197; Quarter: Q2 2023 | Revenue: 1197 | Margin: 0.1" in doc.pages[1].text  # row 201
+    assert doc.pages[3].text == "# Notes\nOwner: Finance team; Comment: Figures are unaudited"
+    chunks, _ = chunk_pages("d", doc.pages, doc.kind, words, 200, 20)
+    assert {c.heading for c in chunks if c.page == 2} == {"Revenue, rows 201-400"}
+
+
+def test_csv_dialect_encoding_and_pages(tmp_path):
+    doc = load(make_csv(tmp_path / "cafes.csv"))
+    assert doc.kind == "csv" and doc.title == "cafes"
+    assert [p.text.split("\n", 1)[0] for p in doc.pages] == ["# Rows 2-201", "# Rows 202-401", "# Rows 402-450"]
+    assert doc.pages[0].text.split("\n")[1] == "Café: Café 0; City: Genève | Seats: 20"  # cp1252, ";" sniffed
+    small = load(make_csv(tmp_path / "small.csv", rows=3, encoding="utf-8"))
+    assert small.pages[0].text == "Café: Café 0; City: Genève | Seats: 20\nCafé: Café 1; City: Zürich | Seats: 21"
+
+
+def test_row_format_and_number_formats():
+    rows = office.TableRows()
+    assert rows.add(["Sales (in millions)"]) == "Sales (in millions)"  # a title before the header
+    assert rows.add(["", "Three Months Ended", "", "Six Months Ended", ""]) is None
+    assert rows.add(["", "2023", "2022", "2023", "2022"]) is None  # joins the spanning header
+    assert rows.add(["Net sales", "10", "9", "20", "18"]) == (
+        "Net sales | Three Months Ended 2023: 10 | Three Months Ended 2022: 9 | "
+        "Six Months Ended 2023: 20 | Six Months Ended 2022: 18")
+    plain = office.TableRows()
+    assert plain.add(["Company", "Founded"]) is None
+    assert plain.add(["Acme", "1998"]) == "Company: Acme | Founded: 1998"  # a year row is data here
+    assert plain.add(["Pipe | Co", "text"]) == "Company: Pipe / Co; Founded: text"
+    assert office.format_number(1234.5, "#,##0.00") == "1,234.50"
+    assert office.format_number(-1234, '"$"#,##0') == "-$1,234"
+    assert office.format_number(0.125, "0.0%") == "12.5%"
+    assert office.format_number(2023.0) == "2023" and office.format_number(0.1 + 0.2) == "0.3"
+    assert office.format_number(5, "[$€-407]#,##0") == "5"  # only "$" reads as money in a row
+
+
+def test_pipeline_indexes_each_kind_and_answers_from_an_xlsx_row(tmp_path, embedder):
+    from rag.answer import Answerer
+    from rag.config import Settings
+    from ingest.pipeline import ingest_paths
+    from rag.search import search
+    from rag.store import LocalStore
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    files = [make_docx(docs / "report.docx"), make_pptx(docs / "plan.pptx"), make_xlsx(docs / "sales.xlsx", 40),
+             make_csv(docs / "cafes.csv", 30)]
+    settings = Settings.load(data_dir=tmp_path / "data", llm_base_url="")
+    report = ingest_paths(files, settings, embedder=embedder)
+    assert [(f.status, f.pages) for f in report.files] == [("indexed", 2), ("indexed", 2), ("indexed", 2),
+                                                           ("indexed", 1)]
+    store = LocalStore(settings.data_dir)
+    assert store.check() == []
+    assert {d["kind"] for d in store.documents()} == {"docx", "pptx", "xlsx", "csv"}
+    hits = search(store, embedder, "revenue of the Nordics region in Q2 2023", k=3)
+    assert hits[0].source.endswith("sales.xlsx") and hits[0].chunk.page == 1
+    assert "Region: Nordics; Quarter: Q2 2023; Closed: 2023-06-30 | Revenue: 7,315" in hits[0].chunk.text
+    assert hits[0].chunk.heading == "sales > Revenue"
+    answer = Answerer(settings).ask("What was the revenue of the Nordics region?")
+    assert not answer.abstained
+    assert answer.text.startswith("Region: Nordics; Quarter: Q2 2023; Closed: 2023-06-30, Revenue: 7,315")
+    assert answer.citations[0].source.endswith("sales.xlsx") and answer.citations[0].page == 1
+    stores = Answerer(settings).ask("How many stores are there in APAC?")
+    assert "Stores: 7" in stores.text and stores.citations[0].source.endswith("plan.pptx")
+
+
+# ------------------------------------------------------------ hostile files
+def test_zip_bomb_is_refused_before_parsing(tmp_path):
+    padding = b" " * (60 << 20)  # 60 MB of spaces deflate to about 60 KB
+    path = tmp_path / "bomb.docx"
+    pad = lambda x: x.replace(b"<w:body>", b"<w:body>" + padding)  # noqa: E731
+    path.write_bytes(repack(docx_bytes("hello"), {"word/document.xml": pad}))
+    started = time.perf_counter()
+    err = rejected(path)
+    assert err.reason == "malformed" and "zip bomb" in err.message and "word/document.xml" in err.message
+    assert time.perf_counter() - started < 2
+
+
+def test_too_much_xml_is_too_large(tmp_path, monkeypatch):
+    monkeypatch.setattr(office, "MAX_PARSED_XML", 1 << 20)
+    rnd = random.Random(1)
+    path = tmp_path / "long.docx"
+    path.write_bytes(docx_bytes(*(" ".join(f"{rnd.getrandbits(40):x}" for _ in range(40)) for _ in range(3000))))
+    err = rejected(path)
+    assert err.reason == "too_large" and "split it" in err.message
+
+
+@pytest.mark.parametrize("name, part, marker", [
+    ("laughs.docx", "word/document.xml", b"hello"),
+    ("laughs.pptx", "ppt/slides/slide1.xml", b"Growth plan"),
+    ("laughs.xlsx", "xl/worksheets/sheet1.xml", b"Nordics"),
+])
+def test_billion_laughs_is_refused(tmp_path, name, part, marker):
+    src = tmp_path / ("src" + name[-5:])
+    {"docx": lambda p: p.write_bytes(docx_bytes("hello")), "pptx": make_pptx, "xlsx": make_xlsx}[name[-4:]](src)
+    path = tmp_path / name
+    path.write_bytes(repack(src.read_bytes(), {part: lambda x: with_laughs(x, marker)}))
+    started = time.perf_counter()
+    err = rejected(path)
+    assert err.reason == "malformed" and "DTD" in err.message and part in err.message
+    assert time.perf_counter() - started < 2
+
+
+def test_a_dtd_hidden_behind_a_long_comment_is_refused(tmp_path):
+    path = tmp_path / "hidden.docx"
+    hide = lambda x: b"<!--" + b"x" * (100 << 10) + b"-->" + with_laughs(x, b"hello")  # noqa: E731
+    path.write_bytes(repack(docx_bytes("hello"), {"word/document.xml": hide}))
+    err = rejected(path)
+    assert err.reason == "malformed" and "comments or declarations" in err.message
+
+
+def test_parsers_refuse_entity_expansion_themselves(tmp_path):
+    """Defence in depth, pinned: without our DTD check, lxml (python-docx) and defusedxml/expat
+    (openpyxl) stop the expansion at once instead of building gigabytes."""
+    from lxml.etree import XMLSyntaxError
+
+    path = tmp_path / "laughs.docx"
+    path.write_bytes(repack(docx_bytes("hello"), {"word/document.xml": lambda x: with_laughs(x, b"hello")}))
+    started = time.perf_counter()
+    with pytest.raises(XMLSyntaxError, match="amplification"):
+        docx.Document(str(path))
+    book = tmp_path / "laughs.xlsx"
+    book.write_bytes(repack(make_xlsx(tmp_path / "b.xlsx", 5).read_bytes(),
+                            {"xl/worksheets/sheet1.xml": lambda x: with_laughs(x, b"Nordics")}))
+    with pytest.raises(ValueError):
+        list(openpyxl.load_workbook(book, read_only=True).worksheets[0].iter_rows(values_only=True))
+    assert time.perf_counter() - started < 2
+
+
+def test_encrypted_and_old_binary_office_files(tmp_path):
+    for name in ("locked.docx", "locked.xlsx", "locked.pptx"):
+        (tmp_path / name).write_bytes(ole_file("Root Entry", "EncryptionInfo", "EncryptedPackage"))
+        err = rejected(tmp_path / name)
+        assert err.reason == "password_protected" and "remove the password and add it again" in err.message
+    (tmp_path / "old.docx").write_bytes(ole_file("Root Entry", "WordDocument"))
+    err = rejected(tmp_path / "old.docx")
+    assert err.reason == "mislabelled_type" and "old binary" in err.message and "save it as .docx" in err.message
+    (tmp_path / "old.xls").write_bytes(ole_file("Root Entry", "Workbook"))
+    err = rejected(tmp_path / "old.xls")
+    assert err.reason == "unsupported_type" and "save it as .xlsx" in err.message
+
+
+def test_mislabelled_packages(tmp_path):
+    cases = {
+        "pdf.docx": (b"%PDF-1.4\n1 0 obj\n", "named .docx but the content is a PDF, not a Word document"),
+        "text.xlsx": (b"Region,Revenue\n", "named .xlsx but the content is text, not an Excel workbook"),
+        "notes.docx": (None, "a ZIP archive that is not a Word document"),
+        "book.docx": (make_xlsx(tmp_path / "b.xlsx", 5).read_bytes(),
+                      "named .docx but the content is an Excel workbook; rename it to .xlsx"),
+        "binary.csv": (b"\x00\x01\x02binary\x00" * 10, "named .csv but the content is binary data"),
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("notes.txt", "just a zip")
+    for name, (data, says) in cases.items():
+        (tmp_path / name).write_bytes(data if data is not None else buf.getvalue())
+        err = rejected(tmp_path / name)
+        assert err.reason == "mislabelled_type" and says in err.message, (name, err.message)
+
+
+def test_corrupt_packages_are_malformed(tmp_path):
+    good = docx_bytes(*(f"paragraph {i} " * 30 for i in range(400)))
+    (tmp_path / "cut.docx").write_bytes(good[:len(good) // 2])  # truncated: no central directory
+    assert rejected(tmp_path / "cut.docx").reason == "malformed"
+    info = zipfile.ZipFile(io.BytesIO(good)).getinfo("word/document.xml")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    broken = bytearray(good)
+    broken[start + 200:start + 220] = b"\xff" * 20  # damage the compressed document
+    (tmp_path / "damaged.docx").write_bytes(bytes(broken))
+    assert rejected(tmp_path / "damaged.docx").reason == "malformed"
+    no_body = repack(docx_bytes("x"), {"word/document.xml": b"<w:document/>"})
+    (tmp_path / "nobody.docx").write_bytes(no_body)
+    assert rejected(tmp_path / "nobody.docx").reason == "malformed"
+
+
+def test_macros_are_ignored_and_the_text_is_read(tmp_path):
+    macro = b"Attribute VB_Name = \"Module1\"\nSub AutoOpen()\n Shell \"calc.exe\"\nEnd Sub\n"
+    types = ("application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
+             "application/vnd.ms-word.document.macroEnabled.main+xml")
+    data = repack(docx_bytes("Budget text"),
+                  {"[Content_Types].xml": lambda x: x.replace(types[0].encode(), types[1].encode())},
+                  add={"word/vbaProject.bin": macro})
+    (tmp_path / "macro.docx").write_bytes(data)
+    doc = load(tmp_path / "macro.docx")
+    assert doc.pages[0].text == "Budget text"
+    book = repack(make_xlsx(tmp_path / "b.xlsx", 5).read_bytes(), add={"xl/vbaProject.bin": macro})
+    (tmp_path / "macro.xlsx").write_bytes(book)
+    assert "Region: Nordics" in load(tmp_path / "macro.xlsx").pages[0].text
+
+
+def test_hostile_sheet_dimensions_and_row_numbers(tmp_path):
+    src = make_xlsx(tmp_path / "b.xlsx", 5).read_bytes()
+    padded = repack(src, {"xl/worksheets/sheet1.xml": lambda x: x.replace(b'ref="A1:E5"', b'ref="A1:XFD1048576"')})
+    (tmp_path / "wide.xlsx").write_bytes(padded)
+    started = time.perf_counter()
+    assert "Region: Nordics" in load(tmp_path / "wide.xlsx").pages[0].text  # the dimension is not trusted
+    assert time.perf_counter() - started < 5
+    far = repack(src, {"xl/worksheets/sheet1.xml": lambda x: x.replace(b'<row r="5"', b'<row r="99999999999"')
+                       .replace(b'r="A5"', b'r="A99999999999"')})
+    (tmp_path / "far.xlsx").write_bytes(far)
+    assert rejected(tmp_path / "far.xlsx").reason == "malformed"
+
+
+def test_reading_stops_at_the_time_limit(tmp_path):
+    path = make_csv(tmp_path / "long.csv", rows=3000)
+    with pytest.raises(FileRejected) as ei:
+        load(path, timeout_s=0.0)
+    assert ei.value.reason == "timeout" and "long.csv" in ei.value.message and "RAG_PARSE_TIMEOUT_S" in ei.value.message
+
+
+def test_detect_kind_for_office_extensions():
+    assert detect_kind(Path("a.DOCX"), b"PK\x03\x04rest") == "docx"
+    assert detect_kind(Path("a.csv"), b"a,b\n1,2\n") == "csv"
+    assert detect_kind(Path("a.xlsx"), b"\xd0\xcf\x11\xe0rest") == "xlsx"  # encrypted ones are OLE files
+    with pytest.raises(UnsupportedType, match="save it as .pptx"):
+        detect_kind(Path("a.ppt"), b"\xd0\xcf\x11\xe0rest")
+    with pytest.raises(MislabelledType, match="not a PowerPoint presentation"):
+        detect_kind(Path("a.pptx"), b"\x89PNG\r\n")
+
+
+def test_a_rejected_file_leaves_the_index_intact(tmp_path, embedder):
+    from rag.config import Settings
+    from ingest.pipeline import ingest_paths
+    from rag.store import LocalStore
+
+    settings = Settings.load(data_dir=tmp_path / "data")
+    good = make_xlsx(tmp_path / "sales.xlsx", 10)
+    assert ingest_paths([good], settings, embedder=embedder).files[0].status == "indexed"
+    bomb = tmp_path / "bomb.xlsx"
+    bomb.write_bytes(repack(good.read_bytes(), add={"xl/media/pad.bin": b"\x00" * (40 << 20)}))
+    laughs = tmp_path / "laughs.docx"
+    laughs.write_bytes(repack(docx_bytes("hello"), {"word/document.xml": lambda x: with_laughs(x, b"hello")}))
+    locked = tmp_path / "locked.docx"
+    locked.write_bytes(ole_file("Root Entry", "EncryptionInfo"))
+    report = ingest_paths([bomb, laughs, locked], settings, embedder=embedder)
+    assert [(f.status, f.reason) for f in report.files] == [("error", "malformed"), ("error", "malformed"),
+                                                            ("error", "password_protected")]
+    store = LocalStore(settings.data_dir)
+    assert store.check() == [] and [d["source"] for d in store.documents()] == [str(good)]
