@@ -384,7 +384,7 @@ def extract(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.nd
 
 def _described(asked: Period, question: str, hit) -> str:
     """The asked period in words; a fiscal one also in calendar terms when the document's
-    fiscal calendar is known: "three months fiscal 2024 (three months ended July 2023)"."""
+    fiscal calendar is known: "second quarter of fiscal 2024 (three months ended July 2023)"."""
     dated = on_calendar(asked, question, hit.calendar)
     named = quarters(question)
     words = asked.describe()

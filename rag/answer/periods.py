@@ -233,8 +233,8 @@ def on_calendar(asked: Period, question: str, calendar: dict | None) -> Period:
     named = quarters(question)
     if len(named) > 1:
         return asked
-    quarter = named.pop() if named else {6: 2, 9: 3}.get(asked.months or 0, 4)
-    months = asked.months or (3 if named or quarters(question) else None)
+    quarter = next(iter(named)) if named else {6: 2, 9: 3}.get(asked.months or 0, 4)  # a year ends with Q4
+    months = asked.months or (3 if named else None)
     last = (asked.year + calendar["lag"]) * 12 + calendar["end_month"] - 1 - 3 * (4 - quarter)
     return Period(months, last // 12, last % 12 + 1, False, asked.prior, asked.change)
 
