@@ -26,8 +26,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|etc|vs|Dr|Mr|Mrs|Ms|Prof|Fig|No|Inc|Ltd|Co|St|al|approx|U\.S)\.$")
 
 TokenCounter = Callable[[list[str]], list[int]]
-# Office files (ingest/office.py) write their headings (Word styles, slide titles, sheet names) as
-# Markdown "#" lines: real headings, never guessed, and never a table's caption.
+# The kinds ingest/office.py reads. They write their headings (Word styles, slide titles, sheet
+# names) as Markdown "#" lines: real headings, never guessed, and never a table's caption.
 OFFICE_KINDS = {"docx", "pptx", "xlsx", "csv"}
 
 

@@ -19,6 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterator
 
+from ingest.chunk import OFFICE_KINDS
 from ingest.clean import clean_text
 from rag.errors import (EmptyFile, FileRejected, FileTooLarge, MalformedFile, MislabelledType,
                         NoTextLayer, ParseTimeout, PasswordProtected, UnsupportedType)
@@ -27,11 +28,14 @@ from rag.types import Page
 KINDS = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
          ".html": "html", ".htm": "html", ".jsonl": "jsonl",
          ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv"}  # the last four: ingest/office.py
-OFFICE_KINDS = {"docx": "a Word document", "pptx": "a PowerPoint presentation", "xlsx": "an Excel workbook"}
+# The Office kinds that are ZIP packages (ingest/office.py looks inside), as a person names them.
+PACKAGES = {"docx": "a Word document", "pptx": "a PowerPoint presentation", "xlsx": "an Excel workbook"}
 _OLD_OFFICE = {".doc": ".docx", ".xls": ".xlsx", ".ppt": ".pptx"}  # binary formats: save as these
-_MAGIC = [(b"%PDF-", "a PDF"), (b"PK\x03\x04", "a ZIP archive (e.g. .docx/.xlsx)"),
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # an old binary Office file, or an encrypted Office package
+_MAGIC = [(b"%PDF-", "a PDF"), (ZIP_MAGIC, "a ZIP archive (e.g. .docx/.xlsx)"),
           (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
-          (b"\x1f\x8b", "gzip-compressed data"), (b"\xd0\xcf\x11\xe0", "an old MS Office file"),
+          (b"\x1f\x8b", "gzip-compressed data"), (OLE_MAGIC, "an old MS Office file"),
           (b"\x7fELF", "a program (ELF)"), (b"Rar!", "a RAR archive"), (b"7z\xbc\xaf", "a 7-Zip archive")]
 
 
@@ -75,10 +79,10 @@ def detect_kind(path: Path, head: bytes) -> str:
     what = sniff(head)
     if kind == "pdf" and what != "a PDF":
         raise MislabelledType(f"{path}: named .pdf but the content is {what or 'text'}, not a PDF")
-    if kind in OFFICE_KINDS and not head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+    if kind in PACKAGES and not head.startswith((ZIP_MAGIC, OLE_MAGIC)):
         raise MislabelledType(f"{path}: named {path.suffix} but the content is {what or 'text'}, "
-                              f"not {OFFICE_KINDS[kind]}")
-    if kind not in OFFICE_KINDS and kind != "pdf" and what is not None:
+                              f"not {PACKAGES[kind]}")
+    if kind not in PACKAGES and kind != "pdf" and what is not None:
         raise MislabelledType(f"{path}: named {path.suffix} but the content is {what}")
     return kind
 
@@ -358,7 +362,7 @@ def load_file(path: Path, max_bytes: int, pdf_parser: PdfParser, source: str | N
         doc.source = source
         yield doc
         return
-    if kind in OFFICE_KINDS or kind == "csv":
+    if kind in OFFICE_KINDS:
         yield load_office(path, data, kind, source, pdf_parser.timeout_s)
         return
     text = decode_text(data, path)

@@ -54,6 +54,7 @@ from docx.text.paragraph import Paragraph
 from openpyxl.utils.exceptions import InvalidFileException
 from pptx.shapes.group import GroupShape
 
+from ingest.load import OLE_MAGIC, PACKAGES
 from ingest.pdf_layout import CELL_SEP, parse_row
 from rag.errors import FileTooLarge, MalformedFile, MislabelledType, ParseTimeout, PasswordProtected
 from rag.types import Page
@@ -71,13 +72,11 @@ EXCEL_MAX_ROWS = 1_048_576
 
 # What each package is, by the main content type that [Content_Types].xml declares.
 _MAIN_TYPES = {
-    "docx": (("wordprocessingml.document.main+xml", "ms-word.document.macroenabled.main+xml"), "a Word document"),
-    "pptx": (("presentationml.presentation.main+xml", "ms-powerpoint.presentation.macroenabled.main+xml"),
-             "a PowerPoint presentation"),
-    "xlsx": (("spreadsheetml.sheet.main+xml", "ms-excel.sheet.macroenabled.main+xml"), "an Excel workbook"),
+    "docx": ("wordprocessingml.document.main+xml", "ms-word.document.macroenabled.main+xml"),
+    "pptx": ("presentationml.presentation.main+xml", "ms-powerpoint.presentation.macroenabled.main+xml"),
+    "xlsx": ("spreadsheetml.sheet.main+xml", "ms-excel.sheet.macroenabled.main+xml"),
 }
 _SAVE_AS = {"docx": "Word", "pptx": "PowerPoint", "xlsx": "Excel"}
-_OLE = b"\xd0\xcf\x11\xe0"
 _ENCRYPTED_STREAMS = ("EncryptionInfo".encode("utf-16-le"), "EncryptedPackage".encode("utf-16-le"))
 _PROLOG = re.compile(r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*", re.S)
 _YEAR = re.compile(r"^(?:19|20)\d\d$")
@@ -166,7 +165,7 @@ def describe_ole(path: Path, data: bytes, kind: str) -> MislabelledType | Passwo
 
 def open_package(path: Path, data: bytes, kind: str) -> zipfile.ZipFile:
     """The ZIP package of a .docx/.pptx/.xlsx, checked before any library parses it."""
-    if data.startswith(_OLE):
+    if data.startswith(OLE_MAGIC):
         raise describe_ole(path, data, kind)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -179,7 +178,7 @@ def open_package(path: Path, data: bytes, kind: str) -> zipfile.ZipFile:
     types = content_types(path, zf)
     what = package_kind(set(types.values()))
     if what != kind:
-        found = _MAIN_TYPES[what][1] if what else "a ZIP archive that is not " + _MAIN_TYPES[kind][1]
+        found = PACKAGES[what] if what else "a ZIP archive that is not " + PACKAGES[kind]
         raise MislabelledType(f"{path}: named .{kind} but the content is {found}"
                               + (f"; rename it to .{what}" if what else ""))
     parsed = sum(i.file_size for i in infos if _parsed_whole(i.filename in xml, types.get(i.filename, "")))
@@ -262,7 +261,7 @@ def _parsed_whole(looks_xml: bool, ctype: str) -> bool:
 
 def package_kind(ctypes: set[str]) -> str | None:
     """docx, pptx or xlsx by the main content type its parts declare; None when none matches."""
-    for kind, (markers, _what) in _MAIN_TYPES.items():
+    for kind, markers in _MAIN_TYPES.items():
         if any(c.endswith(m) for c in ctypes for m in markers):
             return kind
     return None
