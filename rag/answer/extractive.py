@@ -83,7 +83,7 @@ def prose_disagrees(asked: Period, question: str, text: str) -> bool:
     $0.20" for a third-quarter question; figures for 2021 and 2022 for a 2023 question)."""
     if asked.year is not None:
         years = {int(y) for y in YEAR.findall(text)}
-        ok = {asked.year, asked.year - 1} if asked.fiscal else {asked.year}
+        ok = asked.calendar_years()
         if years and not years & ok:
             return True
     want = quarters(question)
@@ -415,7 +415,7 @@ def _year_missing(asked: Period, units: list[Sentence], order: list[int], hits
     documents are about other periods (fiscal 2020 asked of a 10-K covering fiscal 2021-2023)."""
     if asked.year is None:
         return None
-    ok = {asked.year, asked.year - 1} if asked.fiscal else {asked.year}  # fiscal 2024 may end in 2023
+    ok = asked.calendar_years()
     # headings name the document, its year often glued to letters ("MCDONALDS 2023Q2 EARNINGS")
     texts = [u.text for u in units] + [_GLUED.sub(" ", h.chunk.heading or "") for h in hits]
     found = {int(y) for t in texts for y in YEAR.findall(t)}

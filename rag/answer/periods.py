@@ -46,6 +46,13 @@ class Period:
     prior: bool = False      # "prior year": relative to the documents' latest year
     change: bool = False     # a change column ("Inc/ (Dec)", "% Change"), not a period's figure
 
+    def calendar_years(self) -> set[int]:
+        """The calendar years a statement about this period may name: fiscal 2024 may end in
+        calendar 2023 (Salesforce, Oracle). Empty when no year is asked."""
+        if self.year is None:
+            return set()
+        return {self.year, self.year - 1} if self.fiscal else {self.year}
+
     @property
     def explicit(self) -> bool:
         return self.year is not None or self.months is not None or self.prior
