@@ -20,9 +20,9 @@ CELL_SEP = " | "
 MAX_HEADER_LINES = 7
 
 _FRAGMENT = re.compile(r"\S+(?: \S+)*")
-_NUMBER = re.compile(r"^(?:\$ ?)?\(?-?(?:\$ ?)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\)?(?: ?%)?(?: ?pts?\.?)?$|"
-                     r"^(?:\$ ?)?(?:—|–|-)$|^(?:n/m|nm|NM|N/M|\*)$")
-_GLUED = re.compile(r"(?<=\d)(?=\$)|(?<=\d\))(?=\$)")
+_NUMBER = re.compile(r"^(?:\$ ?)?\(?-?(?:\$ ?)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?: ?%\))?\)?(?: ?%)?(?: ?pts?\.?)?$|"
+                     r"^(?:\$ ?)?(?:—|–|-)(?: ?%)?$|^(?:n/m|nm|NM|N/M|\*)$")
+_GLUED = re.compile(r"(?:(?<=\d)|(?<=\d\)))(?= ?\$)")
 _FOOTNOTE = re.compile(r"^\(\d\)$")
 _HAS_DIGIT = re.compile(r"\d")
 _YEAR = re.compile(r"^(?:19|20)\d\d$")
@@ -57,9 +57,11 @@ def _fragments(line: str) -> list[_Frag]:
         # "2,510$     2,483": a cell's "$" can touch the previous number; cut there, in place
         cuts = [m.start()] + [m.start() + g.start() for g in _GLUED.finditer(m.group())] + [m.end()]
         for a, b in zip(cuts, cuts[1:]):
-            piece = line[a:b].rstrip()
-            if piece.strip():
-                frags.append(_Frag(a, a + len(piece), piece))
+            raw = line[a:b]
+            piece = raw.strip()
+            if piece:  # "744 $   805": the "$" belongs to the next cell
+                start = a + len(raw) - len(raw.lstrip())
+                frags.append(_Frag(start, start + len(piece), piece))
     out: list[_Frag] = []
     i = 0
     while i < len(frags):
@@ -129,6 +131,8 @@ class _Header:
     context: list[str]                 # fragments left of the columns: periods, units, captions
     lines: list[list[_Frag]]           # column-header fragments, top line first
     unit: str | None
+    raw: tuple[str, ...] = ()          # the header lines as read, to place them again
+    first: int = 0                     # the first cell's column they were placed against
 
 
 _TWO_PERIODS = re.compile(r"(?<=,) +(?=(?:Three|Six|Nine|Twelve|Thirteen|Quarters?|Years?|Fiscal|Fourth|First|Second|"
@@ -160,7 +164,7 @@ def _header_from(lines: list[str], first_cell_start: int) -> _Header:
         if col_frags:
             cols.append(col_frags)
     unit = _unit_of(context + [f.text for line in cols for f in line])
-    return _Header(context, cols, unit)
+    return _Header(context, cols, unit, tuple(lines), first_cell_start)
 
 
 _GROUP = re.compile(r"months|weeks|year|quarter|fiscal|ended|ending|as of|period|january|february|march|april|"
@@ -186,6 +190,13 @@ def _column_header(header: _Header, cell: _Frag, index: int = 0, n_cells: int = 
         spread = depth == leaf or any(_GROUP.search(f.text) for f in line) or _is_years_line(line)
         if depth == leaf and len(line) == n_cells:
             best = line[index]  # as many headers as cells: they pair up in order, however placed
+        elif depth != leaf and (spread or 2 * len(line) == n_cells) and _even_group(
+                line, header.lines[leaf] if leaf >= 0 else [], n_cells):
+            # a period header over its columns; or one over each pair ("Earnings", "Share" over
+            # 2023 2022 each): a one-line caption spread over more columns may be a stacked
+            # caption's first line ("Earnings per" over "Common" over "Share") and stays local
+            best = line[index // (n_cells // len(line))]
+            spread = True
         else:
             best = min(line, key=lambda f: (_distance(f, cell), abs((f.start + f.end) - (cell.start + cell.end))))
         if not spread and _distance(best, cell) > 2:
@@ -194,6 +205,33 @@ def _column_header(header: _Header, cell: _Frag, index: int = 0, n_cells: int = 
             continue
         parts.append(_clean_header(best.text))
     return " ".join(p for p in parts if p)
+
+
+def _without_footnote_mark(cells: list[_Frag], header: _Header) -> list[_Frag]:
+    """The cells less a footnote marker set between the label and the columns ("Bankruptcy and
+    legal costs   (3)   17  151 ..."): a "(3)" well left of a header line that has exactly
+    one column fewer than the row has cells would otherwise shift every value one column."""
+    if len(cells) < 2 or not _FOOTNOTE.match(cells[0].text):
+        return cells
+    for line in header.lines:
+        if len(line) == len(cells) - 1 and cells[0].end < line[0].start - 6:
+            return cells[1:]
+    return cells
+
+
+def _even_group(groups: list[_Frag], leaves: list[_Frag], n_cells: int) -> bool:
+    """Whether period headers split the leaf columns evenly: "Three Months Ended" and "Six Months
+    Ended" over 2023 2022 2023 2022 | 2023 2022 2023 2022, each group header lying over its
+    own share of the columns. Layout mode does not centre such headers (PG&E's sit well right of
+    their first column), so the nearest header is not always the right one; this order is."""
+    if len(leaves) != n_cells or not 1 < len(groups) < n_cells or n_cells % len(groups):
+        return False
+    per = n_cells // len(groups)
+    for g, frag in enumerate(groups):
+        span = leaves[g * per:(g + 1) * per]
+        if frag.end < span[0].start - 4 or frag.start > span[-1].end + 4:
+            return False
+    return True
 
 
 def _header_like(line: str, first_cell_start: int) -> bool:
@@ -206,6 +244,23 @@ def _header_like(line: str, first_cell_start: int) -> bool:
         return True
     text = " ".join(f.text for f in frags)
     return len(text) <= 90 and bool(_PERIODISH.search(text) or _UNIT.search(text))
+
+
+_TOTAL_ROW = re.compile(r"^total\b", re.I)
+
+
+def _colon_label(line: str) -> bool:
+    """A label ending with a colon and no figures ("Total Company-operated sales and Franchised
+    revenues:") names the rows under it, even when it reads like a header ("Total")."""
+    return line.rstrip().endswith(":") and not _HAS_DIGIT.search(line)
+
+
+def _colon_section_row(section: tuple[int, str], indent: int, label: str) -> bool:
+    """Whether a row level with a section label still belongs to it: the label ends with a
+    colon ("Franchised revenues:" over "U.S.", "International Operated Markets", "Total" in
+    McDonald's 10-K) and the row is not a "Total ..." of its own at the label's level."""
+    return indent == section[0] and section[1].rstrip().endswith(":") and not (
+        _TOTAL_ROW.match(label) and len(label.split()) > 1)
 
 
 def _bare_year(frags: list[_Frag]) -> bool:
@@ -228,7 +283,8 @@ def _format_row(label: str, cells: list[_Frag], header: _Header, year: str | Non
 def structure_page(layout_text: str) -> str:
     """Rewrite the tables of one page (layout-mode text) as self-contained row lines; prose
     lines get their layout spacing collapsed."""
-    lines = layout_text.replace("\r", "").split("\n")
+    # some filings space their cells with no-break spaces, which would glue "744 $" into one fragment
+    lines = layout_text.replace("\r", "").replace("\xa0", " ").split("\n")
     frags = [_fragments(l) for l in lines]
     data = [_is_data_row(f) for f in frags]
     out: list[str] = []
@@ -245,7 +301,8 @@ def structure_page(layout_text: str) -> str:
             i += 1
             continue
         if not data[i]:
-            if in_table and frags[i] and not _header_like(lines[i], _first_cell(frags, data, i)) and len(
+            if in_table and frags[i] and (not _header_like(lines[i], _first_cell(frags, data, i)) or _colon_label(
+                    lines[i])) and len(
                     " ".join(f.text for f in frags[i])) <= 80 and _next_data_within(data, frags, i, 2):
                 section = (frags[i][0].start, " ".join(f.text for f in frags[i]))  # "Operating expenses:"
                 out.append(_prose(lines[i]))
@@ -261,6 +318,7 @@ def structure_page(layout_text: str) -> str:
         hdr_idx: list[int] = []
         k = len(pending)
         skipped = 0
+        opening: tuple[int, str] | None = None  # a "Company-operated sales:" label over the first rows
         while k > 0 and len(hdr_idx) < MAX_HEADER_LINES:
             cand = pending[k - 1]
             if not cand.strip():
@@ -274,6 +332,9 @@ def structure_page(layout_text: str) -> str:
             if not _header_like(cand, first):
                 # a section label or two ("Revenues") may sit between the header and the first row
                 if not hdr_idx and skipped < 2 and len(cand.strip()) <= 60 and not _HAS_DIGIT.search(cand):
+                    if skipped == 0 and cand.rstrip().endswith(":"):
+                        cf = _fragments(cand)
+                        opening = (cf[0].start, " ".join(f.text for f in cf))
                     skipped += 1
                     k -= 1
                     continue
@@ -283,20 +344,29 @@ def structure_page(layout_text: str) -> str:
         hdr_lines = [pending[j] for j in hdr_idx]
         if hdr_lines and (not in_table or any(_has_column_words(l, first) for l in hdr_lines)):
             header = _header_from(hdr_lines, first)
-            section = None
+            section = opening
             out.extend(_prose(l) for j, l in enumerate(pending) if j not in hdr_idx)
         else:
             out.extend(_prose(l) for l in pending)
         if header is None:
             header = _Header([], [], None)
+        elif header.raw and not header.lines and first < header.first - 8:
+            # the header was placed against a first row whose cells sit far right (two rows
+            # glued on one line, eBay's "GAAP operating incomeStock-based ... $ 558132"), so it
+            # read as all context; the rows under it show where its columns are
+            header = _header_from(list(header.raw), first)
         pending = []
         in_table = True
         label_frags, cells = _split_numeric_tail(frags[i])
+        cells = _without_footnote_mark(cells, header)
         label = " ".join(f.text for f in label_frags)
         indent = label_frags[0].start if label_frags else first
         if section is not None:
-            if indent > section[0]:
+            if indent > section[0] or _colon_section_row(section, indent, label):
+                closes = indent == section[0] or _TOTAL_ROW.match(label)
                 label = f"{section[1].rstrip(':')}: {label}" if label else section[1]
+                if closes and _TOTAL_ROW.match(label.split(": ", 1)[-1]):
+                    section = None  # "Total" closes a block whose rows sit level with its label
             else:
                 section = None
         out.append(_format_row(label, cells, header, year))

@@ -287,3 +287,68 @@ Estimated Non-Core Items:          (1)
 """
     rows = rows_by_label(structure_page(text))
     assert "Estimated Non-Core Items" not in rows  # today: 'Estimated Non-Core Items | Low: (1)'
+
+
+# McDonald's 10-K: blocks of segment rows named by a colon label level with them, closed by an
+# indented "Total"; the "(11 %)" and "—    %" cells are figures, not the end of the row
+SEGMENT_BLOCKS = """\
+Dollars in millions                                2022          2021
+Company-operated sales:
+U.S.                                        $     2,836   $    2,617
+International Operated Markets                    5,179        6,456
+  Total                                     $     8,748   $    9,788
+Franchised revenues:
+U.S.                                        $     6,585   $    6,094
+International Operated Markets                    5,985        5,638
+  Total                                     $   14,106    $   13,085
+Total Company-operated sales and Franchised revenues:
+International Operated Markets                   11,164       12,094
+  Total                                        (11 %)       —    %
+Total Other revenues                        $       329   $      350
+"""
+
+
+def test_colon_section_labels_name_the_rows_level_with_them():
+    rows = rows_by_label(structure_page(SEGMENT_BLOCKS))
+    assert rows["Company-operated sales: International Operated Markets"].cells[0] == ("2022", "5,179")
+    assert rows["Franchised revenues: International Operated Markets"].cells[0] == ("2022", "5,985")
+    assert rows["Franchised revenues: Total"].cells[0] == ("2022", "$14,106")
+    assert rows["Total Company-operated sales and Franchised revenues: International Operated Markets"].cells[1] == (
+        "2021", "12,094")
+    assert rows["Total Company-operated sales and Franchised revenues: Total"].cells == (
+        ("2022", "(11%)"), ("2021", "—%"))
+    assert "Total Other revenues" in rows  # a "Total ..." row of its own ends the block
+
+
+# PG&E: a footnote mark between label and columns; period headers set well right of their
+# first column, over Earnings and Earnings-per-share pairs
+PGE = """\
+                                                        Three Months Ended                      Six Months Ended
+                                                   Earnings             Share             Earnings            Share
+(in millions)                                   2023       2022      2023      2022      2023      2022      2023      2022
+Bankruptcy and legal costs        (3)             17        151      0.01      0.07        33       186      0.02      0.09
+"""
+
+
+def test_footnote_mark_left_of_the_columns_does_not_shift_the_cells():
+    row = rows_by_label(structure_page(PGE))["Bankruptcy and legal costs"]
+    assert len(row.cells) == 8
+    assert row.cells[0] == ("Three Months Ended Earnings 2023", "17")
+    assert row.cells[3] == ("Three Months Ended Share 2022", "0.07")  # nearer "Six Months Ended"
+    assert row.cells[7] == ("Six Months Ended Share 2022", "0.09")
+
+
+# eBay: no-break spaces between "$" and the figure; a first row of two rows glued together
+# whose cells sit far right of the header
+EBAY = ("                                  Three Months Ended\n"
+        "                                  2023      2022\n"
+        "GAAP operating incomeStock-based compensation and taxes$\xa0\xa0\xa0\xa0\xa0 558132  $\xa0\xa0\xa0\xa0 692117\n"
+        " Restructuring                     42         7\n"
+        "Non-GAAP operating income        $\xa0\xa0 744 $\xa0\xa0\xa0\xa0 805\n")
+
+
+def test_no_break_spaces_and_a_misplaced_first_row_keep_the_columns():
+    rows = rows_by_label(structure_page(EBAY))
+    assert rows["Restructuring"].cells == (("Three Months Ended 2023", "42"), ("Three Months Ended 2022", "7"))
+    assert rows["Non-GAAP operating income"].cells == (("Three Months Ended 2023", "$744"),
+                                                       ("Three Months Ended 2022", "$805"))
