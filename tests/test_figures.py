@@ -313,3 +313,23 @@ def test_it_support_is_a_department_not_a_pronoun_and_dec_is_december():
     asked = question_period("How many people worked in IT support in December 2025?")
     assert agreement(asked, header_period("Headcount Dec 2025")) == 1.0
     assert agreement(asked, header_period("Headcount Jan 2025")) < 0
+
+
+def test_a_row_named_only_by_its_table_title_answers_the_metric_in_the_title():
+    """Salesforce: "Service" under "Subscription and Support Revenue by the Company's service
+    offerings" is the service subscription revenue; "Service" under another title is not."""
+    from rag.answer.support import passage_sentences
+
+    q = "What were Salesforce's Service subscription and support revenues in the first quarter of fiscal 2024?"
+    titled = ("Subscription and Support Revenue by the Company's service offerings\n"
+              "Sales (in millions) | Three Months Ended April 30 2023: $1,846\n"
+              "Service (in millions) | Three Months Ended April 30 2023: 1,964\n")
+    other = "Professional Services Revenue by offering\nService (in millions) | Three Months Ended April 30 2023: 412\n"
+    hits = [Hit(Chunk(f"c{i}", "d1", i, text, 10, 0, len(text), "SALESFORCE 2024Q1 EARNINGS"), "crm.pdf")
+            for i, text in enumerate([other, titled])]
+    units = passage_sentences(hits)
+    service = [u for u in units if u.text.startswith("Service")][-1]
+    assert service.caption.startswith("Subscription and Support Revenue")
+    qvec, uvecs = _vectors(len(units))
+    text, _cites, declined = extract(q, qvec, units, uvecs, hits)
+    assert declined is None and text.startswith("Service, Three Months Ended April 30 2023: 1,964")

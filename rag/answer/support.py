@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ingest.chunk import split_sentences
+from ingest.pdf_layout import CELL_SEP
 from rag.answer.guard import is_instruction
 from rag.store.sparse import analyse
 from rag.types import Hit
@@ -33,6 +34,8 @@ class Sentence:
     text: str
     start: int        # offsets in the passage's chunk text
     end: int
+    caption: str = ""  # for a table row: the line over its table in the passage ("Subscription
+                       # and Support Revenue by the Company's service offerings" over "Service")
 
 
 def passage_sentences(hits: list[Hit]) -> list[Sentence]:
@@ -48,8 +51,23 @@ def passage_sentences(hits: list[Hit]) -> list[Sentence]:
             for a, b in zip(cuts, ends):
                 clean = _WS.sub(" ", text[a:b]).strip(" \u2022")
                 if len(clean) >= _MIN_SENTENCE_CHARS and not is_instruction(clean) and not _caption(clean):
-                    out.append(Sentence(n, clean, a, b))
+                    over = table_caption(text, a) if CELL_SEP in clean else ""
+                    out.append(Sentence(n, clean, a, b, over))
     return out
+
+
+MAX_CAPTION_WORDS = 15
+
+
+def table_caption(text: str, start: int) -> str:
+    """The nearest line above offset `start` that is not a table row, when it is short enough
+    to be a table's title (a sentence of prose above a table names nothing in particular)."""
+    for line in reversed(text[:start].split("\n")):
+        line = _WS.sub(" ", line).strip()
+        if not line or CELL_SEP in line:
+            continue
+        return line if len(line.split()) <= MAX_CAPTION_WORDS else ""
+    return ""
 
 
 def _caption(text: str) -> bool:
