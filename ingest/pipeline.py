@@ -16,7 +16,7 @@ import numpy as np
 
 from ingest.chunk import CHUNKER_VERSION, chunk_pages, document_label, sentence_spans
 from ingest.load import LoadedDoc, PdfParser, load_file
-from rag.answer.periods import fiscal_calendar
+from rag.answer.periods import fiscal_calendar, report_period
 from rag.config import Settings
 from rag.embed import Embedder, embedder_from_settings, token_counter
 from rag.errors import EmptyFile, FileRejected
@@ -154,9 +154,17 @@ def expand_paths(paths: Iterable[Path | str]) -> list[Path]:
 
 def document_meta(loaded: LoadedDoc) -> dict:
     """What is kept about a document besides its text: the loader's notes (warnings) and the
-    fiscal calendar it states, which the answerer needs for "second quarter of fiscal 2024"."""
-    calendar = fiscal_calendar("\n".join(p.text for p in loaded.pages))
-    return {**loaded.meta, "fiscal_calendar": calendar} if calendar else dict(loaded.meta)
+    fiscal calendar it states, which the answerer needs for "second quarter of fiscal 2024", and
+    the period it reports ("results for the first quarter ended March 31, 2023"), which dates
+    its sentences that name no period."""
+    text = "\n".join(p.text for p in loaded.pages)
+    meta = dict(loaded.meta)
+    calendar, period = fiscal_calendar(text), report_period(text)
+    if calendar:
+        meta["fiscal_calendar"] = calendar
+    if period:
+        meta["report_period"] = period
+    return meta
 
 
 def document_id(loaded: LoadedDoc) -> str:

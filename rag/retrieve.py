@@ -186,7 +186,8 @@ class Retriever:
             head = top + head[cfg.rerank_m:]
             timings["rerank"] = (time.perf_counter() - t1) * 1000
         hits = [Hit(chunks[v][0], chunks[v][1], scores[v], ranks[v], chunks[v][2].get("fiscal_calendar"),
-                    chunks[v][0].page in chunks[v][2].get("ocr_pages", ())) for v in head]
+                    chunks[v][0].page in chunks[v][2].get("ocr_pages", ()), chunks[v][2].get("report_period"))
+                for v in head]
         t1 = time.perf_counter()
         result.hits = select_context(hits, cfg, k) if select else hits[:k]
         timings["select"] = (time.perf_counter() - t1) * 1000

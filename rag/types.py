@@ -82,3 +82,4 @@ class Hit:
     ranks: dict[str, int] = field(default_factory=dict)
     calendar: dict | None = None  # its document's fiscal calendar, when the document states one
     ocr: bool = False  # its page's text was read by OCR (a scanned page)
+    period: str | None = None  # the period its document reports ("Three Months Ended March 2023")

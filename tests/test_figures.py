@@ -141,6 +141,9 @@ def test_a_generated_release_answers_figures_by_period(tmp_path):
     for page in range(1, 4):
         pdf.add_page()
         pdf.cell(0, 6, "Acme Corp - Second Quarter 2023 Results", new_x="LMARGIN", new_y="NEXT")
+        if page == 1:
+            pdf.cell(0, 6, "Acme Corp today reported results for its second quarter ended June 30, 2023.",
+                     new_x="LMARGIN", new_y="NEXT")
         if page == 2:
             pdf.cell(0, 6, "CONDENSED CONSOLIDATED STATEMENT OF INCOME", new_x="LMARGIN", new_y="NEXT")
             pdf.cell(80, 6, "")
@@ -175,6 +178,8 @@ def test_a_generated_release_answers_figures_by_period(tmp_path):
     assert "1,076" in ytd.text and "518" not in ytd.text, ytd.text
     q3 = a.ask("What was Acme's operating income in the third quarter of 2023?")
     assert q3.abstained and "1,076" not in q3.text and "518" not in q3.text.split("They report")[0], q3.text
+    hits = a.retriever.search("Acme operating income").hits  # the release's period is kept with its passages
+    assert hits and all(h.period == "Three Months Ended June 2023" for h in hits)
 
 
 def test_reflow_joins_prose_lines_and_keeps_rows():
@@ -333,3 +338,36 @@ def test_a_row_named_only_by_its_table_title_answers_the_metric_in_the_title():
     qvec, uvecs = _vectors(len(units))
     text, _cites, declined = extract(q, qvec, units, uvecs, hits)
     assert declined is None and text.startswith("Service, Three Months Ended April 30 2023: 1,964")
+
+
+@pytest.mark.parametrize("text,period", [
+    ("FORM 10-Q (Mark One) QUARTERLY REPORT ... For the quarterly period ended June 30, 2023 OR", "Ended June 2023"),
+    ("ANNUAL REPORT PURSUANT TO SECTION 13 For the ﬁscal year ended May 31, 2023 OR", "Year Ended May 2023"),
+    ("eBay Inc. today reported financial results for its first quarter ended March 31, 2023.",
+     "Three Months Ended March 2023"),
+    ("Salesforce announced results for its first quarter fiscal 2024 ended April 30, 2023.",
+     "Three Months Ended April 2023"),
+    ("The office ficus needs watering every Tuesday.", None),
+])
+def test_the_period_a_filing_reports_is_read_from_its_start(text, period):
+    from rag.answer.periods import report_period
+
+    assert report_period(text) == period
+
+
+def test_a_sentence_naming_no_period_speaks_of_its_reports_period():
+    """eBay's first-quarter release: "Non-GAAP net income ... was $600 million, or $1.11 per
+    diluted share" names no period; asked about the second quarter, it is not the answer."""
+    text = "Non-GAAP net income from continuing operations was $600 million, or $1.11 per diluted share."
+    chunk = Chunk("c1", "d1", 0, text, 2, 0, len(text), "EBAY 2023Q1 EARNINGS")
+    units = [Sentence(1, text, 0, len(text))]
+    qvec, uvecs = _vectors(1)
+    q2 = "What was eBay's non-GAAP earnings per diluted share for the second quarter of 2023?"
+    q1 = "What was eBay's non-GAAP earnings per diluted share for the first quarter of 2023?"
+    dated = [Hit(chunk, "ebay.pdf", period="Three Months Ended March 2023")]
+    answer, _c, declined = extract(q2, qvec, units, uvecs, dated)
+    assert declined is not None and "$1.11" not in answer.split("[1]")[0].split('"')[0]
+    answer, _c, declined = extract(q1, qvec, units, uvecs, dated)
+    assert declined is None and "$1.11" in answer
+    answer, _c, declined = extract(q2, qvec, units, uvecs, [Hit(chunk, "ebay.pdf")])  # period unknown: as before
+    assert declined is None and "$1.11" in answer

@@ -24,7 +24,7 @@ from ingest.pdf_layout import Row, parse_row
 from rag.answer.citations import Citation
 from rag.answer.rewrite import subject_of
 from rag.answer.periods import (PERIOD_WORDS, YEAR, Period, agreement, durations, header_period, names_month,
-                                 on_calendar, quarters, question_period)
+                                 names_period, on_calendar, quarters, question_period)
 from rag.answer.support import Sentence, passage_sentences
 from rag.store.sparse import analyse
 from rag.types import Hit
@@ -141,14 +141,16 @@ def _metric_share(terms: set[str], text: str) -> float:
 
 
 def unit_features(question: str, units: list[Sentence], headings: dict[int, str | None] | None = None,
-                  calendars: dict[int, dict | None] | None = None) -> list[UnitScore]:
+                  calendars: dict[int, dict | None] | None = None,
+                  reports: dict[int, str | None] | None = None) -> list[UnitScore]:
     """Everything about each unit that needs no vectors: lexical match (a row by its label and
     the cell for the asked period), label fit, chosen cell, period agreement.
 
     The lexical match counts the question's metric terms only: period words are judged by
     period agreement, and words of the passage's heading (the company in "MCDONALDS 2023Q2
     EARNINGS") say nothing about which of its units answers. `calendars` gives a passage's
-    document's fiscal calendar, so that its dated columns answer fiscal questions."""
+    document's fiscal calendar, so that its dated columns answer fiscal questions; `reports`
+    the period its document reports, which dates the sentences that name no period."""
     asked = question_period(question)
     dated = {n: on_calendar(asked, question, c) for n, c in (calendars or {}).items() if c}
     terms = metric_terms(question)
@@ -181,7 +183,8 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         if row is None:
             s = (LEXICAL_WEIGHT + (0.0 if clash else COVERAGE_WEIGHT)) * _share(mine, uterms) - (
                 QUALIFIER_PENALTY if clash else 0.0)
-            if asked.explicit and prose_disagrees(asked, question, u.text):
+            if asked.explicit and (prose_disagrees(asked, question, u.text) or _report_disagrees(
+                    dated.get(u.passage, asked), (reports or {}).get(u.passage), u.text)):
                 s -= WRONG_PERIOD_PENALTY
                 out.append(UnitScore(s, period_fit=-1.0))
             else:
@@ -210,6 +213,12 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     return out
 
 
+def _report_disagrees(asked: Period, report: str | None, text: str) -> bool:
+    """A sentence that names no period speaks of the period its filing reports ("Non-GAAP net
+    income was $600 million" in eBay's first-quarter release): not of another one asked."""
+    return bool(report) and not names_period(text) and agreement(asked, header_period(report)) < 0
+
+
 def passage_headings(hits) -> dict[int, str | None]:
     return {n: h.chunk.heading for n, h in enumerate(hits, 1)}
 
@@ -218,24 +227,30 @@ def passage_calendars(hits) -> dict[int, dict | None]:
     return {n: h.calendar for n, h in enumerate(hits, 1)}
 
 
+def passage_reports(hits) -> dict[int, str | None]:
+    return {n: h.period for n, h in enumerate(hits, 1)}
+
+
 def shortlist(question: str, units: list[Sentence], limit: int | None = None,
               headings: dict[int, str | None] | None = None,
-              calendars: dict[int, dict | None] | None = None) -> list[Sentence]:
+              calendars: dict[int, dict | None] | None = None,
+              reports: dict[int, str | None] | None = None) -> list[Sentence]:
     """The units worth embedding at question time: all when few, else the `limit` best by
     their vector-free features (passage order kept). Embedding every unit of five table-heavy
     passages was most of an answer's time."""
     limit = MAX_EMBEDDED_UNITS if limit is None else limit
     if len(units) <= limit:
         return units
-    feats = unit_features(question, units, headings, calendars)
+    feats = unit_features(question, units, headings, calendars, reports)
     keep = sorted(sorted(range(len(units)), key=lambda j: -feats[j].score)[:limit])
     return [units[j] for j in keep]
 
 
 def score_units(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.ndarray,
                 headings: dict[int, str | None] | None = None,
-                calendars: dict[int, dict | None] | None = None) -> list[UnitScore]:
-    out = unit_features(question, units, headings, calendars)
+                calendars: dict[int, dict | None] | None = None,
+                reports: dict[int, str | None] | None = None) -> list[UnitScore]:
+    out = unit_features(question, units, headings, calendars, reports)
     for j, sc in enumerate(out):
         sc.score += float(uvecs[j] @ qvec)
     return out
@@ -264,7 +279,8 @@ def rerank_by_units(question: str, hits: list, k: int) -> list:
         return hits[:k]
     units = passage_sentences(hits)
     best = [0.0] * len(hits)
-    for u, sc in zip(units, unit_features(question, units, passage_headings(hits), passage_calendars(hits))):
+    for u, sc in zip(units, unit_features(question, units, passage_headings(hits), passage_calendars(hits),
+                                                  passage_reports(hits))):
         best[u.passage - 1] = max(best[u.passage - 1], sc.score)
     fused = [h.scores.get("fused", h.scores.get("final", 0.0)) for h in hits]
     lo, hi = min(fused), max(fused)
@@ -275,7 +291,7 @@ def rerank_by_units(question: str, hits: list, k: int) -> list:
     for rank, i in enumerate(order, 1):
         h = hits[i]
         out.append(Hit(h.chunk, h.source, {**h.scores, "units": round(blended[i], 5)}, {**h.ranks, "units": rank},
-                       h.calendar, h.ocr))
+                       h.calendar, h.ocr, h.period))
     return out
 
 
@@ -289,7 +305,7 @@ def strong_row(question: str, units: list[Sentence], hits) -> bool:
     headings = passage_headings(hits)
     subject = subject_of(question)
     want = set(analyse(subject or ""))
-    for u, sc in zip(units, unit_features(question, units, headings, passage_calendars(hits))):
+    for u, sc in zip(units, unit_features(question, units, headings, passage_calendars(hits), passage_reports(hits))):
         if sc.row is None or sc.label_fit < 0.5 or sc.period_fit <= 0:
             continue
         around = set(analyse(f"{headings.get(u.passage) or ''} {hits[u.passage - 1].chunk.text}"))
@@ -358,7 +374,8 @@ def extract(question: str, qvec: np.ndarray, units: list[Sentence], uvecs: np.nd
     if not units:
         return "", [], None
     asked = question_period(question)
-    scored = score_units(question, qvec, units, uvecs, passage_headings(hits), passage_calendars(hits))
+    scored = score_units(question, qvec, units, uvecs, passage_headings(hits), passage_calendars(hits),
+                         passage_reports(hits))
     order = sorted(range(len(units)), key=lambda j: -scored[j].score)
     top = order[0]
 
@@ -414,7 +431,12 @@ def _other_period(asked: Period, u: Sentence, sc: UnitScore, hits, question: str
     if sc.row is not None:
         what = f"{sc.row.label} is reported for: {'; '.join(covered_periods(sc.row)) or 'other periods'}"
     else:
-        what = f"The closest passage is about another period: \"{trim_quote(u.text, u.text, 40)[0]}\""
+        other = "another period"
+        if hit.period and not names_period(u.text):  # undated prose in a filing: the filing's period
+            reported = header_period(hit.period).describe()
+            other = f"a report on the {'period ' if reported.startswith('ended') else ''}{reported}"
+        what = f"The closest passage is {'from' if other.startswith('a report') else 'about'} {other}: " \
+               f"\"{trim_quote(u.text, u.text, 40)[0]}\""
     text = (f"The documents do not report this for the {_described(asked, question, hit)} asked about. "
             f"{what} [{u.passage}].")
     cite = Citation(u.passage, hit.source, hit.chunk.page, hit.chunk.id, u.text if sc.row is not None

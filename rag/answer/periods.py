@@ -10,6 +10,7 @@ A period here is (months, year, end month, fiscal): any part may be unknown (Non
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
@@ -230,6 +231,34 @@ def fiscal_calendar(text: str) -> dict | None:
     return {"end_month": end_month, "lag": lag}
 
 
+# What a filing reports, from its cover or first lines: "For the quarterly period ended June 30,
+# 2023" (10-Q), "For the fiscal year ended December 31, 2022" (10-K), "results for the first
+# quarter ended March 31, 2023" (an earnings release)
+_DATE = _MONTH_RX + r" \d{1,2},? ((?:19|20)\d\d)"
+_REPORTS = [
+    (re.compile(r"\bfor the quarterly period ended " + _DATE, re.I), "Ended"),
+    (re.compile(r"\bfor the (?:fiscal )?year ended " + _DATE, re.I), "Year Ended"),
+    (re.compile(r"\bresults for (?:its|the) (?:first|second|third|fourth) (?:fiscal )?quarter(?: (?:of )?(?:fiscal )?"
+                r"(?:(?:19|20)\d\d))?,? ended " + _DATE, re.I), "Three Months Ended"),
+]
+REPORT_SCAN_CHARS = 6000  # the cover page and the first lines of a release
+
+
+def report_period(text: str) -> str | None:
+    """The period a filing reports, as a column header would name it ("Three Months Ended March
+    2023"), read from the start of the document; None when it says nothing of the kind. A 10-Q's
+    period is only its end ("Ended June 2023"): its prose speaks of three and six months alike."""
+    head = " ".join(unicodedata.normalize("NFKC", text[:REPORT_SCAN_CHARS]).split())  # "ﬁscal" -> "fiscal"
+    found = [(m.start(), f"{words} {m.group(1).capitalize()} {m.group(2)}")
+             for rx, words in _REPORTS for m in rx.finditer(head)]
+    return min(found)[1] if found else None
+
+
+def names_period(text: str) -> bool:
+    """Whether a sentence names any period at all (a year, a quarter, a length, a month)."""
+    return bool(YEAR.search(text) or quarters(text) or durations(text) or names_month(text))
+
+
 def on_calendar(asked: Period, question: str, calendar: dict | None) -> Period:
     """The asked fiscal period in calendar terms, for a document whose fiscal calendar is known:
     "second quarter of fiscal 2024" of Salesforce is the three months ended July 2023, and
@@ -246,4 +275,5 @@ def on_calendar(asked: Period, question: str, calendar: dict | None) -> Period:
     return Period(months, last // 12, last % 12 + 1, False, asked.prior, asked.change)
 
 
-__all__ = ["MONTH_NAMES", "PERIOD_WORDS", "YEAR", "Period", "agreement", "fiscal_calendar", "header_period", "names_month", "on_calendar", "quarters", "question_period"]
+__all__ = ["MONTH_NAMES", "PERIOD_WORDS", "YEAR", "Period", "agreement", "fiscal_calendar", "header_period", "names_month",
+           "names_period", "on_calendar", "quarters", "question_period", "report_period"]

@@ -23,7 +23,7 @@ import numpy as np
 
 from rag.answer.citations import Citation, check_citations
 from rag.answer.guard import neutralise
-from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, absent_subject, embed_text, extract, passage_calendars, passage_headings, rerank_by_units, shortlist, strong_row
+from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, absent_subject, embed_text, extract, passage_calendars, passage_headings, passage_reports, rerank_by_units, shortlist, strong_row
 from rag.answer.llm import Generation, LLMClient, LLMUnavailable
 from rag.answer.prompts import load_prompt
 from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_follow_up
@@ -166,7 +166,7 @@ class Answerer:
         the feature that separated answerable from unanswerable questions best on the
         calibration set (see calibration.json and `python -m rag.eval calibrate`)."""
         sentences = shortlist(question, passage_sentences(hits), headings=passage_headings(hits),
-                              calendars=passage_calendars(hits))
+                              calendars=passage_calendars(hits), reports=passage_reports(hits))
         svecs = self.support.vectors([embed_text(question, x.text, UNIT_EMBED_CHARS) for x in sentences])
         qvec = self.embedder.embed([question])[0] if hits else np.zeros(1, dtype=np.float32)
         evidence = float((svecs @ qvec).max()) if len(sentences) else 0.0

@@ -263,7 +263,8 @@ class LocalStore:
 
     def chunks_by_vid(self, vids: Iterable[int]) -> dict[int, tuple[Chunk, str, dict]]:
         """vid -> (Chunk, document source, facts about its document) for live chunks. The facts:
-        "fiscal_calendar" (when the document states one), "ocr_pages" (pages read by OCR)."""
+        "fiscal_calendar" (when the document states one), "ocr_pages" (pages read by OCR),
+        "report_period" (the period a filing reports, when it says)."""
         vids = [int(v) for v in vids]
         out: dict[int, tuple[Chunk, str, dict]] = {}
         facts: dict[str, dict] = {}
@@ -278,7 +279,7 @@ class LocalStore:
                 f"WHERE c.vid IN ({marks}) AND +d.status = 'live'", part):
                 if row[2] not in facts:
                     meta = json.loads(row[10] or "{}")
-                    facts[row[2]] = {k: meta[k] for k in ("fiscal_calendar", "ocr_pages") if k in meta}
+                    facts[row[2]] = {k: meta[k] for k in ("fiscal_calendar", "ocr_pages", "report_period") if k in meta}
                 out[row[0]] = (Chunk(id=row[1], doc_id=row[2], ordinal=row[3], text=row[4], page=row[5],
                                      char_start=row[6], char_end=row[7], heading=row[8]), row[9], facts[row[2]])
         return out
