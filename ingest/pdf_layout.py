@@ -35,7 +35,7 @@ _PAGE_NUMBER = re.compile(r"^(?!(?:19|20)\d\d$)(?:page\s+)?\d{1,4}(?:\s*(?:of|/)
                           re.I)  # a bare year is a column header, not a page number
 _HYPHEN_GAP = re.compile(r"(?<=[A-Za-z]) +-(?=[a-z])|(?<=[A-Za-z])- +(?=[a-z])")
 _SPACES = re.compile(r" {2,}")
-_ROW_CELL = re.compile(r"^(?:(?P<header>.+?): )?(?P<value>\S(?:.*\S)?)$")
+_ROW_CELL = re.compile(r"^(?:(?P<header>.+): )?(?P<value>\S(?:.*\S)?)$")  # a header may hold ": " ("2022 or 2021: As of ...")
 
 
 @dataclass
@@ -190,11 +190,12 @@ def _column_header(header: _Header, cell: _Frag, index: int = 0, n_cells: int = 
         spread = depth == leaf or any(_GROUP.search(f.text) for f in line) or _is_years_line(line)
         if depth == leaf and len(line) == n_cells:
             best = line[index]  # as many headers as cells: they pair up in order, however placed
-        elif depth != leaf and (spread or 2 * len(line) == n_cells) and _even_group(
-                line, header.lines[leaf] if leaf >= 0 else [], n_cells):
-            # a period header over its columns; or one over each pair ("Earnings", "Share" over
-            # 2023 2022 each): a one-line caption spread over more columns may be a stacked
-            # caption's first line ("Earnings per" over "Common" over "Share") and stays local
+        elif depth != leaf and (spread or 2 * len(line) == n_cells and _is_years_line(header.lines[leaf])) and \
+                _even_group(line, header.lines[leaf] if leaf >= 0 else [], n_cells):
+            # a period header over its columns; or one over each pair of years ("Earnings",
+            # "Share" over 2023 2022 each). A caption spread over more columns may be a stacked
+            # caption's first line ("Earnings per" over "Common" over "Share"), and one over named
+            # columns the top of a column's name ("Long-Lived" over "Assets"): those stay local
             best = line[index // (n_cells // len(line))]
             spread = True
         else:
@@ -247,6 +248,14 @@ def _header_like(line: str, first_cell_start: int) -> bool:
 
 
 _TOTAL_ROW = re.compile(r"^total\b", re.I)
+
+
+def _ends_sentence_above(lines: list[str], j: int) -> bool:
+    """Line j ends a sentence begun on the (long) line above it and leads into the table:
+    Oracle's "... greater than three percent of our total revenues for any of fiscal 2023," over
+    "2022 or 2021:". Its years are prose, not column headers."""
+    above = lines[j - 1].strip() if j >= 1 else ""
+    return lines[j].rstrip().endswith(":") and len(_SPACES.sub(" ", above)) > 90
 
 
 def _colon_label(line: str) -> bool:
@@ -323,7 +332,8 @@ def structure_page(layout_text: str) -> str:
             cand = pending[k - 1]
             if not cand.strip():
                 k -= 1
-                if hdr_idx and not (k >= 1 and pending[k - 1].strip() and _header_like(pending[k - 1], first)):
+                if hdr_idx and not (k >= 1 and pending[k - 1].strip() and _header_like(pending[k - 1], first)
+                                    and not _ends_sentence_above(pending, k - 1)):
                     break
                 continue
             if _bare_year(_fragments(cand)) and not hdr_idx:

@@ -371,3 +371,14 @@ def test_a_sentence_naming_no_period_speaks_of_its_reports_period():
     assert declined is None and "$1.11" in answer
     answer, _c, declined = extract(q2, qvec, units, uvecs, [Hit(chunk, "ebay.pdf")])  # period unknown: as before
     assert declined is None and "$1.11" in answer
+
+
+def test_a_row_of_shares_does_not_answer_an_amount():
+    from rag.answer.extractive import unit_features
+
+    share = Sentence(1, "% of Total Revenues (in millions) | Year Ended May 31 2023: 3% | Year Ended May 31 2022: 3%", 0, 1)
+    amount = Sentence(1, "Total revenues - revenues by geography (in millions) | Year Ended May 31 2023: $49,954", 0, 1)
+    pct, total = unit_features("What were Oracle's total revenues for fiscal 2023?", [share, amount])
+    assert total.score > pct.score
+    pct, total = unit_features("What percent of total revenues came from services in fiscal 2023?", [share, amount])
+    assert pct.label_fit > 0  # asked for a share, the share row may answer

@@ -352,3 +352,28 @@ def test_no_break_spaces_and_a_misplaced_first_row_keep_the_columns():
     assert rows["Restructuring"].cells == (("Three Months Ended 2023", "42"), ("Three Months Ended 2022", "7"))
     assert rows["Non-GAAP operating income"].cells == (("Three Months Ended 2023", "$744"),
                                                        ("Three Months Ended 2022", "$805"))
+
+
+# Oracle 10-K: a sentence ending in "2022 or 2021:" leads into the table; "Long-Lived" tops the
+# "Assets" column's name only
+GEOGRAPHY = """\
+Disclosed in the table below is geographic information for each country that comprised greater than three percent of fiscal 2023,
+2022 or 2021:
+
+                                        As of and for the Year Ended May 31,
+                                     2023                                  2022
+                                                   Long-Lived                            Long-Lived
+(in millions)                    Revenues          Assets(1)           Revenues          Assets(1)
+United States               $      27,535     $      19,322     $        20,246     $      10,300
+"""
+
+
+def test_a_sentence_leading_into_a_table_is_not_its_header():
+    row = rows_by_label(structure_page(GEOGRAPHY))["United States"]
+    assert row.cells[2] == ("As of and for the Year Ended May 31 2022 Revenues", "$20,246")
+    assert row.cells[3] == ("As of and for the Year Ended May 31 2022 Long-Lived Assets(1)", "$10,300")
+
+
+def test_parse_row_reads_a_header_that_holds_a_colon():
+    row = parse_row("United States | 2022 or 2021: Year Ended May 31 2022 Revenues: $20,246")
+    assert row is not None and row.cells == (("2022 or 2021: Year Ended May 31 2022 Revenues", "$20,246"),)

@@ -120,6 +120,16 @@ def forecast_clash(question: str, text: str) -> bool:
     return bool(_FORECAST.search(text)) and not _FORECAST.search(question)
 
 
+_SHARE_ROW = re.compile(r"^\s*%|%\s*of\b|\bpercent(?:age)? of\b", re.I)
+_ASKS_SHARE = re.compile(r"%|\bpercent|\bshare\b|\bproportion|\bportion\b|\bmargin|\brate\b|\bratio\b|\bmix\b", re.I)
+
+
+def share_clash(question: str, label: str) -> bool:
+    """A row of shares ("% of Total Revenues", "% Revenues by Geography") for a question that
+    asks for an amount ("What were Oracle's total revenues for fiscal 2023?")."""
+    return bool(_SHARE_ROW.search(label)) and not _ASKS_SHARE.search(question)
+
+
 def qualifier_clash(question: str, text: str, heading: str = "") -> bool:
     """The question asks for a non-GAAP (adjusted, core) figure and the unit is not one (its
     heading may say so: a table under "Non-GAAP results"), or the question asks for a GAAP
@@ -190,6 +200,7 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
             else:
                 out.append(UnitScore(s))
             continue
+        clash = clash or share_clash(question, row.label)
         cell, fit = choose_cell(row, asked, latest, mine, dated.get(u.passage))
         # the row's label and its cell's header name the metric ("GAAP" under "Net Income")
         header = PERIOD_WORDS.sub(" ", row.cells[cell][0]) if cell is not None else ""
