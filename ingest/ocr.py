@@ -12,6 +12,8 @@ import re
 import unicodedata
 from typing import Any
 
+from ingest.pdf_layout import is_figure, structure_page
+
 # Render resolution, chosen in bench/ocr_bench.py: 150 dpi reads born-digital report pages at
 # about 1% CER and is about 1.4x faster than 200 dpi (0.7% CER); 300 dpi is no better and
 # needs more address space than the worker's 2 GiB cap allows.
@@ -90,7 +92,8 @@ def render_page(page, dpi: int = OCR_DPI, max_side_px: int = MAX_SIDE_PX):
 
 
 def ocr_image(image) -> str:
-    """The text RapidOCR reads in an RGB PIL image, one line per row of text boxes.
+    """The text RapidOCR reads in an RGB PIL image as layout text: one line per row of text
+    boxes, columns kept by spaces (boxes_to_text).
 
     A page scanned sideways or upside down is read again turned (90 and 270 degrees when most
     text boxes stand upright, else 180) and the turn with the most confidently read horizontal
@@ -132,20 +135,100 @@ def _horizontal_weight(result: list) -> float:
 
 
 def boxes_to_text(result: list) -> str:
-    """RapidOCR boxes ([corners, text, score], ...) -> lines: boxes whose vertical centres
-    fall within half a box height of a line's centre join that line, left to right."""
+    """RapidOCR boxes ([corners, text, score], ...) -> layout text like pypdf's layout mode:
+    one line per row of boxes, each box starting at the character column of its left edge, so
+    a table keeps its columns for ingest.pdf_layout.structure_page (see _place_boxes).
+
+    Boxes whose vertical centres fall within half a box height of a line's centre join that
+    line, left to right."""
     boxes = []
     for corners, text, _score in result:
-        ys = [p[1] for p in corners]
-        boxes.append(((min(ys) + max(ys)) / 2, max(ys) - min(ys), min(p[0] for p in corners), text))
+        text = text.strip()
+        if not text:
+            continue
+        xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+        boxes.append(((min(ys) + max(ys)) / 2, max(ys) - min(ys), min(xs), max(xs), text))
     boxes.sort()
-    lines: list[list] = []  # [centre, height, [(x, text), ...]]
-    for centre, height, x, text in boxes:
+    lines: list[list] = []  # [centre, height, [(left, right, text), ...]]
+    for centre, height, left, right, text in boxes:
         if lines and abs(centre - lines[-1][0]) <= max(height, lines[-1][1]) / 2:
-            lines[-1][2].append((x, text))
+            lines[-1][2].append((left, right, text))
         else:
-            lines.append([centre, height, [(x, text)]])
-    return "\n".join(repair_spacing(" ".join(t for _x, t in sorted(parts))) for _c, _h, parts in lines)
+            lines.append([centre, height, [(left, right, text)]])
+    char_w = _char_width([b for _c, _h, parts in lines for b in parts])
+    margin = min((b[0] for _c, _h, parts in lines for b in parts), default=0.0)
+    return "\n".join(_place_boxes(sorted(parts), char_w, margin) for _c, _h, parts in lines)
+
+
+# Boxes further apart than this many character widths are separate cells (table columns, a
+# label and its value) and get at least MIN_CELL_GAP spaces; closer boxes are words of one phrase
+# and get one space. RapidOCR's boxes carry a detection margin (about a character a side), so a
+# word space shows as a gap of -2 to +1.2 chars (a list number "8." boxed apart from its item),
+# while label/value and column gaps measured 3 chars and up (all box gaps on 16 pages of
+# ../shared/eval rendered at 150 dpi: prose, forms and planning tables in pdfs/real, statements
+# of income in financial/).
+CELL_GAP_CHARS = 1.5
+# Spaces between two separate cells at least. Two or more end a fragment in pdf_layout, and it
+# takes a row's label and first figure for a row only 3 or more apart (_is_data_row). A box's
+# column comes from the page's average character width, so a long lower-case label runs past
+# its true end ("Depreciation, amortization, and decommissioning" ran into its first figure and
+# got 2 spaces: with 2 that row of the PG&E statement of income stayed run-on text).
+MIN_CELL_GAP = 3
+# Financial tables set "$" close to the figure of the column before ("2,487.0 $ 2,112.8": gaps of
+# 0.5-1.4 chars measured), and two figure columns can sit closer still: a figure or a currency
+# sign after a figure always starts a new cell. The same test for a figure as structure_page's.
+_CURRENCY = {"$", "€", "£"}
+# A table of contents' dot leader runs from an entry to its page number, and OCR reads only a few
+# of its dots ("Regulatory Process....", gap, ".47"): a box ending or starting with this is one
+# line of prose, as in the text layer, not a label and a figure cell ("Leasing .. | 6").
+_LEADER = ".."
+# The recogniser reads a "$" boxed alone as "S" (PG&E's per-share rows: "S 0.20 S 0.18"); a lone
+# "S" box right before a figure box is that "$".
+_MISREAD_DOLLAR = "S"
+
+
+def _char_width(boxes: list[tuple[float, float, str]]) -> float:
+    """Pixels per character on the page: total box width over total characters. A ratio of
+    sums, not the median of each box's width/len: each box carries a fixed detection margin,
+    which inflates short boxes (a "210" cell reads 24 px/char where the text runs at about 15),
+    and a table page has many short boxes; long boxes dominate the sum and are closest to the
+    text's own width."""
+    chars = sum(len(text) for _l, _r, text in boxes)
+    return sum(right - left for left, right, _t in boxes) / chars if chars else 1.0
+
+
+def _starts_cell(prev_text: str, text: str, gap_chars: float) -> bool:
+    """Whether a box is a new cell rather than the next word of the box before it."""
+    if prev_text.endswith(_LEADER) or text.startswith(_LEADER):
+        return False
+    if gap_chars > CELL_GAP_CHARS:
+        return True
+    return is_figure(prev_text) and (text in _CURRENCY or is_figure(text))
+
+
+def _currency(text: str, next_text: str) -> str:
+    """A box's text, spacing repaired, and a lone "S" before a figure read as the "$" it is."""
+    if text == _MISREAD_DOLLAR and is_figure(next_text):
+        return "$"
+    return repair_spacing(text)
+
+
+def _place_boxes(parts: list[tuple[float, float, str]], char_w: float, margin: float) -> str:
+    """One line of boxes: a new cell at the column its left edge falls on (pixels from the
+    page's leftmost text / char_w), pushed right to MIN_CELL_GAP spaces after the box before it
+    where that one runs long; the next word of a phrase one space after the box before it.
+    repair_spacing works inside each box: spacing between boxes is set here."""
+    line, prev_text, prev_right = "", "", 0.0
+    for k, (left, right, text) in enumerate(parts):
+        text = _currency(text, parts[k + 1][2] if k + 1 < len(parts) else "")
+        column = round((left - margin) / char_w)
+        if line and _starts_cell(prev_text, text, (left - prev_right) / char_w):
+            column = max(column, len(line) + MIN_CELL_GAP)
+        elif line:
+            column = len(line) + 1
+        line = line.ljust(column) + text
+        prev_text, prev_right = text, right
+    return line
 
 
 # The recogniser often drops the space after punctuation: "buildings,and", "software.This".
@@ -175,13 +258,14 @@ class PdfOcr:
         return self._doc
 
     def page_text(self, index: int) -> str:
-        """OCR text of page `index` (0-based)."""
+        """OCR text of page `index` (0-based), its tables as rows like a text layer's: the
+        column-aligned OCR lines go through the same structure_page as pypdf's layout text."""
         page = self._document()[index]
         try:
             image = render_page(page, self.dpi)
         finally:
             page.close()
-        return ocr_image(image)
+        return structure_page(ocr_image(image))
 
     def has_image(self, index: int) -> bool:
         """Whether page `index` (0-based) draws an image, also inside form XObjects."""

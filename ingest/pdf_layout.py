@@ -49,6 +49,12 @@ class _Frag:
         return bool(_NUMBER.match(self.text))
 
 
+def is_figure(text: str) -> bool:
+    """Whether a cell's text is a figure: "1,234", "$(3.5)", "12 %", "—" (OCR places its boxes
+    with the same test, ingest/ocr.py)."""
+    return bool(_NUMBER.match(text))
+
+
 def _fragments(line: str) -> list[_Frag]:
     """Runs of words separated by single spaces; a lone "$" joins the number after it and a
     lone "%" or ")" the number before it."""
@@ -513,4 +519,4 @@ def parse_row(line: str) -> Row | None:
     return Row(lm.group("label"), lm.group("unit"), tuple(cells))
 
 
-__all__ = ["CELL_SEP", "Row", "parse_row", "strip_furniture", "structure_page"]
+__all__ = ["CELL_SEP", "Row", "is_figure", "parse_row", "strip_furniture", "structure_page"]

@@ -13,7 +13,9 @@ process runs under a memory limit, so neither can take the app down.
 
 With "ocr": true, a page whose text layer is missing or garbage (ingest.ocr.needs_ocr) is
 rendered and read by OCR, in this same process and under the same limits; its number goes into
-"ocr_pages". The OCR engine loads on the first such page only.
+"ocr_pages". The OCR engine loads on the first such page only. OCR lines keep their boxes'
+columns too (ingest.ocr.boxes_to_text), so a scanned table goes through the same structure_page
+and reads as rows with their column headers (ingest.ocr.PdfOcr.page_text).
 """
 from __future__ import annotations
 

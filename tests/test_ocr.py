@@ -10,7 +10,8 @@ import pytest
 from fpdf import FPDF
 
 from ingest.load import PdfParser, load_file
-from ingest.ocr import needs_ocr, render_page, repair_spacing
+from ingest.ocr import boxes_to_text, needs_ocr, ocr_image, render_page, repair_spacing
+from ingest.pdf_layout import CELL_SEP, parse_row
 from rag.errors import NoTextLayer
 from tests.conftest import shared_eval
 
@@ -43,10 +44,44 @@ def page_image(pdf_path: Path, dpi: int = 200):
 def scanned_pdf(tmp_path: Path, name: str, lines: list[str], turned: int = 0) -> Path:
     """An image-only PDF (no text layer) of a page carrying these lines, the image turned
     `turned` degrees counter-clockwise (a page fed into the scanner sideways)."""
-    image = page_image(text_pdf(tmp_path / f"{name}-src.pdf", lines)).rotate(turned, expand=True)
-    out = tmp_path / name
-    image.save(out, "PDF", resolution=200)
+    return scan_of(text_pdf(tmp_path / f"{name}-src.pdf", lines), tmp_path / name, turned)
+
+
+def scan_of(pdf_path: Path, out: Path, turned: int = 0) -> Path:
+    """An image-only PDF of page 1 of a born-digital PDF, rendered as a scanner would."""
+    page_image(pdf_path).rotate(turned, expand=True).save(out, "PDF", resolution=200)
     return out
+
+
+PERIOD = "Three Months Ended June 30"
+# label, (dollar sign?, 2023, 2022): an income statement as filings set it, "$" at the left of
+# its column and apart from the right-aligned figure, on the first and the total rows only
+STATEMENT = [("Revenue", True, "1,234", "1,100"), ("Cost of revenue", False, "624", "590"),
+             ("Research and development expenses", False, "275", "241"), ("Net income", True, "210", "180")]
+
+
+def statement_pdf(path: Path) -> Path:
+    """A born-digital page with a sentence and a small statement of income under it: a period
+    header spanning two year columns, figures right-aligned under the years."""
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.multi_cell(0, 7, "Condensed statement of operations of the bridge company. The figures below have "
+                         "not been audited.", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(6)
+    pdf.cell(80, 8, "")
+    pdf.cell(80, 8, f"{PERIOD},", align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(80, 8, "")
+    pdf.cell(40, 8, "2023", align="R")
+    pdf.cell(40, 8, "2022", align="R", new_x="LMARGIN", new_y="NEXT")
+    for label, dollar, this_year, last_year in STATEMENT:
+        pdf.cell(80, 8, label)
+        for figure in (this_year, last_year):
+            pdf.cell(10, 8, "$" if dollar else "")
+            pdf.cell(30, 8, figure, align="R")
+        pdf.ln(8)
+    pdf.output(str(path))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +101,64 @@ def test_scanned_page_is_ocrd(tmp_path: Path, parser: PdfParser):
     expected = words(" ".join(SCANNED))
     assert len(expected & found) >= 0.9 * len(expected), doc.pages[0].text
     assert {"corrosion", "girders", "bearings", "contractor"} <= found
+
+
+def test_scanned_table_reads_as_rows_with_their_column_headers(tmp_path: Path, parser: PdfParser):
+    """A scanned statement keeps its columns through OCR, so each row comes out as one line
+    carrying its column headers, like the same table in a text layer (pdf_layout)."""
+    scan = scan_of(statement_pdf(tmp_path / "statement-src.pdf"), tmp_path / "statement.pdf")
+    [doc] = load_file(scan, MAX, parser)
+    text = doc.pages[0].text
+    assert doc.meta["ocr_pages"] == [1]
+    rows = {row.label: row for row in map(parse_row, text.split("\n")) if row is not None}
+    assert list(rows) == [label for label, *_ in STATEMENT], text
+    for label, dollar, this_year, last_year in STATEMENT:
+        sign = "$" if dollar else ""
+        assert rows[label].cells == ((f"{PERIOD} 2023", sign + this_year), (f"{PERIOD} 2022", sign + last_year)), text
+    assert f"Revenue | {PERIOD} 2023: $1,234 | {PERIOD} 2022: $1,100" in text.split("\n")
+    assert "Condensed statement of operations of the bridge company." in text
+
+
+def test_scanned_table_page_keeps_its_columns_in_layout_text(tmp_path: Path):
+    """ocr_image's own output (what the bench measures): cells at least 3 spaces apart, figures
+    of one column starting within a few characters of each other, words of a label one apart."""
+    image = page_image(statement_pdf(tmp_path / "statement.pdf")).convert("RGB")
+    lines = {line.strip().split("  ")[0]: line for line in ocr_image(image).split("\n")}
+    assert "Research and development expenses" in lines, lines
+    for label, _dollar, this_year, last_year in STATEMENT:
+        line = lines[label]
+        assert line.index(this_year) - line.index(label) - len(label) >= 3, line
+        assert line.index(last_year) - line.index(this_year) - len(this_year) >= 3, line
+    starts = [lines[label].index(this_year) + len(this_year) for label, _d, this_year, _l in STATEMENT]
+    assert max(starts) - min(starts) <= 3, lines  # right-aligned column: the figures end together
+
+
+def test_scanned_prose_still_reads_as_a_paragraph(tmp_path: Path, parser: PdfParser):
+    [doc] = load_file(scanned_pdf(tmp_path, "prose.pdf", SCANNED), MAX, parser)
+    text = doc.pages[0].text
+    assert CELL_SEP not in text and "  " not in text, text
+    assert "Quarterly inspection of the north bridge found corrosion on three girders." in text, text
+    assert "The contractor will replace the bearings before the winter closure." in text, text
+
+
+def box(left: float, right: float, text: str, top: float = 100, height: float = 30) -> list:
+    """A RapidOCR result entry for an axis-aligned box."""
+    return [[[left, top], [right, top], [right, top + height], [left, top + height]], text, 0.99]
+
+
+def test_boxes_are_placed_at_their_columns():
+    """Hand-made boxes at 15 px a character: a lone "$" set close to the figure of the column
+    before still starts a cell, an "S" before a figure is that "$", and two boxes that touch
+    are words of one phrase."""
+    result = [box(0, 105, "Revenue"), box(300, 315, "$"), box(330, 405, "1,234"),
+              box(418, 433, "S"), box(450, 525, "1,100"),
+              box(0, 45, "Net", top=140), box(52, 145, "income", top=140), box(345, 405, "210", top=140),
+              box(465, 525, "180", top=140)]
+    lines = boxes_to_text(result).split("\n")
+    assert lines[0].split() == ["Revenue", "$", "1,234", "$", "1,100"], lines
+    assert "1,234   $" in lines[0] and "Revenue" + " " * 3 in lines[0], lines
+    assert lines[1].startswith("Net income   "), lines
+    assert lines[0].index("1,234") <= lines[1].index("210") <= lines[0].index("1,234") + 3, lines
 
 
 def test_sideways_scan_is_turned_upright(tmp_path: Path, parser: PdfParser):
