@@ -207,9 +207,12 @@ def _starts_cell(prev_text: str, text: str, gap_chars: float) -> bool:
 
 
 def _currency(text: str, next_text: str) -> str:
-    """A box's text, spacing repaired, and a lone "S" before a figure read as the "$" it is."""
+    """A box's text, spacing repaired; a lone "S" before a figure, or one glued to its figure, read
+    as the "$" it is."""
     if text == _MISREAD_DOLLAR and is_figure(next_text):
         return "$"
+    if text.startswith(_MISREAD_DOLLAR) and not is_figure(text) and is_figure("$" + text[1:]):
+        return "$" + text[1:]  # "S406": the "$" read as "S" and boxed with its figure
     return repair_spacing(text)
 
 

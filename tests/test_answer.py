@@ -192,3 +192,5 @@ def test_absent_subject_needs_an_owner_named_nowhere():
     assert absent_subject("What were McDonald's revenues?", hits) is None  # named by the document
     assert absent_subject("How many Americans live near a site?", hits) is None  # not an owner
     assert absent_subject("What was Tesla's revenue?", []) is None
+    scan = [Hit(Chunk("c2", "d2", 0, "Bankruptcy and legal costs | 2023: 17", 2, 0, 30, "pge scan"), "pge-scan.pdf")]
+    assert absent_subject("What were PG&E's bankruptcy and legal costs?", scan) is None  # "PG&E" is "pge"

@@ -333,6 +333,7 @@ def absent_subject(question: str, hits) -> str | None:
     if not subject or not hits or not re.search(r"['’]s$", subject):
         return None  # only an owner ("Tesla's revenue"): "Americans" or "CEO" are no company
     terms = {t for t in analyse(subject) if len(t) > 1}
+    terms |= set(analyse(re.sub(r"[&.'’-]", "", re.sub(r"['’]s$", "", subject))))  # "PG&E" is also "pge-scan.pdf"
     seen: set[str] = set()
     for h in hits:
         seen |= set(analyse(f"{_GLUED.sub(' ', h.chunk.heading or '')} {h.chunk.text}"))
