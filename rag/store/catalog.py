@@ -235,7 +235,7 @@ class Catalog:
         return problems
 
     # ---------------------------------------------------------------- writes
-    def _prepare_pending(self, conn, doc_id: str) -> bool:
+    def _prepare_pending(self, conn, doc_id: str, run_id: str) -> bool:
         """Before (re)adding a pending document: may this run write it? Drops an earlier pending
         copy of it. One writer at a time, so always yes."""
         for sql in ("DELETE FROM chunks WHERE doc_id = ? AND doc_id IN "
@@ -253,7 +253,7 @@ class Catalog:
         sv = sentence_vectors or {}
         with self.transaction() as conn:
             for doc, pages, chunks, vectors, n_tokens in items:
-                if not self._prepare_pending(conn, doc.id):
+                if not self._prepare_pending(conn, doc.id, run_id):
                     continue
                 self._exec(
                     "INSERT INTO documents (id, source, title, sha256, kind, pages, n_chunks, size_bytes, "
