@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from rag.store import LocalStore
-from tests.conftest import ROOT, write_docs
+from tests.conftest import ROOT, store_at, write_docs
+
+# Both stores: the local one and PostgreSQL (a fresh database per test).
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 
 def run_ingest(paths, data_dir, env_extra=None, **kw):
@@ -20,8 +22,8 @@ def run_ingest(paths, data_dir, env_extra=None, **kw):
                            "--json", "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, **kw)
 
 
-def assert_consistent(data_dir, expected_docs: int) -> LocalStore:
-    store = LocalStore(data_dir)
+def assert_consistent(data_dir, expected_docs: int):
+    store = store_at(data_dir)
     assert store.check() == []
     assert len(store.documents()) == expected_docs
     snap = store.snapshot()
@@ -60,7 +62,7 @@ def test_kill_during_embedding(tmp_path, base_index):
     proc = subprocess.Popen([sys.executable, "-m", "ingest", str(tmp_path / "many"), "--data-dir",
                              str(base_index), "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env)
-    store = LocalStore(base_index)
+    store = store_at(base_index)
     deadline = time.monotonic() + 120
     # Wait until some vectors are durably pending (an embedding batch finished), then kill.
     while time.monotonic() < deadline and proc.poll() is None:
