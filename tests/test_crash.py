@@ -75,3 +75,21 @@ def test_kill_during_embedding(tmp_path, base_index):
     store = assert_consistent(base_index, 3)
     assert store.stats()["pending_documents"] > 0
     assert len(more) == 60
+
+
+def test_two_ingests_at_once(tmp_path, base_index, store_backend):
+    """PostgreSQL takes several ingest processes at once, each publishing whole documents; the
+    local store admits one writer per data dir and refuses the other with exit status 2."""
+    sets = [write_docs(tmp_path / name, 3, prefix=name) for name in ("alpha", "beta")]
+    procs = [subprocess.Popen([sys.executable, "-m", "ingest", *map(str, paths), "--data-dir", str(base_index),
+                               "--json", "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for paths in sets]
+    outs = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    if store_backend == "postgres":
+        assert codes == [0, 0], [err for _, err in outs]
+        versions = sorted(json.loads(out)["index_version"] for out, _ in outs)
+        assert versions == [2, 3]  # two publishes, one after the other
+    else:
+        assert 0 in codes and set(codes) <= {0, 2}, [err for _, err in outs]
+    assert_consistent(base_index, 3 + 3 * codes.count(0))
