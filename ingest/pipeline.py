@@ -375,7 +375,7 @@ def backfill_sentence_vectors(settings: Settings, embedder: Embedder | None = No
     store = open_store(settings)
     with store.writer():
         store.check_embedder(embedder.id)
-        total = store.conn.execute("SELECT count(*) FROM chunks WHERE sentence_vectors IS NULL").fetchone()[0]
+        total = store.count_without_sentence_vectors()
         done = 0
         while rows := store.chunks_without_sentence_vectors(batch):
             store.set_sentence_vectors(embed_sentences(

@@ -40,6 +40,12 @@ class Settings:
     # Sentence vectors for the maxsim reranker, computed at ingestion (about doubles its cost;
     # off by default because maxsim did not measurably help on SciFact test, see README).
     sentence_vectors: bool = False
+    # PostgreSQL (rag/store/postgres.py): one database for the whole product state, e.g.
+    # postgresql://user:password@host/dbname. Unset: SQLite + FAISS + BM25 files in data_dir.
+    database_url: str | None = None
+    # With PostgreSQL, libraries up to this many chunks are searched exactly in each replica's
+    # memory; above it (or above ann_threshold) pgvector's HNSW index answers.
+    pg_exact_max_chunks: int = 20_000
     # Above this many chunks FAISS switches from exact search to IVF (0 = always exact).
     ann_threshold: int = 1_000_000
     # Retrieval funnel (see rag/retrieve.py).

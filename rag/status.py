@@ -9,8 +9,6 @@ def index_status(settings: Settings) -> dict:
     store = open_store(settings)
     stats = store.stats()
     stats["documents_list"] = store.documents()
-    stats["recent_errors"] = list(store.db.query(
-        "SELECT at, path, reason, message FROM ingest_events WHERE status = 'error' "
-        "ORDER BY id DESC LIMIT 20"))
+    stats["recent_errors"] = store.ingest_events(status="error", limit=20)
     stats["configured_embedder"] = settings.embedder
     return stats

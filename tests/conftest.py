@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,61 @@ def sample_pdf(tmp_path_factory) -> Path:
     from scripts.make_samples import markdown_to_pdf
 
     return markdown_to_pdf(SAMPLES / "user-guide.md", tmp_path_factory.mktemp("pdf") / "user-guide.pdf")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL 18 + pgvector for the session, on a Unix socket with trust auth (no
+    network). pgserver runs it as a `pgserver` system user when we are root (PostgreSQL refuses
+    root), so its folder is made outside pytest's private (0700) temporary root."""
+    try:
+        import pgserver
+        import psycopg
+    except ImportError:
+        pytest.skip("PostgreSQL tests need its packages: pip install -r requirements-postgres.txt")
+    root = Path(tempfile.mkdtemp(prefix="rag-pg-"))
+    server = pgserver.get_server(root / "pg", cleanup_mode="delete")
+    try:
+        with psycopg.connect(server.get_uri("template1"), autocommit=True) as conn:
+            # Every test database is copied from template1, extension included.
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            try:  # a pgvector built for another CPU dies here (SIGILL), not somewhere in a test
+                conn.execute("SELECT %s::vector <=> %s::vector", ("[" + ",".join(["0.5"] * 384) + "]",) * 2)
+            except psycopg.OperationalError as e:
+                pytest.fail(f"pgvector crashed the test PostgreSQL on this CPU ({e}); see "
+                            f"{root / 'pg' / 'log'} and requirements-postgres.txt")
+        yield server
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["local", "postgres"])
+def store_backend(request, monkeypatch) -> str:
+    """Runs a test once per store: the local SQLite + files one, and PostgreSQL with a fresh
+    database of its own (named in RAG_DATABASE_URL, which Settings.load and subprocesses read)."""
+    if request.param == "local":
+        monkeypatch.delenv("RAG_DATABASE_URL", raising=False)
+        yield "local"
+        return
+    import psycopg
+
+    server = request.getfixturevalue("postgres_server")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    monkeypatch.setenv("RAG_DATABASE_URL", server.get_uri(name))
+    yield "postgres"
+    with psycopg.connect(server.get_uri(), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def store_at(data_dir: Path, **overrides):
+    """The store the app would open for this data dir (and RAG_DATABASE_URL, when set)."""
+    from rag.config import Settings
+    from rag.store import open_store
+
+    return open_store(Settings.load(data_dir=data_dir, **overrides))
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from rag.store import LocalStore
-from tests.conftest import ROOT, write_docs
+from tests.conftest import ROOT, store_at, write_docs
+
+# Both stores: the local one and PostgreSQL (a fresh database per test).
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 
 def run_ingest(paths, data_dir, env_extra=None, **kw):
@@ -20,8 +22,8 @@ def run_ingest(paths, data_dir, env_extra=None, **kw):
                            "--json", "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, **kw)
 
 
-def assert_consistent(data_dir, expected_docs: int) -> LocalStore:
-    store = LocalStore(data_dir)
+def assert_consistent(data_dir, expected_docs: int):
+    store = store_at(data_dir)
     assert store.check() == []
     assert len(store.documents()) == expected_docs
     snap = store.snapshot()
@@ -60,7 +62,7 @@ def test_kill_during_embedding(tmp_path, base_index):
     proc = subprocess.Popen([sys.executable, "-m", "ingest", str(tmp_path / "many"), "--data-dir",
                              str(base_index), "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=env)
-    store = LocalStore(base_index)
+    store = store_at(base_index)
     deadline = time.monotonic() + 120
     # Wait until some vectors are durably pending (an embedding batch finished), then kill.
     while time.monotonic() < deadline and proc.poll() is None:
@@ -73,3 +75,21 @@ def test_kill_during_embedding(tmp_path, base_index):
     store = assert_consistent(base_index, 3)
     assert store.stats()["pending_documents"] > 0
     assert len(more) == 60
+
+
+def test_two_ingests_at_once(tmp_path, base_index, store_backend):
+    """PostgreSQL takes several ingest processes at once, each publishing whole documents; the
+    local store admits one writer per data dir and refuses the other with exit status 2."""
+    sets = [write_docs(tmp_path / name, 3, prefix=name) for name in ("alpha", "beta")]
+    procs = [subprocess.Popen([sys.executable, "-m", "ingest", *map(str, paths), "--data-dir", str(base_index),
+                               "--json", "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for paths in sets]
+    outs = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    if store_backend == "postgres":
+        assert codes == [0, 0], [err for _, err in outs]
+        versions = sorted(json.loads(out)["index_version"] for out, _ in outs)
+        assert versions == [2, 3]  # two publishes, one after the other
+    else:
+        assert 0 in codes and set(codes) <= {0, 2}, [err for _, err in outs]
+    assert_consistent(base_index, 3 + 3 * codes.count(0))

@@ -9,8 +9,10 @@ import pytest
 from ingest.pipeline import delete_sources, ingest_paths
 from rag.errors import EmbedderMismatch, NotFound
 from rag.search import search
-from rag.store import LocalStore
-from tests.conftest import SAMPLES, write_docs
+from tests.conftest import SAMPLES, store_at, write_docs
+
+# Both stores: the local one and PostgreSQL (a fresh database per test).
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 
 @pytest.fixture
@@ -26,7 +28,7 @@ def test_ingest_then_search_finds_page_and_heading(guide_dir, settings, embedder
     report = ingest_paths([guide_dir], settings, embedder=embedder)
     assert [f.status for f in report.files] == ["indexed", "indexed"]
     assert report.index_version == 1
-    store = LocalStore(settings.data_dir)
+    store = store_at(settings.data_dir)
     assert store.check() == []
     pdf = next(f for f in report.files if f.path.endswith(".pdf"))
     assert pdf.pages >= 2 and pdf.chunks >= 5
@@ -59,7 +61,7 @@ def test_changed_file_replaces_old_chunks(tmp_path, settings, embedder):
     doc.write_text("# Notes\n\nThe secret ingredient is saffron.\n")
     report = ingest_paths([doc], settings, embedder=embedder)
     assert report.files[0].status == "indexed" and report.index_version == 2
-    store = LocalStore(settings.data_dir)
+    store = store_at(settings.data_dir)
     assert store.check() == []
     assert len(store.documents()) == 1
     texts = [h.chunk.text for h in search(store, embedder, "secret ingredient", k=5)]
@@ -69,7 +71,7 @@ def test_changed_file_replaces_old_chunks(tmp_path, settings, embedder):
 def test_delete_removes_from_every_index(tmp_path, settings, embedder):
     paths = write_docs(tmp_path / "docs", 3)
     ingest_paths(paths, settings, embedder=embedder)
-    store = LocalStore(settings.data_dir)
+    store = store_at(settings.data_dir)
     before = store.snapshot()
     ids, version = delete_sources([paths[1].name], settings)
     assert len(ids) == 1 and version == 2
@@ -91,9 +93,9 @@ def test_bad_file_does_not_disturb_the_index(tmp_path, settings, embedder):
     statuses = {f.path: (f.status, f.reason) for f in report.files}
     assert statuses[str(bad)] == ("error", "mislabelled_type")
     assert statuses[str(more[0])][0] == "indexed"
-    store = LocalStore(settings.data_dir)
+    store = store_at(settings.data_dir)
     assert store.check() == [] and len(store.documents()) == 3
-    events = list(store.db.query("SELECT status, reason FROM ingest_events WHERE path = ?", [str(bad)]))
+    events = [{k: e[k] for k in ("status", "reason")} for e in store.ingest_events(path=str(bad))]
     assert events == [{"status": "error", "reason": "mislabelled_type"}]
 
 
@@ -102,24 +104,25 @@ def test_headings_only_file_is_an_empty_error(tmp_path, settings, embedder):
     only.write_text("# Title\n\n## Chapter one\n\n## Chapter two\n")
     report = ingest_paths([only], settings, embedder=embedder)
     assert (report.files[0].status, report.files[0].reason) == ("error", "empty")
-    assert LocalStore(settings.data_dir).stats()["documents"] == 0
+    assert store_at(settings.data_dir).stats()["documents"] == 0
 
 
 def test_index_refuses_a_different_embedder(tmp_path, settings, embedder):
     ingest_paths(write_docs(tmp_path / "docs", 1), settings, embedder=embedder)
-    store = LocalStore(settings.data_dir)
+    store = store_at(settings.data_dir)
     with pytest.raises(EmbedderMismatch, match="all-MiniLM-L6-v2"):
         store.check_embedder("openai:text-embedding-3-small")
     with pytest.raises(EmbedderMismatch):
         store.check_embedder(embedder.id, dim=768)
 
 
-def test_lost_index_files_are_rebuilt_from_sqlite(tmp_path, settings, embedder):
+def test_lost_index_files_are_rebuilt_from_the_catalog(tmp_path, settings, embedder, store_backend):
     ingest_paths(write_docs(tmp_path / "docs", 3), settings, embedder=embedder)
-    store = LocalStore(settings.data_dir)
+    store = store_at(settings.data_dir)
     ids_before = np.sort(store.snapshot().dense.ids())
-    shutil.rmtree(settings.data_dir / "index")
-    fresh = LocalStore(settings.data_dir)
+    # PostgreSQL keeps no index files: a fresh replica builds its indexes from the database.
+    shutil.rmtree(settings.data_dir / "index", ignore_errors=store_backend == "postgres")
+    fresh = store_at(settings.data_dir)
     snap = fresh.snapshot()
     assert np.array_equal(np.sort(snap.dense.ids()), ids_before)
     assert fresh.check() == []
@@ -132,7 +135,7 @@ def test_jsonl_records_are_documents(tmp_path, settings, embedder):
                       '{"id": "b2", "title": "Bees", "text": "Bees communicate by dancing."}\n')
     report = ingest_paths([corpus], settings, embedder=embedder)
     assert report.files[0].status == "indexed" and report.files[0].documents == 2
-    store = LocalStore(settings.data_dir)
+    store = store_at(settings.data_dir)
     assert {d["source"] for d in store.documents()} == {"a1", "b2"}
     hit = search(store, embedder, "how do bees communicate", k=1)[0]
     assert hit.source == "b2" and hit.chunk.heading == "Bees"
@@ -143,23 +146,29 @@ def test_jsonl_duplicate_ids_are_skipped_and_reported(tmp_path, settings, embedd
     corpus.write_text('{"_id": "x", "text": "first version"}\n{"_id": "x", "text": "second version"}\n')
     report = ingest_paths([corpus], settings, embedder=embedder)
     assert report.files[0].documents == 1 and "1 document(s) skipped" in report.files[0].message
-    store = LocalStore(settings.data_dir)
+    store = store_at(settings.data_dir)
     assert [d["source"] for d in store.documents()] == ["x"] and store.check() == []
 
 
-def test_dense_index_switches_to_ivf_above_the_threshold(tmp_path, embedder):
+def test_dense_index_switches_to_ann_above_the_threshold(tmp_path, embedder, store_backend):
     from rag.config import Settings
 
+    exact, ann = {"local": ("flat", "ivf"), "postgres": ("exact", "hnsw")}[store_backend]
     settings = Settings.load(data_dir=tmp_path / "data", ann_threshold=8)
     docs = write_docs(tmp_path / "docs", 12, words=150)
     ingest_paths(docs[:3], settings, embedder=embedder)
-    store = LocalStore(settings.data_dir, ann_threshold=8)
-    assert store.stats()["chunks"] <= 8 and store.snapshot().dense.kind == "flat"
+    store = store_at(settings.data_dir, ann_threshold=8)
+    assert store.stats()["chunks"] <= 8 and store.snapshot().dense.kind == exact
     ingest_paths(docs, settings, embedder=embedder)
     assert store.stats()["chunks"] > 8
     snap = store.snapshot()
-    assert snap.dense.kind == "ivf" and snap.manifest["dense"]["kind"] == "ivf"
+    assert snap.dense.kind == ann and snap.manifest["dense"]["kind"] == ann
     assert store.check() == []
     delete_sources([docs[0].name], settings)  # deletes work on IVF too
     assert store.check() == []
     assert search(store, embedder, "doc 5 about topic5", k=3)[0].source == str(docs[5])
+
+
+def test_the_backend_under_test_is_the_one_named(tmp_path, store_backend):
+    """Guards the parametrization: RAG_DATABASE_URL must really switch the store."""
+    assert type(store_at(tmp_path / "data")).__name__ == {"local": "LocalStore", "postgres": "PgStore"}[store_backend]

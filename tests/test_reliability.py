@@ -1,6 +1,7 @@
 """Reliability under concurrency, crashes, slow dependencies and hostile input.
 
-Real components only: real SQLite files, FAISS and BM25 in temporary folders, the packaged
+Real components only: real SQLite files, FAISS and BM25 in temporary folders (and, for the
+store tests, a real PostgreSQL database per test: tests/conftest.py::store_backend), the packaged
 MiniLM model, real subprocesses (`python -m ingest`, writer scripts killed with SIGKILL) and
 the real llama.cpp server (tests/llm_server.py) behind a fault proxy. Nothing is mocked.
 
@@ -70,6 +71,7 @@ QUESTIONS = [
 ]
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_twenty_sessions_share_one_service_while_an_ingest_publishes(tmp_path, embedder):
     from ingest.pipeline import ingest_paths
     from rag.config import Settings
@@ -414,6 +416,7 @@ def files_under(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file() or p.is_symlink()}
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_hostile_uploads_are_refused_or_neutralised_and_the_index_stays_intact(tmp_path, embedder):
     from ingest.pipeline import ingest_paths
     from rag.config import Settings
@@ -487,7 +490,7 @@ def test_hostile_uploads_are_refused_or_neutralised_and_the_index_stays_intact(t
     assert not (data / "uploads" / "huge.md").exists(), "an over-limit upload must not even be saved"
 
     # HTML: the visible text is indexed, nothing from scripts, styles, handlers or iframes is.
-    conn = svc.store.conn
+    store = svc.store
     for name, visible in [("garden.html", ["Tulips bloom in April", "roses every Thursday"]),
                           ("pond.html", ["Koi need shade over the pond"])]:
         assert by_file[name]["status"] == "indexed", by_file[name]
@@ -495,9 +498,9 @@ def test_hostile_uploads_are_refused_or_neutralised_and_the_index_stays_intact(t
         text = " ".join(c["text"] for c in svc.chunks(doc["id"]))
         assert all(v in text for v in visible), text
         stored = " ".join(
-            [t for (t,) in conn.execute("SELECT text || ' ' || terms || ' ' || coalesce(heading, '') "
-                                        "FROM chunks WHERE doc_id = ?", (doc["id"],))]
-            + [t for (t,) in conn.execute("SELECT text FROM pages WHERE doc_id = ?", (doc["id"],))]
+            [r["t"] for r in store.query("SELECT text || ' ' || terms || ' ' || coalesce(heading, '') AS t "
+                                         "FROM chunks WHERE doc_id = ?", (doc["id"],))]
+            + [r["text"] for r in store.query("SELECT text FROM pages WHERE doc_id = ?", (doc["id"],))]
             + [doc["title"]])
         for payload in PAYLOADS:
             assert payload.lower() not in stored.lower(), f"{payload!r} from a script in {name} reached the index"

@@ -1,0 +1,399 @@
+"""The PostgreSQL store (RAG_DATABASE_URL=postgresql://...): the catalog, the vectors and the
+index version in one database, for several app replicas and several ingest processes at once.
+
+- Dense search: pgvector, a `vector(dim)` column with an HNSW index (cosine). Small libraries
+  (up to `exact_max` live chunks) are searched exactly in each replica's memory instead:
+  a matrix product over a few thousand vectors beats a round trip to an ANN index.
+- Sparse search: each replica keeps a bm25s index built from the live chunks' stored terms,
+  the same engine and analysis as the local store, rebuilt when the index version in the
+  database changes (checked on every search, so a publish is seen at once).
+- Writers: any number of ingest processes. Each holds an advisory lock for its run while it
+  works, so a publish drops only the pending rows of runs that died (kill -9 releases the
+  lock with the connection) and a rerun can resume those. Publishing takes a short advisory
+  lock and is one transaction: a document is entirely live or absent.
+
+psycopg is imported only here, and only when RAG_DATABASE_URL is set.
+"""
+from __future__ import annotations
+
+import contextlib
+import struct
+import threading
+import time
+from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from rag.errors import IndexBusy, RagError
+from rag.store.catalog import Catalog
+from rag.store.publish import Publisher
+from rag.store.rules import SCHEMA_VERSION, PublishPlan, Snapshot, crash_point
+from rag.store.sparse import SparseIndex
+
+# Advisory lock keys (two int4s): our namespace, then what is locked.
+LOCK_NS = 0x52414701       # "RAG" + 1: schema, publish, writers
+RUN_LOCK_NS = 0x52414702   # per ingest run, keyed by hashtext(run_id)
+SCHEMA_KEY, PUBLISH_KEY, WRITERS_KEY = 1, 2, 3
+HNSW_INDEX = "chunks_embedding_hnsw"
+MAX_EF_SEARCH = 1000  # pgvector's limit
+
+
+def _psycopg():
+    try:
+        import psycopg
+    except ImportError as e:
+        raise RagError("RAG_DATABASE_URL is set but psycopg is not installed: "
+                       "pip install -r requirements-postgres.txt") from e
+    return psycopg
+
+
+def redact(url: str) -> str:
+    """The database URL without its password, for messages and the status page."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _vector_adapters(conn, oid: int) -> None:
+    """numpy float vectors <-> pgvector's `vector`, without the pgvector Python package.
+    Binary both ways: big-endian uint16 dim, uint16 unused, float32 values."""
+    from psycopg.adapt import Dumper, Loader
+    from psycopg.pq import Format
+
+    class VectorDumper(Dumper):
+        format = Format.BINARY
+
+        def dump(self, obj):
+            v = np.asarray(obj, dtype=">f4").ravel()
+            return struct.pack(">HH", v.shape[0], 0) + v.tobytes()
+
+    class VectorBinaryLoader(Loader):
+        format = Format.BINARY
+
+        def load(self, data):
+            return np.frombuffer(bytes(data), dtype=">f4", offset=4).astype(np.float32)
+
+    class VectorTextLoader(Loader):
+        def load(self, data):
+            return np.array(bytes(data)[1:-1].decode().split(","), dtype=np.float32)
+
+    VectorDumper.oid = oid
+    conn.adapters.register_dumper(np.ndarray, VectorDumper)
+    conn.adapters.register_loader(oid, VectorBinaryLoader)
+    conn.adapters.register_loader(oid, VectorTextLoader)
+
+
+class PgDense:
+    """Dense search over the live chunks of one index version: exact in memory (small
+    libraries) or pgvector's HNSW index."""
+
+    def __init__(self, store: "PgStore", vids: np.ndarray, matrix: np.ndarray | None):
+        self.store = store
+        self.vids = vids
+        self.matrix = matrix
+
+    @property
+    def kind(self) -> str:
+        return "exact" if self.matrix is not None else "hnsw"
+
+    def __len__(self) -> int:
+        return len(self.vids)
+
+    def ids(self) -> np.ndarray:
+        return self.vids
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (vids, cosine scores) for one normalised query vector."""
+        if not len(self.vids) or k <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        if self.matrix is not None:
+            scores = self.matrix @ np.asarray(query, dtype=np.float32)
+            k = min(k, len(scores))
+            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+            top = top[np.argsort(-scores[top], kind="stable")]
+            return self.vids[top], scores[top].astype(np.float32)
+        return self.store.hnsw_search(query, k)
+
+
+class PgStore(Publisher, Catalog):
+    """Everything in one PostgreSQL database; safe for many threads, processes and replicas."""
+
+    def __init__(self, url: str, exact_max: int = 20_000):
+        self.psycopg = _psycopg()
+        self.url = url
+        self.where = redact(url)
+        self.exact_max = exact_max
+        self._local = threading.local()
+        self._snapshot: Snapshot | None = None
+        self._snapshot_lock = threading.Lock()
+        self._locks_conn = None        # holds run and writer locks for this process
+        self._locks_mutex = threading.Lock()
+        self._held_runs: set[str] = set()
+        self._vector_oid: int | None = None
+        self._ensure_schema()
+
+    # -------------------------------------------------------------- dialect
+    def _connect(self):
+        try:
+            conn = self.psycopg.connect(self.url, autocommit=True)
+        except self.psycopg.OperationalError as e:
+            raise RagError(f"cannot connect to the database at {self.where}: {e}. "
+                           "Check RAG_DATABASE_URL and that the server is running.") from e
+        if self._vector_oid is not None:
+            _vector_adapters(conn, self._vector_oid)
+        return conn
+
+    @property
+    def conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:  # a restarted server: reconnect
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator:
+        conn = self.conn
+        with conn.transaction():
+            yield conn
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def _vector_param(self, vector: np.ndarray) -> np.ndarray:
+        return np.asarray(vector, dtype=np.float32)
+
+    def _vector_of(self, value) -> np.ndarray:
+        return value
+
+    def _ensure_schema(self) -> None:
+        conn = self.conn
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NS, SCHEMA_KEY))
+            try:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            except self.psycopg.errors.InsufficientPrivilege as e:
+                raise RagError(f"the database at {self.where} lacks the pgvector extension and this "
+                               "user may not create it: ask its administrator to run "
+                               "CREATE EXTENSION vector; in it") from e
+            exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
+            if exists:
+                found = int(self.meta("schema_version") or 0)
+                if found != SCHEMA_VERSION:
+                    raise RagError(f"the database at {self.where} has schema version {found}; this version "
+                                   f"of the app reads {SCHEMA_VERSION}. Use a new database or re-ingest.")
+            else:
+                for ddl in SCHEMA:
+                    conn.execute(ddl)
+                conn.execute("INSERT INTO meta VALUES ('schema_version', %s), ('index_version', '0')",
+                             (str(SCHEMA_VERSION),))
+        self._vector_oid = conn.execute("SELECT 'vector'::regtype::oid").fetchone()[0]
+        _vector_adapters(conn, self._vector_oid)
+
+    def _ensure_vector_dim(self, dim: int) -> None:
+        """Give the embedding column its dimension and the HNSW index, once: pgvector can only
+        index a column of a fixed dimension, known when the first vectors arrive."""
+        if self.meta("vector_dim") is not None:
+            return
+        with self.transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NS, SCHEMA_KEY))
+            if self.meta("vector_dim") is not None:
+                return
+            conn.execute(f"ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({int(dim)})")
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON chunks "
+                         "USING hnsw (embedding vector_cosine_ops)")
+            self._set_meta(conn, "vector_dim", int(dim))
+
+    # ----------------------------------------------------------------- locks
+    def _locks(self):
+        """The connection that holds this process's run and writer locks (not a per-thread
+        one: a run's lock must outlive whichever thread touched it first)."""
+        if self._locks_conn is None or self._locks_conn.closed or self._locks_conn.broken:
+            self._locks_conn = self._connect()
+        return self._locks_conn
+
+    def _hold_run(self, run_id: str) -> None:
+        with self._locks_mutex:
+            if run_id not in self._held_runs:
+                self._locks().execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (RUN_LOCK_NS, run_id))
+                self._held_runs.add(run_id)
+
+    def _release_run(self, run_id: str | None) -> None:
+        with self._locks_mutex:
+            if run_id in self._held_runs:
+                self._locks().execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (RUN_LOCK_NS, run_id))
+                self._held_runs.discard(run_id)
+
+    def _run_alive(self, run_id: str | None) -> bool:
+        """Another process (or this one) is still ingesting `run_id`: its lock is held."""
+        if run_id is None:
+            return False
+        if run_id in self._held_runs:
+            return True
+        got = self._exec("SELECT pg_try_advisory_xact_lock(?, hashtext(?))", (RUN_LOCK_NS, run_id)).fetchone()[0]
+        return not got
+
+    @contextlib.contextmanager
+    def writer(self, wait_s: float = 0.0) -> Iterator["PgStore"]:
+        """Several ingests may write at once (a shared lock); one that needs the database to
+        itself (none today) would take it exclusively."""
+        conn = self._locks()
+        deadline = time.monotonic() + wait_s
+        with self._locks_mutex:
+            while not conn.execute("SELECT pg_try_advisory_lock_shared(%s, %s)",
+                                   (LOCK_NS, WRITERS_KEY)).fetchone()[0]:
+                if time.monotonic() >= deadline:
+                    raise IndexBusy(f"the database at {self.where} is being maintained; try again later")
+                time.sleep(0.2)
+        try:
+            yield self
+        finally:
+            with self._locks_mutex:
+                if not (conn.closed or conn.broken):
+                    conn.execute("SELECT pg_advisory_unlock_shared(%s, %s)", (LOCK_NS, WRITERS_KEY))
+
+    # ---------------------------------------------------------------- writes
+    def claim_pending(self, doc_id: str, run_id: str) -> bool:
+        self._hold_run(run_id)
+        return super().claim_pending(doc_id, run_id)
+
+    def _prepare_pending(self, conn, doc_id: str, run_id: str) -> bool:
+        """A pending copy that another live run is still working on is left to it."""
+        row = self._exec("SELECT run_id FROM documents WHERE id = ? AND status = 'pending' FOR UPDATE",
+                         (doc_id,), conn).fetchone()
+        if row is not None and row[0] != run_id and self._run_alive(row[0]):
+            return False
+        return super()._prepare_pending(conn, doc_id, run_id)
+
+    def add_pending(self, run_id: str, items, kind_of, chunker_version, size_of, sentence_vectors=None) -> None:
+        self._hold_run(run_id)
+        dims = {int(np.asarray(v).shape[1]) for *_, v, _n in items if len(v)}
+        for dim in dims:
+            self._ensure_vector_dim(dim)
+        super().add_pending(run_id, items, kind_of, chunker_version, size_of, sentence_vectors)
+
+    # ------------------------------------------------------------ publishing
+    @contextlib.contextmanager
+    def _publish_lock(self) -> Iterator[None]:
+        conn = self.conn
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_NS, PUBLISH_KEY))
+        try:
+            yield
+        finally:
+            if not (conn.closed or conn.broken):
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NS, PUBLISH_KEY))
+
+    def _stale_runs(self, conn, run_id: str | None) -> list[str]:
+        """Pending rows of runs that died (their lock is free); live runs keep theirs."""
+        runs = [r[0] for r in self._exec(
+            "SELECT DISTINCT run_id FROM documents WHERE status='pending' AND run_id IS DISTINCT FROM ?",
+            (run_id,), conn)]
+        return [r for r in runs if not self._run_alive(r)]
+
+    def _prepare_indexes(self, plan: PublishPlan, version: int, dim: int,
+                         embedder_id: str | None, chunker_version: str | None) -> None:
+        """Nothing to build outside the transaction: the HNSW index is kept by PostgreSQL as
+        rows are added, and each replica rebuilds its BM25 from the catalog."""
+        crash_point("index_written")
+
+    def publish(self, run_id: str | None, *args, **kwargs) -> int:
+        try:
+            return super().publish(run_id, *args, **kwargs)
+        finally:
+            self._release_run(run_id)
+
+    def rebuild_index(self) -> int:
+        """Nothing derived lives outside the database: each replica rebuilds its BM25 on load."""
+        self._snapshot = None
+        return self.version()
+
+    # ----------------------------------------------------------------- reads
+    def _load(self, version: int) -> Snapshot:
+        """The live chunks of the current version, read in one consistent view of the database
+        (the version may have moved on since `version` was read: the snapshot says which)."""
+        conn = self.conn
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            version = self.version()
+            if version == 0:
+                return Snapshot(0, {}, None, None)
+            rows = self._exec("SELECT c.vid, c.terms FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                              "WHERE d.status = 'live' ORDER BY c.vid").fetchall()
+            vids = np.asarray([r[0] for r in rows], dtype=np.int64)
+            terms = [r[1].split() if r[1] else [] for r in rows]
+            matrix = None
+            if len(vids) <= self.exact_max:
+                with conn.cursor(binary=True) as cur:
+                    cur.execute("SELECT c.embedding FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                "WHERE d.status = 'live' ORDER BY c.vid")
+                    vecs = [r[0] for r in cur]
+                dim = int(self.meta("embedding_dim") or 0)
+                matrix = np.vstack(vecs) if vecs else np.zeros((0, dim), dtype=np.float32)
+            manifest = {k: self.meta(k) for k in ("embedder_id", "chunker_version", "updated_at")}
+            manifest["embedding_dim"] = int(self.meta("embedding_dim") or 0) or None
+        dense = PgDense(self, vids, matrix)
+        sparse = SparseIndex.build(terms, vids)
+        manifest.update({
+            "index_version": version, "chunks": int(len(vids)),
+            "bm25": {"engine": "bm25s", "method": sparse.method, "k1": sparse.k1, "b": sparse.b},
+            "dense": {"engine": "pgvector", "kind": dense.kind,
+                      "type": "exact in memory" if matrix is not None else "hnsw (vector_cosine_ops)"},
+        })
+        return Snapshot(version, manifest, dense, sparse)
+
+    def hnsw_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k live chunks from the HNSW index. ef_search at least 2k (pgvector's default of
+        40 would cap the results at 40); iterative scans keep going past pending rows."""
+        ef = min(MAX_EF_SEARCH, max(40, 2 * k))
+        q = np.asarray(query, dtype=np.float32)
+        with self.transaction() as conn:
+            conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
+            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            rows = conn.execute(
+                "SELECT c.vid, 1 - (c.embedding <=> %s) FROM chunks c WHERE EXISTS "
+                "(SELECT 1 FROM documents d WHERE d.id = c.doc_id AND d.status = 'live') "
+                "ORDER BY c.embedding <=> %s LIMIT %s", (q, q, k)).fetchall()
+        rows.sort(key=lambda r: -r[1])  # relaxed order: nearly sorted
+        return (np.asarray([r[0] for r in rows], dtype=np.int64),
+                np.asarray([r[1] for r in rows], dtype=np.float32))
+
+    def check(self) -> list[str]:
+        problems = super().check()
+        if self.meta("vector_dim") is not None:
+            row = self._exec("SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(?)",
+                             (HNSW_INDEX,)).fetchone()
+            if not row or not row[0]:
+                problems.append(f"the HNSW index {HNSW_INDEX} is missing or invalid: "
+                                f"REINDEX INDEX {HNSW_INDEX}")
+        return problems
+
+
+SCHEMA = [
+    "CREATE TABLE meta (key text PRIMARY KEY, value text)",
+    """CREATE TABLE documents (
+        id text PRIMARY KEY, source text NOT NULL, title text, sha256 text, kind text,
+        pages integer, n_chunks integer, size_bytes bigint, meta text, chunker_version text,
+        status text NOT NULL, run_id text, added_at text)""",
+    """CREATE TABLE pages (
+        doc_id text NOT NULL REFERENCES documents(id), page integer NOT NULL, text text,
+        PRIMARY KEY (doc_id, page))""",
+    """CREATE TABLE chunks (
+        vid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- search id; never reused
+        id text NOT NULL UNIQUE,
+        doc_id text NOT NULL REFERENCES documents(id),
+        ordinal integer NOT NULL, page integer NOT NULL,
+        char_start integer NOT NULL, char_end integer NOT NULL,
+        heading text, text text NOT NULL, n_tokens integer,
+        terms text NOT NULL,          -- BM25 terms, space separated
+        embedding vector NOT NULL,    -- L2-normalised; vector(dim) once the first ingest pins dim
+        sentence_vectors bytea        -- float16 (n_sentences x dim), for the maxsim reranker
+    )""",
+    """CREATE TABLE ingest_events (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_id text, at text, path text,
+        status text, reason text, message text, doc_id text, chunks integer)""",
+    "CREATE INDEX documents_source ON documents (source)",
+    "CREATE INDEX documents_status ON documents (status)",
+    "CREATE INDEX chunks_doc_id ON chunks (doc_id)",
+]
