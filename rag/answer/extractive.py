@@ -121,7 +121,7 @@ def forecast_clash(question: str, text: str) -> bool:
 
 
 _SHARE_ROW = re.compile(r"^\s*%|%\s*of\b|\bpercent(?:age)? of\b", re.I)
-_ASKS_SHARE = re.compile(r"%|\bpercent|\bshare\b|\bproportion|\bportion\b|\bmargin|\brate\b|\bratio\b|\bmix\b", re.I)
+_ASKS_SHARE = re.compile(r"%|\bpercent|\bshare of\b|\bproportion|\bportion\b|\bmix\b", re.I)
 
 
 def share_clash(question: str, label: str) -> bool:
