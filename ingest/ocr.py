@@ -203,6 +203,8 @@ def _starts_cell(prev_text: str, text: str, gap_chars: float) -> bool:
         return False
     if gap_chars > CELL_GAP_CHARS:
         return True
+    if text[:1] in _CURRENCY and is_figure(text):
+        return True  # "$494" boxed apart after a footnote mark ("(9)" read as "?)") is a cell
     return is_figure(prev_text) and (text in _CURRENCY or is_figure(text))
 
 

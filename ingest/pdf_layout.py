@@ -118,9 +118,14 @@ def _clean_value(text: str) -> str:
     return re.sub(r"(\d\)?) +%", r"\1%", text)
 
 
+_MONTH_WORDS = r"(January|February|March|April|May|June|July|August|September|October|November|December)"
+
+
 def _clean_header(text: str) -> str:
-    text = re.sub(r"([a-z])(January|February|March|April|May|June|July|August|September|October|"
-                  r"November|December)", r"\1 \2", text)  # "EndedJune" in some filings
+    text = re.sub(r"([a-z])" + _MONTH_WORDS, r"\1 \2", text)  # "EndedJune" in some filings
+    # and OCR drops the spaces of a header set tight: "Six MonthsEnded June30", "ThreeMonths"
+    text = re.sub(r"(?<=[a-z])(?=(?:Months?|Weeks?|Ended|Ending|Quarters?|Year)(?:\b|[A-Z]))", " ", text)
+    text = re.sub(r"\b" + _MONTH_WORDS + r"(?=\d)", r"\1 ", text)
     return _SPACES.sub(" ", text).strip().rstrip(",").strip()
 
 

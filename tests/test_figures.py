@@ -382,3 +382,12 @@ def test_a_row_of_shares_does_not_answer_an_amount():
     assert total.score > pct.score
     pct, total = unit_features("What percent of total revenues came from services in fiscal 2023?", [share, amount])
     assert pct.label_fit > 0  # asked for a share, the share row may answer
+
+
+def test_eps_picks_the_earnings_per_share_column_of_a_row_that_has_both():
+    from rag.answer.extractive import unit_features
+
+    row = Sentence(1, "Non-GAAP Core Earnings/EPS | Six Months Ended June 30 Earnings 2023: $1,109 | "
+                      "Six Months Ended June 30 Earnings per Common Share 2023: $0.52", 0, 1)
+    [sc] = unit_features("What was PG&E's non-GAAP core EPS for the first half of 2023?", [row])
+    assert sc.row.cells[sc.cell][1] == "$0.52"

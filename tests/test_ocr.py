@@ -154,13 +154,15 @@ def test_boxes_are_placed_at_their_columns():
               box(418, 433, "S"), box(450, 525, "1,100"),
               box(0, 45, "Net", top=140), box(52, 145, "income", top=140), box(345, 405, "210", top=140),
               box(465, 525, "180", top=140),
-              box(0, 45, "EPS", top=180), box(330, 405, "S0.19", top=180), box(450, 525, "S0.17", top=180)]
+              box(0, 45, "EPS", top=180), box(330, 405, "S0.19", top=180), box(450, 525, "S0.17", top=180),
+              box(0, 105, "Core EPS ?)", top=220), box(112, 170, "$0.52", top=220), box(450, 525, "$0.55", top=220)]
     lines = boxes_to_text(result).split("\n")
     assert lines[0].split() == ["Revenue", "$", "1,234", "$", "1,100"], lines
     assert "1,234   $" in lines[0] and "Revenue" + " " * 3 in lines[0], lines
     assert lines[1].startswith("Net income   "), lines
     assert lines[0].index("1,234") <= lines[1].index("210") <= lines[0].index("1,234") + 3, lines
     assert lines[2].split() == ["EPS", "$0.19", "$0.17"], lines  # "$" read as "S" glued to its figure
+    assert "?)   $0.52" in lines[3], lines  # a "$" figure right after a footnote mark is a cell
 
 
 def test_sideways_scan_is_turned_upright(tmp_path: Path, parser: PdfParser):

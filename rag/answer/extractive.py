@@ -120,6 +120,7 @@ def forecast_clash(question: str, text: str) -> bool:
     return bool(_FORECAST.search(text)) and not _FORECAST.search(question)
 
 
+_EPS = re.compile(r"\beps\b", re.I)
 _SHARE_ROW = re.compile(r"^\s*%|%\s*of\b|\bpercent(?:age)? of\b", re.I)
 _ASKS_SHARE = re.compile(r"%|\bpercent|\bshare of\b|\bproportion|\bportion\b|\bmix\b", re.I)
 
@@ -181,6 +182,8 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     unit_terms = [set(analyse(u.text)) for u in units]
     df = {t: sum(t in ts for ts in unit_terms) for t in terms}
     rare = {t for t, n in df.items() if 0 < n <= max(2, len(units) // 10)}
+    # "EPS" names the "Earnings per Common Share" column of a row that also has "Earnings"
+    eps_words = set(analyse("earnings per share")) if _EPS.search(question) else set()
     out = []
     for u, uterms in zip(units, unit_terms):
         row = parse_row(u.text)
@@ -201,7 +204,7 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
                 out.append(UnitScore(s))
             continue
         clash = clash or share_clash(question, row.label)
-        cell, fit = choose_cell(row, asked, latest, mine, dated.get(u.passage))
+        cell, fit = choose_cell(row, asked, latest, mine | eps_words, dated.get(u.passage))
         # the row's label and its cell's header name the metric ("GAAP" under "Net Income")
         header = PERIOD_WORDS.sub(" ", row.cells[cell][0]) if cell is not None else ""
         label_terms = set(analyse(f"{row.label} {header}"))
