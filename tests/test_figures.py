@@ -391,3 +391,13 @@ def test_eps_picks_the_earnings_per_share_column_of_a_row_that_has_both():
                       "Six Months Ended June 30 Earnings per Common Share 2023: $0.52", 0, 1)
     [sc] = unit_features("What was PG&E's non-GAAP core EPS for the first half of 2023?", [row])
     assert sc.row.cells[sc.cell][1] == "$0.52"
+
+
+def test_a_per_share_column_is_not_in_millions():
+    from rag.answer.extractive import row_statement
+    from ingest.pdf_layout import parse_row
+
+    row = parse_row("Bankruptcy and legal costs (in millions) | Six Months Ended June 30 Earnings 2022: 186 | "
+                    "Six Months Ended June 30 Earnings per Common Share 2022: 0.09")
+    assert row_statement(row, 0).endswith("186 (in millions)")
+    assert row_statement(row, 1).endswith("Share 2022: 0.09")

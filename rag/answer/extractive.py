@@ -275,9 +275,13 @@ def _latest_year(units: list[Sentence]) -> int | None:
     return max(years) if years else None
 
 
+_PER_SHARE_COLUMN = re.compile(r"per (?:common )?share|earnings per|\beps\b", re.I)
+
+
 def row_statement(row: Row, cell: int) -> str:
     header, value = row.cells[cell]
-    unit = f" ({row.unit})" if row.unit else ""
+    # a table "in millions, except per share amounts": not the unit of its per-share column
+    unit = f" ({row.unit})" if row.unit and not _PER_SHARE_COLUMN.search(header) else ""
     return f"{row.label}, {header}: {value}{unit}" if header else f"{row.label}: {value}{unit}"
 
 
