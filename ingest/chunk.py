@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from ingest.pdf_layout import parse_row
+from ingest.pdf_layout import is_row_line
 from rag.types import Chunk, Page
 
-CHUNKER_VERSION = "struct-9"  # OCR headers set tight ("Six MonthsEnded June30") read as periods; OCR lines keep their columns, so scanned tables are rows too; a sentence ending ":" above a table is not its header; section labels ending ":" name the rows level with them, footnote marks and no-break spaces out of cells, period headers split evenly; ligature glyphs put back (ingest/clean.py); rows are units, named by their block total; captions end with their table; document name leads headings
+CHUNKER_VERSION = "struct-10"  # scanned grids of word cells read as rows; OCR headers set tight ("Six MonthsEnded June30") read as periods; OCR lines keep their columns, so scanned tables are rows too; a sentence ending ":" above a table is not its header; section labels ending ":" name the rows level with them, footnote marks and no-break spaces out of cells, period headers split evenly; ligature glyphs put back (ingest/clean.py); rows are units, named by their block total; captions end with their table; document name leads headings
 MAX_WINDOW = 254  # MiniLM's 256 positions minus [CLS] and [SEP]
 MAX_HEADING_CHARS = 120
 
@@ -92,7 +92,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     for line in text.split("\n"):
         start, end = pos, pos + len(line)
         pos = end + 1
-        if parse_row(line.strip()) is not None:
+        if is_row_line(line.strip()):
             if block is not None:
                 spans += _sentences(text, block, start)
                 block = None
@@ -154,7 +154,7 @@ def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
         if not stripped:
             new_para = True
             continue
-        row = parse_row(stripped) is not None
+        row = is_row_line(stripped)
         h = None if row else _is_heading_line(stripped, kind)
         if h is not None:
             level = h[0]

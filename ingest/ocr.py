@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import Any
 
-from ingest.pdf_layout import is_figure, structure_page
+from ingest.pdf_layout import is_figure, structure_page, text_grid_rows
 
 # Render resolution, chosen in bench/ocr_bench.py: 150 dpi reads born-digital report pages at
 # about 1% CER and is about 1.4x faster than 200 dpi (0.7% CER); 300 dpi is no better and
@@ -264,13 +264,14 @@ class PdfOcr:
 
     def page_text(self, index: int) -> str:
         """OCR text of page `index` (0-based), its tables as rows like a text layer's: the
-        column-aligned OCR lines go through the same structure_page as pypdf's layout text."""
+        column-aligned OCR lines go through the same structure_page as pypdf's layout text,
+        after text_grid_rows has made rows of its grids of word cells (a scanned schedule)."""
         page = self._document()[index]
         try:
             image = render_page(page, self.dpi)
         finally:
             page.close()
-        return structure_page(ocr_image(image))
+        return structure_page(text_grid_rows(ocr_image(image)))
 
     def has_image(self, index: int) -> bool:
         """Whether page `index` (0-based) draws an image, also inside form XObjects."""

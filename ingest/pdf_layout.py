@@ -456,6 +456,115 @@ def _prose(line: str) -> str:
     return _HYPHEN_GAP.sub("-", _SPACES.sub(" ", line.strip()))
 
 
+# ------------------------------------------------------------- text grids
+# A table whose cells are words, not figures (a schedule of classes, a visit plan): OCR keeps its
+# columns (ingest/ocr.py) but structure_page makes rows of figures only. text_grid_rows makes each
+# grid row one line of "first cell | column header: cell | ...", its wrapped lines folded in.
+GRID_MIN_ROWS = 3          # lines with a first-column cell and GRID_MIN_COLUMNS cells
+GRID_MIN_COLUMNS = 3
+GRID_MAX_HEADER_LINES = 3  # lines of column headers over the first row
+GRID_GAP_LINES = 6         # wrapped lines a row may have
+ANCHOR_TOLERANCE = 3       # fragment starts this close are one column
+WORD_SLACK = 2             # a cell may start this far left of its column
+
+
+def _grid_anchors(lines: list[str]) -> list[int]:
+    """Column starts: fragment starts (this close together) that two or more lines share."""
+    clusters: list[list[int]] = []
+    for start in sorted(f.start for line in lines for f in _fragments(line)):
+        if clusters and start - clusters[-1][-1] <= ANCHOR_TOLERANCE:
+            clusters[-1].append(start)
+        else:
+            clusters.append([start])
+    return [c[0] for c in clusters if len(c) >= 2]
+
+
+def _grid_column(anchors: list[int], start: int, slack: int = WORD_SLACK) -> int:
+    return max((i for i, a in enumerate(anchors) if a <= start + slack), default=0)
+
+
+def _grid_cells(line: str, anchors: list[int], into: list[list[str]]) -> None:
+    """The line's words added to their columns. A fragment goes to the column it starts in; a
+    word of it at or past the next column's start (text set one space from its neighbour's,
+    "Chair-based yoga Natural breath") goes to that column."""
+    for f in _fragments(line):
+        col = _grid_column(anchors, f.start)
+        for m in re.finditer(r"\S+", f.text):
+            if m.start():
+                col = max(col, _grid_column(anchors, f.start + m.start(), 0))
+            into[col].append(m.group())
+
+
+def _grid_row_line(frags: list[_Frag]) -> bool:
+    return len(frags) >= GRID_MIN_COLUMNS and not _is_data_row(frags)
+
+
+def _grid_extent(lines: list[str], frags: list[list[_Frag]], i: int) -> tuple[int, int, int] | None:
+    """(header start, first row, end) of a text grid whose first row is line i, or None."""
+    left = frags[i][0].start
+    rows, end, j = 1, i + 1, i + 1
+    while j < len(lines) and j - end < GRID_GAP_LINES:
+        if not frags[j]:
+            break
+        if frags[j][0].start < left - ANCHOR_TOLERANCE:
+            return None  # line i is a header or a wrapped line: the grid's rows start further left
+        if frags[j][0].start <= left + ANCHOR_TOLERANCE:  # a line at the first column: a row, or the end
+            if not _grid_row_line(frags[j]) or _is_data_row(frags[j]):
+                break
+            rows += 1
+        j += 1
+        end = j
+    if rows < GRID_MIN_ROWS:
+        return None
+    head = i
+    while head > 0 and i - head < GRID_MAX_HEADER_LINES and len(frags[head - 1]) >= 2 and \
+            not _is_data_row(frags[head - 1]):
+        head -= 1
+    return head, i, end
+
+
+def text_grid_rows(layout_text: str) -> str:
+    """Layout text with its grids of word cells rewritten as one line per row (see above);
+    everything else as it was, for structure_page."""
+    lines = layout_text.split("\n")
+    frags = [_fragments(l) for l in lines]
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        extent = _grid_extent(lines, frags, i) if _grid_row_line(frags[i]) else None
+        if extent is None:
+            out.append(lines[i])
+            i += 1
+            continue
+        head, first, end = extent
+        del out[len(out) - (first - head):]  # the header lines, held as text so far
+        anchors = _grid_anchors(lines[head:end])
+        if len(anchors) < GRID_MIN_COLUMNS:
+            out.extend(lines[head:end])
+            i = end
+            continue
+        header: list[list[str]] = [[] for _ in anchors]
+        for line in lines[head:first]:
+            _grid_cells(line, anchors, header)
+        heads = [" ".join(h) for h in header]
+        row: list[list[str]] | None = None
+        for k in range(first, end):
+            if frags[k][0].start <= anchors[0] + ANCHOR_TOLERANCE:
+                if row is not None:
+                    out.append(_grid_line(row, heads))
+                row = [[] for _ in anchors]
+            _grid_cells(lines[k], anchors, row)
+        out.append(_grid_line(row, heads))
+        i = end
+    return "\n".join(out)
+
+
+def _grid_line(row: list[list[str]], heads: list[str]) -> str:
+    cells = [_HYPHEN_GAP.sub("-", " ".join(c)) for c in row]
+    parts = [f"{heads[c]}: {text}" if heads[c] else text for c in range(1, len(cells)) if (text := cells[c])]
+    return CELL_SEP.join([cells[0] or "Row", *parts])
+
+
 # ---------------------------------------------------------------- furniture
 def _furniture_key(line: str) -> str:
     return re.sub(r"\d+", "#", line.strip().lower())
@@ -509,6 +618,12 @@ class Row:
 _LABEL_UNIT = re.compile(r"^(?P<label>.*?)(?: \((?P<unit>in (?:millions|thousands|billions))\))?$")
 
 
+def is_row_line(line: str) -> bool:
+    """A line that is one table row, an answer unit of its own: a row of figures (parse_row),
+    or of words with three or more cells (text_grid_rows, a spreadsheet row, a Markdown table)."""
+    return parse_row(line) is not None or line.count(CELL_SEP) >= 2
+
+
 def parse_row(line: str) -> Row | None:
     """A row line written by `structure_page`, read back; None for any other line."""
     if CELL_SEP not in line:
@@ -524,4 +639,4 @@ def parse_row(line: str) -> Row | None:
     return Row(lm.group("label"), lm.group("unit"), tuple(cells))
 
 
-__all__ = ["CELL_SEP", "Row", "is_figure", "parse_row", "strip_furniture", "structure_page"]
+__all__ = ["CELL_SEP", "Row", "is_figure", "is_row_line", "parse_row", "strip_furniture", "structure_page", "text_grid_rows"]

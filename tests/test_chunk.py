@@ -274,3 +274,18 @@ def test_clean_newlines():
     assert clean_text("a\r\n\r\n\r\nb\rc") == "a\n\nb\nc"
     assert clean_text("a\n  \n \n\nb") == "a\n\nb"
     assert clean_text("a\n\nb") == "a\n\nb"
+
+
+def test_a_row_of_word_cells_is_an_answer_unit_and_a_title_over_it_is_not():
+    from ingest.chunk import split_sentences
+    from rag.answer.support import passage_sentences
+    from rag.types import Chunk, Hit
+
+    text = ("Yoga for a Healthy Heart Protocol\n"
+            "Week1 | Assessment: Mini-Cog | Yoga physical practice: Chair-based yoga | Assessment: Post-class BP\n"
+            "Week2 | Assessment: Pre-Class BP | Yoga physical practice: Chair-based yoga | Assessment: Post-class BP\n"
+            "The classes meet twice a week.")
+    units = [text[a:b] for a, b in split_sentences(text)]
+    assert units[1].startswith("Week1 |") and units[1].endswith("Post-class BP")  # one row, not run into the next
+    hit = Hit(Chunk("c1", "d1", 0, text, 1, 0, len(text)), "scan.pdf")
+    assert [u.text for u in passage_sentences([hit])][0].startswith("Week1 |")  # the title states nothing

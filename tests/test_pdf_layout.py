@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.pdf_layout import CELL_SEP, Row, parse_row, strip_furniture, structure_page
+from ingest.pdf_layout import CELL_SEP, Row, parse_row, strip_furniture, structure_page, text_grid_rows
 
 Q3 = "Three Months Ended June 30"
 H1 = "Six Months Ended June 30"
@@ -377,3 +377,30 @@ def test_a_sentence_leading_into_a_table_is_not_its_header():
 def test_parse_row_reads_a_header_that_holds_a_colon():
     row = parse_row("United States | 2022 or 2021: Year Ended May 31 2022 Revenues: $20,246")
     assert row is not None and row.cells == (("2022 or 2021: Year Ended May 31 2022 Revenues", "$20,246"),)
+
+
+# A scanned class schedule (NCT06155240): word cells, wrapped over several lines, one phrase set
+# a space from the next column's ("Chair-based yoga Natural breath")
+GRID = """\
+Yoga for a Healthy Heart Protocol
+           Assessment     Yoga physical   Yoga Breathing   Discussion with   Assessment
+                          practice        Practice         class theme
+Week1      Mini-Cog,      Chair-based yoga Natural breath   Joint protection;   Post-class BP
+           Stress Scale                    awareness        "Do no harm"
+Week2      Pre-Class BP   Chair-based yoga Natural breath   Awareness of       Post-class BP
+                                           awareness        breathing
+Week3      Pre-Class BP   Chair-based yoga Segmental        Energy             Post-class BP
+The classes meet twice a week for eight weeks.
+"""
+
+
+def test_a_grid_of_word_cells_reads_as_rows_with_their_headers():
+    lines = text_grid_rows(GRID).split("\n")
+    assert lines[0] == "Yoga for a Healthy Heart Protocol"
+    assert lines[1] == ("Week1 | Assessment: Mini-Cog, Stress Scale | Yoga physical practice: Chair-based yoga | "
+                        "Yoga Breathing Practice: Natural breath awareness | Discussion with class theme: Joint "
+                        'protection; "Do no harm" | Assessment: Post-class BP')
+    assert lines[3].startswith("Week3 | Assessment: Pre-Class BP | Yoga physical practice: Chair-based yoga | "
+                               "Yoga Breathing Practice: Segmental")
+    assert lines[4] == "The classes meet twice a week for eight weeks."
+    assert text_grid_rows(INCOME_STATEMENT) == INCOME_STATEMENT  # figures are structure_page's

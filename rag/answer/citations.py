@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ingest.chunk import split_sentences
-from ingest.pdf_layout import parse_row
+from ingest.pdf_layout import is_row_line
 from rag.answer.support import SupportModel, passage_sentences
 from rag.types import Hit
 
@@ -81,7 +81,7 @@ def reflow(text: str) -> str:
     """A passage for reading: the PDF's hard line breaks inside prose become spaces (same
     length, so offsets still hold); blank lines and the lines of table rows stay."""
     lines = text.split("\n")
-    rows = [parse_row(line.strip()) is not None for line in lines]
+    rows = [is_row_line(line.strip()) for line in lines]
     out = []
     for i, line in enumerate(lines):
         out.append(line)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ingest.chunk import split_sentences
-from ingest.pdf_layout import CELL_SEP
+from ingest.pdf_layout import CELL_SEP, is_row_line
 from rag.answer.guard import is_instruction
 from rag.store.sparse import analyse
 from rag.types import Hit
@@ -50,7 +50,8 @@ def passage_sentences(hits: list[Hit]) -> list[Sentence]:
             ends = [m.start() for m in _BULLET.finditer(text, s, e)] + [e]
             for a, b in zip(cuts, ends):
                 clean = _WS.sub(" ", text[a:b]).strip(" \u2022")
-                if len(clean) >= _MIN_SENTENCE_CHARS and not is_instruction(clean) and not _caption(clean):
+                if len(clean) >= _MIN_SENTENCE_CHARS and not is_instruction(clean) and not _caption(clean) \
+                        and not _table_title(clean, text, b):
                     over = table_caption(text, a) if CELL_SEP in clean else ""
                     out.append(Sentence(n, clean, a, b, over))
     return out
@@ -68,6 +69,15 @@ def table_caption(text: str, start: int) -> str:
             continue
         return line if len(line.split()) <= MAX_CAPTION_WORDS else ""
     return ""
+
+
+def _table_title(clean: str, text: str, end: int) -> bool:
+    """A title over a table ("Yoga for a Healthy Heart Protocol" over its rows): short, no
+    sentence end, and the next line is a row. It names the table; its rows say what is in it."""
+    if CELL_SEP in clean or len(clean.split()) > MAX_CAPTION_WORDS or clean.rstrip().endswith((".", "!", "?")):
+        return False
+    following = next((l.strip() for l in text[end:].split("\n")[1:] if l.strip()), "")
+    return is_row_line(following)
 
 
 def _caption(text: str) -> bool:
