@@ -1,5 +1,7 @@
-"""The answer log on a real SQLite file: feedback state + history, the schema-1 migration,
-and conversations that survive a restart and stay with their owner."""
+"""The answer log on a real SQLite file and on a real PostgreSQL database (tests/conftest.py::
+store_backend): feedback state + history, the schema-1 migration (SQLite only: PostgreSQL logs
+start at schema 2), conversations that survive a restart and stay with their owner, and writer
+processes that lose no row."""
 from __future__ import annotations
 
 import sqlite3
@@ -7,16 +9,18 @@ import sqlite3
 import pytest
 
 from rag.errors import RagError
-from rag.log import AnswerLog
+from rag.log import AnswerLog, LogRules
+from tests.conftest import log_at
 
 
-def _answer(log: AnswerLog, question: str = "q?") -> str:
+def _answer(log: LogRules, question: str = "q?") -> str:
     return log.record({"question": question, "answer": "a", "mode": "extractive", "abstained": 0,
                        "citations": [], "passages": [], "trace": {}})
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_comment_keeps_the_rating_and_each_change_is_in_the_history(tmp_path):
-    log = AnswerLog(tmp_path)
+    log = log_at(tmp_path)
     aid = _answer(log)
     log.feedback(aid, rating=-1)
     log.feedback(aid, comment="wrong quarter", correction="$436 million")
@@ -51,15 +55,16 @@ def test_schema_1_logs_are_migrated_to_one_state_per_answer(tmp_path):
     assert sb["rating"] is None  # a row with nothing in it was the thumb taken back
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_conversations_survive_a_restart_and_stay_with_their_owner(tmp_path):
-    log = AnswerLog(tmp_path)
+    log = log_at(tmp_path)
     cid = log.new_conversation("browser:one")
     aid = _answer(log, "What were net sales in Q4?")
     log.add_turn(cid, "browser:one", "What were net sales in Q4?", {"id": aid, "answer": "$2.6 billion"})
     log.add_turn(cid, "browser:one", "And a year earlier?", {"id": None, "answer": "$2.3 billion"})
     other = log.new_conversation("browser:two")
 
-    again = AnswerLog(tmp_path)  # a restart: a new process opens the same file
+    again = log_at(tmp_path)  # a restart: a new process opens the same log
     mine = again.conversations("browser:one")
     assert [(c["id"], c["title"], c["turns"]) for c in mine] == [(cid, "What were net sales in Q4?", 2)]
     conv = again.conversation(cid, "browser:one")
@@ -77,3 +82,11 @@ def test_conversations_survive_a_restart_and_stay_with_their_owner(tmp_path):
     assert again.conversations("browser:one") == [] and again.get(aid) is not None  # the log keeps the answer
     with pytest.raises(RagError, match="no longer exists"):
         again.add_turn(cid, "browser:one", "more?", {"id": None})
+
+
+def test_the_log_backend_under_test_is_the_one_named(tmp_path, store_backend):
+    """Guards the parametrization: RAG_DATABASE_URL must really move the log."""
+    log = log_at(tmp_path)
+    assert type(log).__name__ == {"local": "AnswerLog", "postgres": "PgAnswerLog"}[store_backend]
+    _answer(log)
+    assert (tmp_path / "log.sqlite").exists() == (store_backend == "local")
