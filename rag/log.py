@@ -1,22 +1,30 @@
-"""Every answer, the feedback on it, conversations and the answer cache, in `DATA_DIR/log.sqlite`.
+"""Every answer, the feedback on it, conversations and the answer cache: in `DATA_DIR/log.sqlite`
+(AnswerLog), or in the PostgreSQL database of RAG_DATABASE_URL (PgAnswerLog), so that every app
+replica behind a proxy reads and writes the same log. `open_log(settings)` picks one.
 
 Feedback has one current state per answer (`feedback_state`: rating, comment, correction) and
 a history (`feedback`: one row per change, holding the state after it). A comment saved after
 a rating keeps the rating.
 
-Separate from the index database so chat never waits on an ingest's write lock. WAL mode;
-writes retry while SQLite reports the database busy or locked, so concurrent writers never
-lose a row.
+The rules (row encoding, feedback replay, conversation titles) live once in LogRules; the two
+classes differ only in how they connect, create their tables and lock:
+- SQLite: separate from the index database so chat never waits on an ingest's write lock. WAL
+  mode; writes take the write lock up front (BEGIN IMMEDIATE) and retry while SQLite reports
+  the database busy or locked, so concurrent writers never lose a row.
+- PostgreSQL: one connection per thread; each change is one transaction that locks the row it
+  reads before writing (SELECT ... FOR UPDATE), so two replicas giving feedback on the same
+  answer at once both land in the history, in order. psycopg is imported only on this path.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import sqlite_utils
 
@@ -27,7 +35,17 @@ T = TypeVar("T")
 SCHEMA_VERSION = 2
 KEEP: Any = object()  # feedback(): a field left as it is
 FEEDBACK_FIELDS = ("rating", "comment", "correction")
+JSON_FIELDS = ("citations", "passages", "trace")
+ANSWER_COLUMNS = ("id", "created_at", "session", "question", "standalone", "answer", "mode", "abstained",
+                  "cached", "prompt_version", "model", "reranker", "index_version", "notice", *JSON_FIELDS)
+CONVERSATION_COLUMNS = "c.id, c.owner, c.title, c.created_at, c.updated_at"
 TITLE_CHARS = 80
+PUT_STATE = ("INSERT INTO feedback_state (answer_id, updated_at, rating, comment, correction) "
+             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (answer_id) DO UPDATE SET updated_at = excluded.updated_at, "
+             "rating = excluded.rating, comment = excluded.comment, correction = excluded.correction")
+PUT_CACHE = ("INSERT INTO cache (key, created_at, index_version, answer) VALUES (?, ?, ?, ?) "
+             "ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at, "
+             "index_version = excluded.index_version, answer = excluded.answer")
 
 
 def retry_busy(fn: Callable[[], T], attempts: int = 20, delay_s: float = 0.05) -> T:
@@ -44,7 +62,194 @@ def retry_busy(fn: Callable[[], T], attempts: int = 20, delay_s: float = 0.05) -
     raise AssertionError("unreachable")
 
 
-class AnswerLog:
+def open_log(settings) -> "LogRules":
+    """The answer log the settings describe: PostgreSQL when settings.database_url is set (the
+    same database as the library, so every replica shares it), else DATA_DIR/log.sqlite."""
+    if getattr(settings, "database_url", None):
+        return PgAnswerLog(settings.database_url)
+    return AnswerLog(settings.data_dir)
+
+
+class Statements:
+    """Runs SQL written with `?` placeholders on one connection and returns rows as dicts:
+    the same call shape for sqlite3 and psycopg cursors."""
+
+    def __init__(self, execute: Callable[[str, Any], Any]):
+        self._execute = execute
+
+    def rows(self, sql: str, params: Any = ()) -> list[dict]:
+        cur = self._execute(sql, params)
+        if cur.description is None:
+            return []
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def count(self, sql: str, params: Any = ()) -> int:
+        """Run a write; the number of rows it changed."""
+        return self._execute(sql, params).rowcount
+
+
+class LogRules:
+    """The answer log's behaviour, written once over SQL both SQLite and PostgreSQL accept.
+    Subclasses give `_read()` (statements outside a transaction), `_transaction()` (statements
+    in one), `_write(fn)` (how a transaction is retried) and the two dialect words below."""
+
+    FOR_UPDATE = ""           # locks the row a transaction reads before it writes (PostgreSQL)
+    INSERT_ORDER = "c.rowid"  # conversations in the order they were made, for equal times
+
+    def _read(self) -> Statements:
+        raise NotImplementedError
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Statements]:
+        raise NotImplementedError
+
+    def _write(self, fn: Callable[[Statements], T]) -> T:
+        raise NotImplementedError
+
+    # -- answers
+    def record(self, row: dict[str, Any]) -> str:
+        row = _encode(row)
+        cols = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        self._write(lambda tx: tx.count(f"INSERT INTO answers ({cols}) VALUES ({marks})", list(row.values())))
+        return row["id"]
+
+    def get(self, answer_id: str) -> dict | None:
+        rows = self._read().rows("SELECT * FROM answers WHERE id = ?", [answer_id])
+        return _decode(rows[0]) if rows else None
+
+    def answers(self, limit: int = 1000) -> list[dict]:
+        return [_decode(r) for r in self._read().rows(
+            "SELECT a.*, f.rating, f.comment, f.correction FROM answers a "
+            "LEFT JOIN feedback_state f ON f.answer_id = a.id ORDER BY a.created_at DESC LIMIT ?", [limit])]
+
+    # -- feedback
+    def feedback(self, answer_id: str, rating: int | None = KEEP, comment: str | None = KEEP,
+                 correction: str | None = KEEP) -> int:
+        """Change some of an answer's feedback (fields not passed keep their value; None or ""
+        clears one). Returns the id of the history row that records the new state."""
+        if rating is not KEEP and rating not in (None, 1, -1):
+            raise RagError("rating must be 1 (thumbs up), -1 (thumbs down) or empty")
+        change = {k: (v or None) for k, v in zip(FEEDBACK_FIELDS, (rating, comment, correction)) if v is not KEEP}
+
+        def write(tx: Statements) -> int:
+            # The answer's row is locked first: a second writer waits here, then reads our state.
+            if not tx.rows("SELECT id FROM answers WHERE id = ?" + self.FOR_UPDATE, [answer_id]):
+                raise RagError(f"no logged answer with id {answer_id!r}")
+            old = tx.rows("SELECT rating, comment, correction FROM feedback_state WHERE answer_id = ?",
+                          [answer_id])
+            state = [change.get(k, (old[0] if old else {}).get(k)) for k in FEEDBACK_FIELDS]
+            now = now_iso()
+            tx.count(PUT_STATE, [answer_id, now, *state])
+            return tx.rows("INSERT INTO feedback (answer_id, created_at, rating, comment, correction) "
+                           "VALUES (?, ?, ?, ?, ?) RETURNING id", [answer_id, now, *state])[0]["id"]
+
+        return self._write(write)
+
+    def feedback_state(self, answer_id: str) -> dict | None:
+        """The answer's current rating, comment and correction (None when never given)."""
+        rows = self._read().rows("SELECT rating, comment, correction, updated_at FROM feedback_state "
+                                 "WHERE answer_id = ?", [answer_id])
+        return rows[0] if rows else None
+
+    def feedback_for(self, answer_id: str) -> list[dict]:
+        """The history: one row per change, each holding the state after it, oldest first."""
+        return self._read().rows("SELECT * FROM feedback WHERE answer_id = ? ORDER BY id", [answer_id])
+
+    def _replay_feedback(self, tx: Statements) -> None:
+        """Schema 1 kept only change rows (NULL = not given): rebuild each answer's current state.
+        A row with no field at all was a rating taken back."""
+        state: dict[str, dict] = {}
+        for r in tx.rows("SELECT * FROM feedback ORDER BY id"):
+            s = state.setdefault(r["answer_id"], {})
+            given = {k: r[k] for k in FEEDBACK_FIELDS if r[k] is not None}
+            s.update(given if given else {"rating": None})
+            s["updated_at"] = r["created_at"]
+        for answer_id, s in state.items():
+            tx.count(PUT_STATE, [answer_id, s["updated_at"], *[s.get(k) for k in FEEDBACK_FIELDS]])
+
+    # -- conversations (owner: "user:EMAIL" when login is on, "browser:ID" otherwise)
+    def new_conversation(self, owner: str, title: str = "New chat") -> str:
+        now, cid = now_iso(), uuid.uuid4().hex
+        self._write(lambda tx: tx.count(
+            "INSERT INTO conversations (id, owner, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            [cid, owner, title[:TITLE_CHARS], now, now]))
+        return cid
+
+    def conversations(self, owner: str, limit: int = 200) -> list[dict]:
+        """The owner's conversations, the most recently used first, each with its turn count."""
+        return self._read().rows(
+            f"SELECT {CONVERSATION_COLUMNS}, (SELECT count(*) FROM turns t WHERE t.conversation_id = c.id) AS turns "
+            f"FROM conversations c WHERE owner = ? ORDER BY c.updated_at DESC, {self.INSERT_ORDER} DESC LIMIT ?",
+            [owner, limit])
+
+    def conversation(self, conversation_id: str, owner: str) -> dict | None:
+        """One of the owner's conversations with its turns ({question, answer}); None if not theirs."""
+        read = self._read()
+        rows = read.rows(f"SELECT {CONVERSATION_COLUMNS} FROM conversations c WHERE id = ? AND owner = ?",
+                         [conversation_id, owner])
+        if not rows:
+            return None
+        turns = [{"question": t["question"], "answer": json.loads(t["answer"])} for t in read.rows(
+            "SELECT question, answer FROM turns WHERE conversation_id = ? ORDER BY id", [conversation_id])]
+        return {**rows[0], "turns": turns}
+
+    def add_turn(self, conversation_id: str, owner: str, question: str, answer: dict) -> None:
+        """Append a question and its answer; the first question names a conversation still called "New chat"."""
+        def write(tx: Statements) -> None:
+            conv = tx.rows("SELECT title FROM conversations WHERE id = ? AND owner = ?" + self.FOR_UPDATE,
+                           [conversation_id, owner])
+            if not conv:
+                raise RagError("this conversation no longer exists (deleted in another tab?); start a new chat")
+            now = now_iso()
+            tx.count("INSERT INTO turns (conversation_id, created_at, question, answer_id, answer) "
+                     "VALUES (?, ?, ?, ?, ?)", [conversation_id, now, question, answer.get("id"),
+                                                json.dumps(answer, default=str)])
+            title = conv[0]["title"]
+            if title == "New chat":
+                title = " ".join(question.split())[:TITLE_CHARS]
+            tx.count("UPDATE conversations SET updated_at = ?, title = ? WHERE id = ?", [now, title, conversation_id])
+
+        self._write(write)
+
+    def rename_conversation(self, conversation_id: str, owner: str, title: str) -> None:
+        title = " ".join((title or "").split())[:TITLE_CHARS]
+        if not title:
+            raise RagError("a conversation needs a name: type at least one character")
+        changed = self._write(lambda tx: tx.count(
+            "UPDATE conversations SET title = ? WHERE id = ? AND owner = ?", [title, conversation_id, owner]))
+        if changed == 0:
+            raise RagError("this conversation no longer exists (deleted in another tab?)")
+
+    def delete_conversation(self, conversation_id: str, owner: str) -> bool:
+        """Remove a conversation and its turns (the answer log keeps its answers for review).
+        The turns go first: PostgreSQL checks their reference to the conversation at once."""
+        def write(tx: Statements) -> bool:
+            if not tx.rows("SELECT id FROM conversations WHERE id = ? AND owner = ?" + self.FOR_UPDATE,
+                           [conversation_id, owner]):
+                return False
+            tx.count("DELETE FROM turns WHERE conversation_id = ?", [conversation_id])
+            tx.count("DELETE FROM conversations WHERE id = ?", [conversation_id])
+            return True
+
+        return self._write(write)
+
+    # -- cache
+    def cached(self, key: str) -> dict | None:
+        rows = self._read().rows("SELECT answer FROM cache WHERE key = ?", [key])
+        return json.loads(rows[0]["answer"]) if rows else None
+
+    def cache(self, key: str, index_version: int, answer: dict) -> None:
+        self._write(lambda tx: tx.count(PUT_CACHE, [key, now_iso(), index_version, json.dumps(answer)]))
+
+    def prune_cache(self, index_version: int) -> int:
+        """Drop entries made for other index versions (they can never be hit again)."""
+        return self._write(lambda tx: tx.count("DELETE FROM cache WHERE index_version != ?", [index_version]))
+
+
+class AnswerLog(LogRules):
+    """The log in DATA_DIR/log.sqlite: one app process (or several on one machine)."""
+
     def __init__(self, data_dir: Path | str):
         self.path = Path(data_dir) / "log.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +270,23 @@ class AnswerLog:
                 retry_busy(lambda: self._ensure_schema(db))
                 self._schema_ready = True
         return db
+
+    def _read(self) -> Statements:
+        return Statements(self.db.conn.execute)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Statements]:
+        db = self.db
+        with db.conn:  # one transaction, holding the write lock from its start
+            db.execute("BEGIN IMMEDIATE")
+            yield Statements(db.conn.execute)
+
+    def _write(self, fn: Callable[[Statements], T]) -> T:
+        def attempt() -> T:
+            with self._transaction() as tx:
+                return fn(tx)
+
+        return retry_busy(attempt)
 
     def _ensure_schema(self, db: sqlite_utils.Database) -> None:
         db["answers"].create({
@@ -93,170 +315,116 @@ class AnswerLog:
         if db.execute("PRAGMA user_version").fetchone()[0] < 2:
             with db.conn:
                 db.execute("BEGIN IMMEDIATE")
-                _replay_feedback(db)
+                self._replay_feedback(Statements(db.conn.execute))
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    # -- answers
-    def record(self, row: dict[str, Any]) -> str:
-        row = dict(row)
-        row.setdefault("id", uuid.uuid4().hex)
-        row.setdefault("created_at", now_iso())
-        for key in ("citations", "passages", "trace"):
-            if not isinstance(row.get(key), str):
-                row[key] = json.dumps(row.get(key), default=str)
-        retry_busy(lambda: self.db["answers"].insert(row))
-        return row["id"]
 
-    def get(self, answer_id: str) -> dict | None:
-        rows = list(self.db.query("SELECT * FROM answers WHERE id = ?", [answer_id]))
-        return _decode(rows[0]) if rows else None
-
-    def answers(self, limit: int = 1000) -> list[dict]:
-        return [_decode(r) for r in self.db.query(
-            "SELECT a.*, f.rating, f.comment, f.correction FROM answers a "
-            "LEFT JOIN feedback_state f ON f.answer_id = a.id ORDER BY a.created_at DESC LIMIT ?", [limit])]
-
-    # -- feedback
-    def feedback(self, answer_id: str, rating: int | None = KEEP, comment: str | None = KEEP,
-                 correction: str | None = KEEP) -> int:
-        """Change some of an answer's feedback (fields not passed keep their value; None or ""
-        clears one). Returns the id of the history row that records the new state."""
-        if rating is not KEEP and rating not in (None, 1, -1):
-            raise RagError("rating must be 1 (thumbs up), -1 (thumbs down) or empty")
-        if self.get(answer_id) is None:
-            raise RagError(f"no logged answer with id {answer_id!r}")
-        change = {k: (v or None) for k, v in zip(FEEDBACK_FIELDS, (rating, comment, correction)) if v is not KEEP}
-
-        def write() -> int:
-            db = self.db
-            with db.conn:  # one transaction: the state and its history row land together
-                db.execute("BEGIN IMMEDIATE")
-                old = self.feedback_state(answer_id) or {}
-                state = [change.get(k, old.get(k)) for k in FEEDBACK_FIELDS]
-                now = now_iso()
-                _put_state(db, answer_id, now, state)
-                cur = db.execute("INSERT INTO feedback (answer_id, created_at, rating, comment, correction) "
-                                 "VALUES (?, ?, ?, ?, ?)", [answer_id, now, *state])
-                return cur.lastrowid
-
-        return retry_busy(write)
-
-    def feedback_state(self, answer_id: str) -> dict | None:
-        """The answer's current rating, comment and correction (None when never given)."""
-        rows = list(self.db.query("SELECT rating, comment, correction, updated_at FROM feedback_state "
-                                  "WHERE answer_id = ?", [answer_id]))
-        return rows[0] if rows else None
-
-    def feedback_for(self, answer_id: str) -> list[dict]:
-        """The history: one row per change, each holding the state after it, oldest first."""
-        return list(self.db.query("SELECT * FROM feedback WHERE answer_id = ? ORDER BY id", [answer_id]))
-
-    # -- conversations (owner: "user:EMAIL" when login is on, "browser:ID" otherwise)
-    def new_conversation(self, owner: str, title: str = "New chat") -> str:
-        now = now_iso()
-        row = {"id": uuid.uuid4().hex, "owner": owner, "title": title[:TITLE_CHARS], "created_at": now,
-               "updated_at": now}
-        retry_busy(lambda: self.db["conversations"].insert(row))
-        return row["id"]
-
-    def conversations(self, owner: str, limit: int = 200) -> list[dict]:
-        """The owner's conversations, the most recently used first, each with its turn count."""
-        return list(self.db.query(
-            "SELECT c.*, (SELECT count(*) FROM turns t WHERE t.conversation_id = c.id) AS turns "
-            "FROM conversations c WHERE owner = ? ORDER BY updated_at DESC, rowid DESC LIMIT ?", [owner, limit]))
-
-    def conversation(self, conversation_id: str, owner: str) -> dict | None:
-        """One of the owner's conversations with its turns ({question, answer}); None if not theirs."""
-        rows = list(self.db.query("SELECT * FROM conversations WHERE id = ? AND owner = ?", [conversation_id, owner]))
-        if not rows:
-            return None
-        turns = [{"question": t["question"], "answer": json.loads(t["answer"])} for t in self.db.query(
-            "SELECT question, answer FROM turns WHERE conversation_id = ? ORDER BY id", [conversation_id])]
-        return {**rows[0], "turns": turns}
-
-    def add_turn(self, conversation_id: str, owner: str, question: str, answer: dict) -> None:
-        """Append a question and its answer; the first question names a conversation still called "New chat"."""
-        def write() -> None:
-            db = self.db
-            with db.conn:
-                db.execute("BEGIN IMMEDIATE")
-                conv = db.execute("SELECT title FROM conversations WHERE id = ? AND owner = ?",
-                                  [conversation_id, owner]).fetchone()
-                if conv is None:
-                    raise RagError("this conversation no longer exists (deleted in another tab?); start a new chat")
-                now = now_iso()
-                db.execute("INSERT INTO turns (conversation_id, created_at, question, answer_id, answer) "
-                           "VALUES (?, ?, ?, ?, ?)", [conversation_id, now, question, answer.get("id"),
-                                                     json.dumps(answer, default=str)])
-                title = conv[0]
-                if title == "New chat":
-                    title = " ".join(question.split())[:TITLE_CHARS]
-                db.execute("UPDATE conversations SET updated_at = ?, title = ? WHERE id = ?",
-                           [now, title, conversation_id])
-
-        retry_busy(write)
-
-    def rename_conversation(self, conversation_id: str, owner: str, title: str) -> None:
-        title = " ".join((title or "").split())[:TITLE_CHARS]
-        if not title:
-            raise RagError("a conversation needs a name: type at least one character")
-        cur = retry_busy(lambda: self.db.execute(
-            "UPDATE conversations SET title = ? WHERE id = ? AND owner = ?", [title, conversation_id, owner]))
-        if cur.rowcount == 0:
-            raise RagError("this conversation no longer exists (deleted in another tab?)")
-
-    def delete_conversation(self, conversation_id: str, owner: str) -> bool:
-        """Remove a conversation and its turns (the answer log keeps its answers for review)."""
-        def write() -> bool:
-            db = self.db
-            with db.conn:
-                db.execute("BEGIN IMMEDIATE")
-                cur = db.execute("DELETE FROM conversations WHERE id = ? AND owner = ?", [conversation_id, owner])
-                if cur.rowcount:
-                    db.execute("DELETE FROM turns WHERE conversation_id = ?", [conversation_id])
-                return cur.rowcount > 0
-
-        return retry_busy(write)
-
-    # -- cache
-    def cached(self, key: str) -> dict | None:
-        rows = list(self.db.query("SELECT answer FROM cache WHERE key = ?", [key]))
-        return json.loads(rows[0]["answer"]) if rows else None
-
-    def cache(self, key: str, index_version: int, answer: dict) -> None:
-        row = {"key": key, "created_at": now_iso(), "index_version": index_version, "answer": json.dumps(answer)}
-        retry_busy(lambda: self.db["cache"].upsert(row, pk="key"))
-
-    def prune_cache(self, index_version: int) -> int:
-        """Drop entries made for other index versions (they can never be hit again)."""
-        cur = retry_busy(lambda: self.db.execute("DELETE FROM cache WHERE index_version != ?", [index_version]))
-        return cur.rowcount
+PG_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS answers (
+        id text PRIMARY KEY, created_at text, session text, question text, standalone text, answer text,
+        mode text, abstained integer, cached integer, prompt_version text, model text, reranker text,
+        index_version bigint, notice text, citations text, passages text, trace text)""",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, answer_id text REFERENCES answers (id),
+        created_at text, rating integer, comment text, correction text)""",
+    """CREATE TABLE IF NOT EXISTS feedback_state (
+        answer_id text PRIMARY KEY REFERENCES answers (id), updated_at text, rating integer, comment text,
+        correction text)""",
+    "CREATE TABLE IF NOT EXISTS cache (key text PRIMARY KEY, created_at text, index_version bigint, answer text)",
+    """CREATE TABLE IF NOT EXISTS conversations (
+        id text PRIMARY KEY, owner text, title text, created_at text, updated_at text,
+        seq bigint GENERATED ALWAYS AS IDENTITY)""",
+    """CREATE TABLE IF NOT EXISTS turns (
+        id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        conversation_id text REFERENCES conversations (id), created_at text, question text, answer_id text,
+        answer text)""",
+    "CREATE INDEX IF NOT EXISTS answers_created_at ON answers (created_at)",
+    "CREATE INDEX IF NOT EXISTS feedback_answer_id ON feedback (answer_id)",
+    "CREATE INDEX IF NOT EXISTS conversations_owner ON conversations (owner, updated_at)",
+    "CREATE INDEX IF NOT EXISTS turns_conversation_id ON turns (conversation_id)",
+]
+LOG_SCHEMA_KEY = 4  # under rag.store.postgres.LOCK_NS: creating the log's tables
 
 
-def _replay_feedback(db: sqlite_utils.Database) -> None:
-    """Schema 1 kept only change rows (NULL = not given): rebuild each answer's current state.
-    A row with no field at all was a rating taken back."""
-    state: dict[str, dict] = {}
-    for r in db.query("SELECT * FROM feedback ORDER BY id"):
-        s = state.setdefault(r["answer_id"], {})
-        given = {k: r[k] for k in FEEDBACK_FIELDS if r[k] is not None}
-        s.update(given if given else {"rating": None})
-        s["updated_at"] = r["created_at"]
-    for answer_id, s in state.items():
-        _put_state(db, answer_id, s["updated_at"], [s.get(k) for k in FEEDBACK_FIELDS])
+class PgAnswerLog(LogRules):
+    """The log in PostgreSQL: every replica and process shares it; safe for many threads."""
+
+    FOR_UPDATE = " FOR UPDATE"
+    INSERT_ORDER = "c.seq"
+
+    def __init__(self, url: str):
+        from rag.store.postgres import _psycopg, redact
+
+        self.psycopg = _psycopg()
+        self.url = url
+        self.where = redact(url)
+        self._local = threading.local()
+        self._ensure_schema()
+
+    @property
+    def conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:  # a restarted server: reconnect
+            try:
+                conn = self._local.conn = self.psycopg.connect(self.url, autocommit=True)
+            except self.psycopg.OperationalError as e:
+                raise RagError(f"cannot connect to the answer log's database at {self.where}: {e}. "
+                               "Check RAG_DATABASE_URL and that the server is running.") from e
+        return conn
+
+    def _statements(self, conn) -> Statements:
+        return Statements(lambda sql, params: conn.execute(sql.replace("?", "%s"), params))
+
+    def _read(self) -> Statements:
+        return self._statements(self.conn)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Statements]:
+        conn = self.conn
+        with conn.transaction():
+            yield self._statements(conn)
+
+    def _write(self, fn: Callable[[Statements], T]) -> T:
+        """One transaction; a lost connection is reported, not retried (the write may have landed)."""
+        try:
+            with self._transaction() as tx:
+                return fn(tx)
+        except self.psycopg.OperationalError as e:
+            raise RagError(f"the answer log's database at {self.where} failed during a write: {e}. "
+                           "Try again; check that the server is running.") from e
+
+    def _ensure_schema(self) -> None:
+        """Create the tables once, under an advisory lock (CREATE ... IF NOT EXISTS races itself)."""
+        from rag.store.postgres import LOCK_NS
+
+        with self._transaction() as tx:
+            if tx.rows("SELECT to_regclass('turns') IS NOT NULL AS ready")[0]["ready"]:
+                return
+            tx.rows("SELECT pg_advisory_xact_lock(?, ?)", [LOCK_NS, LOG_SCHEMA_KEY])
+            for ddl in PG_SCHEMA:
+                tx.count(ddl)
 
 
-def _put_state(db: sqlite_utils.Database, answer_id: str, at: str, state: list) -> None:
-    """Write an answer's current feedback: `state` holds FEEDBACK_FIELDS' values, in order."""
-    db.execute("INSERT OR REPLACE INTO feedback_state (answer_id, updated_at, rating, comment, correction) "
-               "VALUES (?, ?, ?, ?, ?)", [answer_id, at, *state])
+def _encode(row: dict[str, Any]) -> dict[str, Any]:
+    """An answer as stored: an id and a time, JSON text for the structured fields, 0/1 for
+    flags; a column the log does not have is a programming error, said before SQL sees it."""
+    row = {k: int(v) if isinstance(v, bool) else v for k, v in row.items()}
+    row.setdefault("id", uuid.uuid4().hex)
+    row.setdefault("created_at", now_iso())
+    for key in JSON_FIELDS:
+        if not isinstance(row.get(key), str):
+            row[key] = json.dumps(row.get(key), default=str)
+    unknown = set(row) - set(ANSWER_COLUMNS)
+    if unknown:
+        raise RagError(f"the answer log has no column(s) {sorted(unknown)}; known: {', '.join(ANSWER_COLUMNS)}")
+    return row
 
 
 def _decode(row: dict) -> dict:
-    for key in ("citations", "passages", "trace"):
+    for key in JSON_FIELDS:
         if isinstance(row.get(key), str):
             row[key] = json.loads(row[key])
     return row
 
 
-__all__ = ["KEEP", "AnswerLog", "retry_busy"]
+__all__ = ["KEEP", "AnswerLog", "LogRules", "PgAnswerLog", "open_log", "retry_busy"]

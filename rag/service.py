@@ -19,7 +19,7 @@ from typing import Callable
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.log import KEEP, AnswerLog
+from rag.log import KEEP, open_log
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ ()\-]+")
 
@@ -45,7 +45,7 @@ def file_message(message: str | None, path: str) -> str:
 class Service:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.load()
-        self.log = AnswerLog(self.settings.data_dir)
+        self.log = open_log(self.settings)
         self._answerer = None
         self._answerer_lock = threading.Lock()  # sessions are threads: the first ones arrive together
         self._llm_checked: tuple[float, str | None] = (0.0, None)

@@ -68,8 +68,9 @@ def postgres_server():
 
 @pytest.fixture(params=["local", "postgres"])
 def store_backend(request, monkeypatch) -> str:
-    """Runs a test once per store: the local SQLite + files one, and PostgreSQL with a fresh
-    database of its own (named in RAG_DATABASE_URL, which Settings.load and subprocesses read)."""
+    """Runs a test once per backend of the product state (library and answer log): the local
+    SQLite + files one, and PostgreSQL with a fresh database of its own (named in
+    RAG_DATABASE_URL, which Settings.load and subprocesses read)."""
     if request.param == "local":
         monkeypatch.delenv("RAG_DATABASE_URL", raising=False)
         yield "local"
@@ -92,6 +93,14 @@ def store_at(data_dir: Path, **overrides):
     from rag.store import open_store
 
     return open_store(Settings.load(data_dir=data_dir, **overrides))
+
+
+def log_at(data_dir: Path, **overrides):
+    """The answer log the app would open for this data dir (and RAG_DATABASE_URL, when set)."""
+    from rag.config import Settings
+    from rag.log import open_log
+
+    return open_log(Settings.load(data_dir=data_dir, **overrides))
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ import pytest
 from ingest.pipeline import delete_sources, ingest_paths
 from rag.errors import EmbedderMismatch, NotFound
 from rag.search import search
-from tests.conftest import SAMPLES, store_at, write_docs
+from tests.conftest import ROOT, SAMPLES, store_at, write_docs
 
 # Both stores: the local one and PostgreSQL (a fresh database per test).
 pytestmark = pytest.mark.usefixtures("store_backend")
@@ -172,3 +175,43 @@ def test_dense_index_switches_to_ann_above_the_threshold(tmp_path, embedder, sto
 def test_the_backend_under_test_is_the_one_named(tmp_path, store_backend):
     """Guards the parametrization: RAG_DATABASE_URL must really switch the store."""
     assert type(store_at(tmp_path / "data")).__name__ == {"local": "LocalStore", "postgres": "PgStore"}[store_backend]
+
+
+REPLICA = r"""
+import sys, time
+from rag.config import Settings
+from rag.service import Service
+
+svc = Service(Settings.load(data_dir=sys.argv[1], llm_base_url=""))  # another app process
+retriever = svc.answerer.retriever
+query, wanted = sys.argv[2], sys.argv[3]
+assert wanted not in {h.source for h in retriever.search(query, k=5).hits}
+print("ready", flush=True)
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    if wanted in {h.source for h in retriever.search(query, k=5).hits}:
+        print("seen", time.time(), flush=True)
+        break
+    time.sleep(0.1)
+"""
+
+
+def test_a_second_replica_sees_a_publish_within_two_seconds(tmp_path, settings, embedder, store_backend):
+    """A replica in another process (with PostgreSQL: a DATA_DIR of its own, nothing shared but
+    RAG_DATABASE_URL) finds a document another process published, without a restart."""
+    ingest_paths(write_docs(tmp_path / "base", 3, prefix="base"), settings, embedder=embedder)
+    fresh = write_docs(tmp_path / "fresh", 1, prefix="fresh")[0]
+    replica_data = settings.data_dir if store_backend == "local" else tmp_path / "replica-data"
+    replica = subprocess.Popen([sys.executable, "-c", REPLICA, str(replica_data), "fresh 0 about topic0",
+                                str(fresh)], cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert replica.stdout.readline().strip() == "ready", replica.stderr.read()
+        report = ingest_paths([fresh], settings, embedder=embedder)
+        published = time.time()
+        assert not report.failed
+        out, err = replica.communicate(timeout=60)
+    finally:
+        replica.kill()
+    assert out.startswith("seen"), f"the replica never found the published document: {err[-2000:]}"
+    lag = float(out.split()[1]) - published
+    assert lag < 2.0, f"the replica saw the publish after {lag:.1f} s"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, write_docs
+from tests.conftest import ROOT, log_at, write_docs
 
 pytestmark = pytest.mark.slow
 
@@ -71,8 +71,7 @@ QUESTIONS = [
 ]
 
 
-@pytest.mark.usefixtures("store_backend")
-def test_twenty_sessions_share_one_service_while_an_ingest_publishes(tmp_path, embedder):
+def test_twenty_sessions_share_one_service_while_an_ingest_publishes(tmp_path, embedder, store_backend):
     from ingest.pipeline import ingest_paths
     from rag.config import Settings
     from rag.service import Service
@@ -149,19 +148,21 @@ def test_twenty_sessions_share_one_service_while_an_ingest_publishes(tmp_path, e
     v1 = json.loads(ingest_out["stdout"])["index_version"]
     assert v1 == v0 + 1
 
-    # Nothing lost: every answer and every feedback row the sessions made is in log.sqlite,
-    # and each feedback id names the row that was written for that answer.
+    # Nothing lost: every answer and every feedback row the sessions made is in the log (read
+    # through a fresh log object: its own connections, as another process would), and each
+    # feedback id names the row that was written for that answer.
     assert len(results) >= N_SESSIONS * MIN_QUESTIONS
-    with log_db(data) as conn:
-        assert conn.execute("SELECT count(*) FROM answers").fetchone()[0] == len(results)
-        assert conn.execute("SELECT count(*) FROM feedback").fetchone()[0] == len(results)
-        assert len({r["answer"] for r in results}) == len({r["feedback"] for r in results}) == len(results)
-        rows = {fid: (aid, comment)
-                for fid, aid, comment in conn.execute("SELECT id, answer_id, comment FROM feedback")}
-        for r in results:
-            assert rows.get(r["feedback"]) == (r["answer"], r["comment"]), r
-        logged_versions = {aid: v for aid, v in conn.execute("SELECT id, index_version FROM answers")}
-        assert integrity(conn) == "ok"
+    assert len({r["answer"] for r in results}) == len({r["feedback"] for r in results}) == len(results)
+    fresh_log = log_at(data)
+    logged = fresh_log.answers(100_000)
+    assert len(logged) == len(results)
+    for r in results:
+        assert [(h["id"], h["comment"]) for h in fresh_log.feedback_for(r["answer"])] == [
+            (r["feedback"], r["comment"])], r
+    logged_versions = {row["id"]: row["index_version"] for row in logged}
+    if store_backend == "local":
+        with log_db(data) as conn:
+            assert integrity(conn) == "ok"
 
     # Every answer was made on a version that existed: the old one or the one the ingest published.
     versions = {r["version"] for r in results}
@@ -187,9 +188,10 @@ def test_twenty_sessions_share_one_service_while_an_ingest_publishes(tmp_path, e
 # ---------------------------------------------------------------------------------------------
 FEEDBACK_WRITER = r"""
 import sys
-from rag.log import AnswerLog
+from rag.config import Settings
+from rag.log import open_log
 
-log = AnswerLog(sys.argv[1])
+log = open_log(Settings.load(data_dir=sys.argv[1]))  # RAG_DATABASE_URL, when set, names the log
 name = sys.argv[2]
 if len(sys.argv) > 3:
     print("started", flush=True)
@@ -208,9 +210,7 @@ def committed_ids(lines: list[str]) -> list[int]:
     return [int(x) for x in lines if x.endswith("\n") and x.strip().isdigit()]
 
 
-def test_kill_9_during_feedback_writes_loses_no_committed_row(tmp_path):
-    from rag.log import AnswerLog
-
+def test_kill_9_during_feedback_writes_loses_no_committed_row(tmp_path, store_backend):
     data = tmp_path / "data"
     rng = random.Random(7)
     printed: list[int] = []
@@ -233,16 +233,17 @@ def test_kill_9_during_feedback_writes_loses_no_committed_row(tmp_path):
         assert len(ids) >= target
         printed += ids
 
-    with log_db(data) as conn:
-        assert integrity(conn) == "ok"
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        in_db = {row[0] for row in conn.execute("SELECT id FROM feedback")}
+    if store_backend == "local":
+        with log_db(data) as conn:
+            assert integrity(conn) == "ok"
+            assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    log = log_at(data)  # the next process
+    in_db = {h["id"] for a in log.answers(10_000) for h in log.feedback_for(a["id"])}
     missing = set(printed) - in_db
     assert not missing, f"{len(missing)} committed feedback rows vanished after kill -9"
     # At most the one row per kill that was committed but not yet printed is extra.
     assert len(in_db) - len(printed) <= rounds
     # The log is still writable by the next process: nothing stays locked after the kills.
-    log = AnswerLog(data)
     aid = log.record({"question": "after", "answer": "a", "mode": "extractive", "abstained": 0, "cached": 0})
     assert log.feedback(aid, 1, "after the crashes") > max(in_db)
 
@@ -263,9 +264,11 @@ print("released", flush=True)
 """
 
 
-def test_concurrent_writer_processes_lose_no_feedback(tmp_path):
+def test_concurrent_writer_processes_lose_no_feedback(tmp_path, monkeypatch):
+    """SQLite's own write lock (a PostgreSQL log has none: see tests/test_log.py)."""
     from rag.log import AnswerLog
 
+    monkeypatch.delenv("RAG_DATABASE_URL", raising=False)  # the writers must open log.sqlite
     data = tmp_path / "data"
     AnswerLog(data).db  # the schema exists before the race starts
     n_writers, rows_each, hold_s = 6, 120, 3.0

@@ -30,7 +30,7 @@ from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_foll
 from rag.answer.support import SupportModel, passage_sentences
 from rag.config import Settings
 from rag.errors import RagError
-from rag.log import AnswerLog
+from rag.log import LogRules, open_log
 from rag.types import Hit
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -102,7 +102,7 @@ def format_passages(hits: list[Hit]) -> str:
 class Answerer:
     """Cheap to construct; the retriever's models and the LLM client load on first use."""
 
-    def __init__(self, settings: Settings, retriever=None, log: AnswerLog | None = None):
+    def __init__(self, settings: Settings, retriever=None, log: LogRules | None = None):
         from rag.factory import build_retriever
 
         self.settings = settings
@@ -110,7 +110,7 @@ class Answerer:
         self.store = self.retriever.store
         self.embedder = self.retriever.embedder
         self.support = SupportModel(self.embedder)
-        self.log = log or AnswerLog(settings.data_dir)
+        self.log = log or open_log(settings)
         self.prompt = load_prompt(settings.prompt_version)
         self.rewrite_prompt = load_prompt(settings.rewrite_prompt_version)
         self.code = code_version()
