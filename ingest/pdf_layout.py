@@ -35,7 +35,8 @@ _PAGE_NUMBER = re.compile(r"^(?!(?:19|20)\d\d$)(?:page\s+)?\d{1,4}(?:\s*(?:of|/)
                           re.I)  # a bare year is a column header, not a page number
 _HYPHEN_GAP = re.compile(r"(?<=[A-Za-z]) +-(?=[a-z])|(?<=[A-Za-z])- +(?=[a-z])")
 _SPACES = re.compile(r" {2,}")
-_ROW_CELL = re.compile(r"^(?:(?P<header>.+): )?(?P<value>\S(?:.*\S)?)$")  # a header may hold ": " ("2022 or 2021: As of ...")
+# a header may hold ": " itself ("2022 or 2021: As of ..."): the value is after the last one
+_ROW_CELL = re.compile(r"^(?:(?P<header>.+): )?(?P<value>\S(?:.*\S)?)$")
 
 
 @dataclass
@@ -639,4 +640,5 @@ def parse_row(line: str) -> Row | None:
     return Row(lm.group("label"), lm.group("unit"), tuple(cells))
 
 
-__all__ = ["CELL_SEP", "Row", "is_figure", "is_row_line", "parse_row", "strip_furniture", "structure_page", "text_grid_rows"]
+__all__ = ["CELL_SEP", "Row", "is_figure", "is_row_line", "parse_row", "strip_furniture", "structure_page",
+           "text_grid_rows"]

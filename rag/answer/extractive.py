@@ -297,8 +297,8 @@ def rerank_by_units(question: str, hits: list, k: int) -> list:
         return hits[:k]
     units = passage_sentences(hits)
     best = [0.0] * len(hits)
-    for u, sc in zip(units, unit_features(question, units, passage_headings(hits), passage_calendars(hits),
-                                                  passage_reports(hits))):
+    feats = unit_features(question, units, passage_headings(hits), passage_calendars(hits), passage_reports(hits))
+    for u, sc in zip(units, feats):
         best[u.passage - 1] = max(best[u.passage - 1], sc.score)
     fused = [h.scores.get("fused", h.scores.get("final", 0.0)) for h in hits]
     lo, hi = min(fused), max(fused)
@@ -442,6 +442,17 @@ def _described(asked: Period, question: str, hit) -> str:
     return words if dated == asked else f"{words} ({dated.describe()})"
 
 
+def _closest_passage(u: Sentence, hit) -> str:
+    """The closest passage, said to be about another period; for undated prose in a filing,
+    which period: the one its filing reports."""
+    quote = trim_quote(u.text, u.text, 40)[0]
+    if hit.period and not names_period(u.text):
+        reported = header_period(hit.period).describe()
+        period = f"the period {reported}" if reported.startswith("ended") else f"the {reported}"
+        return f"The closest passage is from a report on {period}: \"{quote}\""
+    return f"The closest passage is about another period: \"{quote}\""
+
+
 def _other_period(asked: Period, u: Sentence, sc: UnitScore, hits, question: str = ""
                   ) -> tuple[str, list[Citation], str]:
     """The best unit is about another period: say the asked one is not found and show what
@@ -450,12 +461,7 @@ def _other_period(asked: Period, u: Sentence, sc: UnitScore, hits, question: str
     if sc.row is not None:
         what = f"{sc.row.label} is reported for: {'; '.join(covered_periods(sc.row)) or 'other periods'}"
     else:
-        other = "another period"
-        if hit.period and not names_period(u.text):  # undated prose in a filing: the filing's period
-            reported = header_period(hit.period).describe()
-            other = f"a report on the {'period ' if reported.startswith('ended') else ''}{reported}"
-        what = f"The closest passage is {'from' if other.startswith('a report') else 'about'} {other}: " \
-               f"\"{trim_quote(u.text, u.text, 40)[0]}\""
+        what = _closest_passage(u, hit)
     text = (f"The documents do not report this for the {_described(asked, question, hit)} asked about. "
             f"{what} [{u.passage}].")
     cite = Citation(u.passage, hit.source, hit.chunk.page, hit.chunk.id, u.text if sc.row is not None
