@@ -469,10 +469,10 @@ ANCHOR_TOLERANCE = 3       # fragment starts this close are one column
 WORD_SLACK = 2             # a cell may start this far left of its column
 
 
-def _grid_anchors(lines: list[str]) -> list[int]:
+def _grid_anchors(frags: list[list[_Frag]]) -> list[int]:
     """Column starts: fragment starts (this close together) that two or more lines share."""
     clusters: list[list[int]] = []
-    for start in sorted(f.start for line in lines for f in _fragments(line)):
+    for start in sorted(f.start for line in frags for f in line):
         if clusters and start - clusters[-1][-1] <= ANCHOR_TOLERANCE:
             clusters[-1].append(start)
         else:
@@ -484,11 +484,11 @@ def _grid_column(anchors: list[int], start: int, slack: int = WORD_SLACK) -> int
     return max((i for i, a in enumerate(anchors) if a <= start + slack), default=0)
 
 
-def _grid_cells(line: str, anchors: list[int], into: list[list[str]]) -> None:
-    """The line's words added to their columns. A fragment goes to the column it starts in; a
+def _grid_cells(line: list[_Frag], anchors: list[int], into: list[list[str]]) -> None:
+    """A line's words (its fragments) added to their columns. A fragment goes to the column it starts in; a
     word of it at or past the next column's start (text set one space from its neighbour's,
     "Chair-based yoga Natural breath") goes to that column."""
-    for f in _fragments(line):
+    for f in line:
         col = _grid_column(anchors, f.start)
         for m in re.finditer(r"\S+", f.text):
             if m.start():
@@ -510,7 +510,7 @@ def _grid_extent(lines: list[str], frags: list[list[_Frag]], i: int) -> tuple[in
         if frags[j][0].start < left - ANCHOR_TOLERANCE:
             return None  # line i is a header or a wrapped line: the grid's rows start further left
         if frags[j][0].start <= left + ANCHOR_TOLERANCE:  # a line at the first column: a row, or the end
-            if not _grid_row_line(frags[j]) or _is_data_row(frags[j]):
+            if not _grid_row_line(frags[j]):
                 break
             rows += 1
         j += 1
@@ -539,13 +539,13 @@ def text_grid_rows(layout_text: str) -> str:
             continue
         head, first, end = extent
         del out[len(out) - (first - head):]  # the header lines, held as text so far
-        anchors = _grid_anchors(lines[head:end])
+        anchors = _grid_anchors(frags[head:end])
         if len(anchors) < GRID_MIN_COLUMNS:
             out.extend(lines[head:end])
             i = end
             continue
         header: list[list[str]] = [[] for _ in anchors]
-        for line in lines[head:first]:
+        for line in frags[head:first]:
             _grid_cells(line, anchors, header)
         heads = [" ".join(h) for h in header]
         row: list[list[str]] | None = None
@@ -554,7 +554,7 @@ def text_grid_rows(layout_text: str) -> str:
                 if row is not None:
                     out.append(_grid_line(row, heads))
                 row = [[] for _ in anchors]
-            _grid_cells(lines[k], anchors, row)
+            _grid_cells(frags[k], anchors, row)
         out.append(_grid_line(row, heads))
         i = end
     return "\n".join(out)

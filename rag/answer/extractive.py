@@ -210,7 +210,7 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         label_terms = set(analyse(f"{row.label} {header}"))
         label_fit = len(mine & label_terms) / len(label_terms) if label_terms else 0.0
         # how much of the asked metric the row's label, header and table title say together
-        named = _share(mine, label_terms | set(analyse(u.caption))) if u.caption else _share(mine, label_terms)
+        named = _share(mine, label_terms | set(analyse(u.caption)))
         statement = row_statement(row, cell if cell is not None else 0)
         s = LEXICAL_WEIGHT * _metric_share(mine, statement) + LABEL_WEIGHT * label_fit
         s += PERIOD_WEIGHT * max(fit, 0.0) if fit > -1 else -WRONG_PERIOD_PENALTY
