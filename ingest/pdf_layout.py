@@ -107,7 +107,9 @@ def _is_data_row(frags: list[_Frag]) -> bool:
         if len(label) > 1 and len(cells) < 2:
             return False
         gap = cells[0].start - label[-1].end
-        if gap < 3 or len(" ".join(f.text for f in label)) > 160:
+        # "Total net revenues (1)(2)(3)$   2,510 $ 2,510": a cell's "$" may touch the label
+        glued_sign = gap == 0 and cells[0].text[:1] in "$€£" and len(cells) >= 2
+        if (gap < 3 and not glued_sign) or len(" ".join(f.text for f in label)) > 160:
             return False
     elif len(cells) < 2:
         return False
@@ -127,6 +129,7 @@ def _clean_header(text: str) -> str:
     # and OCR drops the spaces of a header set tight: "Six MonthsEnded June30", "ThreeMonths"
     text = re.sub(r"(?<=[a-z])(?=(?:Months?|Weeks?|Ended|Ending|Quarters?|Year)(?:\b|[A-Z]))", " ", text)
     text = re.sub(r"\b" + _MONTH_WORDS + r"(?=\d)", r"\1 ", text)
+    text = re.sub(r"(?<=\d),(?=(?:19|20)\d\d\b)", ", ", text)  # "March 31,2023"
     return _SPACES.sub(" ", text).strip().rstrip(",").strip()
 
 
@@ -151,12 +154,19 @@ _TWO_PERIODS = re.compile(r"(?<=,) +(?=(?:Three|Six|Nine|Twelve|Thirteen|Quarter
                          r"Third|Weeks?|\d+ Weeks)\b)")
 
 
+# dates set with single spaces between them ("March 31,2023 December 31,2022 September 30,2022",
+# eBay's supplemental data): each date heads its own column
+_TWO_DATES = re.compile(r"(?<=\b(?:19|20)\d\d) +(?=" + _MONTH_WORDS + r"\b)")
+
+
 def _split_periods(frags: list[_Frag]) -> list[_Frag]:
     """Two period headers set close together read as one fragment ("Three Months Ended June
-    30, Six Months Ended June 30,"): cut after the comma that ends the first."""
+    30, Six Months Ended June 30,"): cut after the comma that ends the first; a run of dates
+    is cut between the dates."""
     out = []
     for f in frags:
-        cuts = [0] + [m.end() for m in _TWO_PERIODS.finditer(f.text)] + [len(f.text)]
+        ends = [m.end() for m in _TWO_PERIODS.finditer(f.text)] + [m.end() for m in _TWO_DATES.finditer(f.text)]
+        cuts = [0] + sorted(ends) + [len(f.text)]
         for a, b in zip(cuts, cuts[1:]):
             piece = f.text[a:b].strip()
             if piece:
@@ -172,7 +182,9 @@ def _header_from(lines: list[str], first_cell_start: int) -> _Header:
         # fragments wholly left of the first column are context (a period or a unit for every
         # column); one that reaches into the columns heads the columns under it
         col_frags = [f for f in frags if f.end > first_cell_start - 2]
-        context += [f.text for f in frags if f.end <= first_cell_start - 2]
+        if col_frags and _is_years_line(frags):
+            col_frags = frags  # "2023   2022" over right-aligned figures: the first year may sit left of them
+        context += [f.text for f in frags if f not in col_frags]
         if col_frags:
             cols.append(col_frags)
     unit = _unit_of(context + [f.text for line in cols for f in line])
@@ -198,17 +210,18 @@ def _column_header(header: _Header, cell: _Frag, index: int = 0, n_cells: int = 
     ("Inc/ (Dec)" over one column) only lend a fragment to the cells right under it."""
     parts = [_clean_header(c) for c in header.context if _PERIODISH.search(c) and not _UNIT.search(c)]
     leaf = max((d for d, line in enumerate(header.lines) if not all(_only_unit(f.text) for f in line)), default=-1)
+    leaves = header.lines[leaf] if leaf >= 0 else []
     for depth, line in enumerate(header.lines):
         spread = depth == leaf or any(_GROUP.search(f.text) for f in line) or _is_years_line(line)
         if depth == leaf and len(line) == n_cells:
             best = line[index]  # as many headers as cells: they pair up in order, however placed
-        elif depth != leaf and (spread or 2 * len(line) == n_cells and _is_years_line(header.lines[leaf])) and \
-                _even_group(line, header.lines[leaf] if leaf >= 0 else [], n_cells):
+        elif depth != leaf and (spread or 2 * len(line) == n_cells and _is_years_line(leaves)) and \
+                _even_group(line, leaves, n_cells):
             # a period header over its columns; or one over each pair of years ("Earnings",
             # "Share" over 2023 2022 each). A caption spread over more columns may be a stacked
             # caption's first line ("Earnings per" over "Common" over "Share"), and one over named
             # columns the top of a column's name ("Long-Lived" over "Assets"): those stay local
-            best = line[index // (n_cells // len(line))]
+            best = line[index // _group_size(n_cells, len(line))]
             spread = True
         else:
             best = min(line, key=lambda f: (_distance(f, cell), abs((f.start + f.end) - (cell.start + cell.end))))
@@ -232,19 +245,43 @@ def _without_footnote_mark(cells: list[_Frag], header: _Header) -> list[_Frag]:
     return cells
 
 
+def _group_size(n_cells: int, n_groups: int) -> int:
+    """Columns under each group header; the last group may be short ("2022", "2021", "2020" over
+    Amount, Increase, Amount, Increase, Amount in McDonald's 10-K)."""
+    return -(-n_cells // n_groups)
+
+
 def _even_group(groups: list[_Frag], leaves: list[_Frag], n_cells: int) -> bool:
     """Whether period headers split the leaf columns evenly: "Three Months Ended" and "Six Months
     Ended" over 2023 2022 2023 2022 | 2023 2022 2023 2022, each group header lying over its
     own share of the columns. Layout mode does not centre such headers (PG&E's sit well right of
     their first column), so the nearest header is not always the right one; this order is."""
-    if len(leaves) != n_cells or not 1 < len(groups) < n_cells or n_cells % len(groups):
+    if len(leaves) != n_cells or not 1 < len(groups) < n_cells:
         return False
-    per = n_cells // len(groups)
+    per = _group_size(n_cells, len(groups))
+    if (len(groups) - 1) * per >= n_cells:
+        return False  # some group would have no column
     for g, frag in enumerate(groups):
         span = leaves[g * per:(g + 1) * per]
         if frag.end < span[0].start - 4 or frag.start > span[-1].end + 4:
             return False
     return True
+
+
+_GLUED_PERCENT = re.compile(r"(?:(?<=[A-Za-z])|(?<=[A-Za-z] ))\(?-?\d+(?:\.\d+)?\)? ?%$")
+
+
+def _glued_first_cell(label: list[_Frag], cells: list[_Frag], header: _Header) -> tuple[list[_Frag], list[_Frag]]:
+    """A first cell set against its label ("Current quarter vs prior year quarter(7) %   (9) %"
+    in eBay's supplemental data) reads as part of the label; when the header has one column
+    more than the row has cells, cut it off."""
+    m = _GLUED_PERCENT.search(label[-1].text) if label and cells else None
+    if m is None or not any(len(line) == len(cells) + 1 for line in header.lines):
+        return label, cells
+    last = label[-1]
+    head = _Frag(last.start, last.start + m.start(), last.text[:m.start()].rstrip())
+    cell = _Frag(last.start + m.start(), last.end, m.group())
+    return [*label[:-1], head], [cell, *cells]
 
 
 def _header_like(line: str, first_cell_start: int) -> bool:
@@ -253,9 +290,11 @@ def _header_like(line: str, first_cell_start: int) -> bool:
         return False
     if _is_data_row(frags):
         return False
-    if all(f.start >= first_cell_start - 12 for f in frags):
-        return True
+    if all(f.start >= first_cell_start - 12 or _UNIT.search(f.text) for f in frags):
+        return True  # column headers, perhaps with the unit at the left ("Dollars ... in millions")
     text = " ".join(f.text for f in frags)
+    if text.endswith(".") and len(text.split()) > 6:
+        return False  # a sentence ("... for each quarter in the periods ended December 31, 2022.")
     return len(text) <= 90 and bool(_PERIODISH.search(text) or _UNIT.search(text))
 
 
@@ -290,6 +329,7 @@ def _bare_year(frags: list[_Frag]) -> bool:
 
 def _format_row(label: str, cells: list[_Frag], header: _Header, year: str | None = None) -> str:
     label = _SPACES.sub(" ", label).strip().rstrip(":").strip()
+    label = re.sub(r"(?<=[A-Za-z)]) ?[$€£]$", "", label)  # "Total Gross Merchandise Volume$"
     unit = header.unit if header.unit and not _PER_SHARE.search(label) else None
     head = f"{label} ({unit})" if label and unit else label or (f"({unit})" if unit else "")
     parts = []
@@ -353,7 +393,7 @@ def structure_page(layout_text: str) -> str:
                 continue
             if not _header_like(cand, first):
                 # a section label or two ("Revenues") may sit between the header and the first row
-                if not hdr_idx and skipped < 2 and len(cand.strip()) <= 60 and not _HAS_DIGIT.search(cand):
+                if not hdr_idx and skipped < 2 and len(_prose(cand)) <= 60 and not _HAS_DIGIT.search(cand):
                     if skipped == 0 and cand.rstrip().endswith(":"):
                         cf = _fragments(cand)
                         opening = (cf[0].start, " ".join(f.text for f in cf))
@@ -363,6 +403,7 @@ def structure_page(layout_text: str) -> str:
                 break
             hdr_idx.insert(0, k - 1)
             k -= 1
+        hdr_idx = _without_titles(pending, hdr_idx)
         hdr_lines = [pending[j] for j in hdr_idx]
         if hdr_lines and (not in_table or any(_has_column_words(l, first) for l in hdr_lines)):
             header = _header_from(hdr_lines, first)
@@ -381,6 +422,7 @@ def structure_page(layout_text: str) -> str:
         in_table = True
         label_frags, cells = _split_numeric_tail(frags[i])
         cells = _without_footnote_mark(cells, header)
+        label_frags, cells = _glued_first_cell(label_frags, cells, header)
         label = " ".join(f.text for f in label_frags)
         indent = label_frags[0].start if label_frags else first
         if section is not None:
@@ -428,6 +470,22 @@ def _name_blocks_by_total(lines: list[str]) -> list[str]:
                 out[j] = f"{jlabel}{f' ({unit})' if unit else ''}{CELL_SEP}{jrest}"
         block = []
     return out
+
+
+def _without_titles(pending: list[str], hdr_idx: list[int]) -> list[int]:
+    """The header lines less a table's title lines over its period line ("eBay Inc." and
+    "Unaudited Supplemental Operating Data" over "Three Months Ended"): one run of words each,
+    naming no period. They stay in the text as the table's title, not in every column's header."""
+    k = 0
+    while k + 1 < len(hdr_idx):
+        frags = _fragments(pending[hdr_idx[k]])
+        if len(frags) != 1 or _GROUP.search(frags[0].text) or _only_unit(frags[0].text) or \
+                _HAS_DIGIT.search(frags[0].text):
+            break
+        k += 1
+    if k and any(_GROUP.search(f.text) for f in _fragments(pending[hdr_idx[k]])):
+        return hdr_idx[k:]
+    return hdr_idx
 
 
 def _first_cell(frags: list[list[_Frag]], data: list[bool], i: int) -> int:

@@ -401,3 +401,13 @@ def test_a_per_share_column_is_not_in_millions():
                     "Six Months Ended June 30 Earnings per Common Share 2022: 0.09")
     assert row_statement(row, 0).endswith("186 (in millions)")
     assert row_statement(row, 1).endswith("Share 2022: 0.09")
+
+
+def test_a_table_title_may_take_two_lines_and_prose_is_no_title():
+    from rag.answer.support import table_caption
+    text = ("Comparable sales rose in every segment.\nCOMPARABLE SALES\nIncrease/(Decrease)\n"
+            "U.S. | Quarters Ended June 30 2023: 10.3%\nTotal | Quarters Ended June 30 2023: 11.7%\n")
+    assert table_caption(text, text.index("Total")) == "COMPARABLE SALES Increase/(Decrease)"
+    prose = ("The table below shows how our revenues from each of the segments we report grew over the "
+             "last two fiscal years.\nU.S. | 2023: 10.3%\n")
+    assert table_caption(prose, prose.index("U.S.")) == ""

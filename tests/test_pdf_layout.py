@@ -354,6 +354,73 @@ def test_no_break_spaces_and_a_misplaced_first_row_keep_the_columns():
                                                        ("Three Months Ended 2022", "$805"))
 
 
+# eBay's supplemental data: a title over the period line, the dates of five columns set with
+# single spaces, a "$" touching its label and a first cell touching its label
+SUPPLEMENTAL = """\
+                                          eBay Inc.
+                             Unaudited Supplemental Operating Data
+                                                     Three Months Ended
+                               March 31,2023 December 31,2022 September 30,2022 June 30,2022 March 31,2022
+                                                (In millions, except percentages)
+Active Buyers (1)                    133           134            135        138        142
+Gross Merchandise Volume (3)
+ U.S.                          $          9,010 $          8,894 $          8,699 $          8,982 $          9,335
+ Current quarter vs prior year quarter(3) %        (9) %          (7) %     (13) %     (14) %
+Total Gross Merchandise Volume$        18,410 $        18,227 $        17,715 $        18,549 $        19,409
+"""
+
+
+def test_a_run_of_dates_heads_one_column_each_and_a_title_stays_a_title():
+    text = structure_page(SUPPLEMENTAL)
+    assert text.split("\n")[:2] == ["eBay Inc.", "Unaudited Supplemental Operating Data"]
+    rows = rows_by_label(text)
+    us = rows["Gross Merchandise Volume (3): U.S."].cells
+    assert us[0] == ("Three Months Ended March 31, 2023", "$9,010")
+    assert us[4] == ("Three Months Ended March 31, 2022", "$9,335")
+    change = rows["Gross Merchandise Volume (3): Current quarter vs prior year quarter"].cells
+    assert [c[1] for c in change] == ["(3)%", "(9)%", "(7)%", "(13)%", "(14)%"]
+    total = rows["Total Gross Merchandise Volume"].cells
+    assert total[1] == ("Three Months Ended December 31, 2022", "$18,227")
+
+
+# Salesforce's balance sheet: "Assets" and "(unaudited)" set a page width apart between the dates
+# and the first rows
+BALANCE = """\
+Condensed Consolidated Balance Sheets
+(in millions)
+                                                          April 30, 2023          January 31, 2023
+Assets                                                     (unaudited)
+Current assets:
+      Cash and cash equivalents                       $           9,155     $              7,016
+      Marketable securities                                       4,822                    5,492
+"""
+
+# McDonald's 10-K: the unit at the left of the column names; years over Amount/Increase pairs
+# and the last year over one column; Salesforce: "2023" left of its right-aligned figures
+RESULTS = """\
+                                                       2022                          2021            2020
+Dollars in millions, except per share data   Amount   (decrease)Increase/   Amount   (decrease)Increase/   Amount
+Revenues
+Other revenues                                  329                   (6)      351                     2     343
+"""
+PERCENTS = """\
+                                                    Three Months Ended April 30,
+                                                2023                      2022
+Revenues:
+     Subscription and support                          93 %                      93 %
+"""
+
+
+def test_header_lines_over_a_wide_label_line_and_unit_at_the_left():
+    row = rows_by_label(structure_page(BALANCE))["Current assets: Cash and cash equivalents"]
+    assert row.cells == (("April 30, 2023", "$9,155"), ("January 31, 2023", "$7,016"))
+    other = rows_by_label(structure_page(RESULTS))["Other revenues"]
+    assert [h for h, _ in other.cells] == ["2022 Amount", "2022 (decrease)Increase/", "2021 Amount",
+                                           "2021 (decrease)Increase/", "2020 Amount"]
+    pct = rows_by_label(structure_page(PERCENTS))["Revenues: Subscription and support"]
+    assert pct.cells == (("Three Months Ended April 30 2023", "93%"), ("Three Months Ended April 30 2022", "93%"))
+
+
 # Oracle 10-K: a sentence ending in "2022 or 2021:" leads into the table; "Long-Lived" tops the
 # "Assets" column's name only
 GEOGRAPHY = """\

@@ -61,14 +61,19 @@ MAX_CAPTION_WORDS = 15
 
 
 def table_caption(text: str, start: int) -> str:
-    """The nearest line above offset `start` that is not a table row, when it is short enough
-    to be a table's title (a sentence of prose above a table names nothing in particular)."""
+    """The lines just above the table of the row at offset `start`, when they are short enough
+    to be its title (a sentence of prose above a table names nothing in particular). A title
+    may take two or three lines ("COMPARABLE SALES" over "Increase/(Decrease)")."""
+    title: list[str] = []
     for line in reversed(text[:start].split("\n")):
         line = _WS.sub(" ", line).strip()
-        if not line or CELL_SEP in line:
-            continue
-        return line if len(line.split()) <= MAX_CAPTION_WORDS else ""
-    return ""
+        if not title and (not line or CELL_SEP in line):
+            continue  # the rows above this one, up to the table's top
+        words = len(" ".join([line, *title]).split())
+        if not line or CELL_SEP in line or words > MAX_CAPTION_WORDS or (title and line.endswith(".")):
+            break
+        title.insert(0, line)
+    return " ".join(title)
 
 
 def _table_title(clean: str, text: str, end: int) -> bool:
