@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 CELL_SEP = " | "
 MAX_HEADER_LINES = 7
+CARRY_TRAILING_LINES = 3  # lines of text (a page number, a caption overleaf) after a table still open at a page's end
 
 _FRAGMENT = re.compile(r"\S+(?: \S+)*")
 _NUMBER = re.compile(r"^(?:\$ ?)?\(?-?(?:\$ ?)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?: ?%\))?\)?(?: ?%)?(?: ?pts?\.?)?$|"
@@ -148,6 +149,7 @@ class _Header:
     unit: str | None
     raw: tuple[str, ...] = ()          # the header lines as read, to place them again
     first: int = 0                     # the first cell's column they were placed against
+    fixed: tuple[str, ...] = ()        # each column's header, carried over from the page before
 
 
 _TWO_PERIODS = re.compile(r"(?<=,) +(?=(?:Three|Six|Nine|Twelve|Thirteen|Quarters?|Years?|Fiscal|Fourth|First|Second|"
@@ -208,6 +210,8 @@ def _column_header(header: _Header, cell: _Frag, index: int = 0, n_cells: int = 
     """The header text above one cell, top line first. Period lines ("Six Months Ended June
     30,") and the lowest header line span: each cell takes their nearest fragment. Other lines
     ("Inc/ (Dec)" over one column) only lend a fragment to the cells right under it."""
+    if header.fixed:
+        return header.fixed[index] if len(header.fixed) == n_cells else ""
     parts = [_clean_header(c) for c in header.context if _PERIODISH.search(c) and not _UNIT.search(c)]
     leaf = max((d for d, line in enumerate(header.lines) if not all(_only_unit(f.text) for f in line)), default=-1)
     leaves = header.lines[leaf] if leaf >= 0 else []
@@ -341,9 +345,19 @@ def _format_row(label: str, cells: list[_Frag], header: _Header, year: str | Non
     return CELL_SEP.join([head or "Row", *parts])
 
 
-def structure_page(layout_text: str) -> str:
+@dataclass
+class TableCarry:
+    """The column headers of a table still open at the end of a page, for the next page: a
+    balance sheet continued overleaf ("Current liabilities:" rows under no header of their own)."""
+    heads: tuple[str, ...] = ()  # each column's header, as the table's last row had them
+    unit: str | None = None
+
+
+def structure_page(layout_text: str, carry: TableCarry | None = None) -> str:
     """Rewrite the tables of one page (layout-mode text) as self-contained row lines; prose
-    lines get their layout spacing collapsed."""
+    lines get their layout spacing collapsed. With `carry` (one per document, pages in order),
+    rows that open a page under no header take the header of the table the page before ended
+    in, when they have as many cells as its rows had."""
     # some filings space their cells with no-break spaces, which would glue "744 $" into one fragment
     lines = layout_text.replace("\r", "").replace("\xa0", " ").split("\n")
     frags = [_fragments(l) for l in lines]
@@ -354,6 +368,7 @@ def structure_page(layout_text: str) -> str:
     section: tuple[int, str] | None = None  # (indent, label) of a label-only line inside a table
     in_table = False
     pending: list[str] = []  # non-table lines held back until we know they are not table headers
+    out_rows, last_row = 0, None  # rows written; (line, header, cells) of the last one
     year: str | None = None  # a bare year over a block of rows ("2022" in a quarterly table)
     while i < n:
         if not data[i] and _bare_year(frags[i]) and _next_data_within(data, frags, i, 1):
@@ -411,6 +426,9 @@ def structure_page(layout_text: str) -> str:
             out.extend(_prose(l) for j, l in enumerate(pending) if j not in hdr_idx)
         else:
             out.extend(_prose(l) for l in pending)
+        if header is None and carry is not None and carry.heads and not out_rows and \
+                len(_split_numeric_tail(frags[i])[1]) == len(carry.heads):
+            header = _Header([], [], carry.unit, fixed=carry.heads)
         if header is None:
             header = _Header([], [], None)
         elif header.raw and not header.lines and first < header.first - 8:
@@ -434,8 +452,20 @@ def structure_page(layout_text: str) -> str:
             else:
                 section = None
         out.append(_format_row(label, cells, header, year))
+        out_rows += 1
+        last_row = (i, header, cells)
         i += 1
     out.extend(_prose(l) for l in pending)
+    if carry is not None:
+        # a table is still open when its last row is among the page's last few lines of text
+        ends_open = last_row is not None and (last_row[1].lines or last_row[1].fixed) and \
+            sum(1 for f in frags[last_row[0] + 1:] if f) <= CARRY_TRAILING_LINES
+        if ends_open:
+            _, hdr, cells = last_row
+            carry.heads = tuple(_column_header(hdr, c, k, len(cells)) for k, c in enumerate(cells))
+            carry.unit = hdr.unit
+        else:
+            carry.heads, carry.unit = (), None
     return "\n".join(_name_blocks_by_total(out))
 
 

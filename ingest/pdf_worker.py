@@ -25,12 +25,13 @@ import sys
 import warnings
 
 
-def _page_text(page) -> str:
-    """Layout-mode text with its tables as rows; plain mode where layout mode fails."""
+def _page_text(page, carry=None) -> str:
+    """Layout-mode text with its tables as rows; plain mode where layout mode fails. `carry`
+    (ingest.pdf_layout.TableCarry) takes a table's header over to the next page."""
     from ingest.pdf_layout import structure_page
 
     try:
-        return structure_page(page.extract_text(extraction_mode="layout") or "")
+        return structure_page(page.extract_text(extraction_mode="layout") or "", carry)
     except (RecursionError, MemoryError):
         raise
     except Exception:  # noqa: BLE001 - layout mode trips on some odd pages; plain text still counts
@@ -50,13 +51,13 @@ def _short_error(e: Exception) -> str:
     return f"{type(e).__name__}: {lines[-1] if lines else ''}"
 
 
-def _layer_text(reader, i: int, page_warnings: list[str]) -> str:
+def _layer_text(reader, i: int, page_warnings: list[str], carry=None) -> str:
     """Page i's text layer; "" and a warning when it cannot be extracted (FileNotDecryptedError
     propagates: the whole file is locked)."""
     from pypdf.errors import FileNotDecryptedError
 
     try:
-        return _page_text(reader.pages[i])
+        return _page_text(reader.pages[i], carry)
     except FileNotDecryptedError:
         raise
     except Exception as e:  # noqa: BLE001 - one broken page must not lose the others
@@ -98,7 +99,7 @@ def _ocr_page(pdf_ocr, i: int, text: str, page_warnings: list[str]) -> str | Non
 
 def extract(path: str, ocr: bool = False) -> dict:
     from ingest.ocr import PdfOcr
-    from ingest.pdf_layout import strip_furniture
+    from ingest.pdf_layout import TableCarry, strip_furniture
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
@@ -119,10 +120,11 @@ def extract(path: str, ocr: bool = False) -> dict:
         return {"ok": False, "reason": "malformed", "detail": f"{type(e).__name__}: {e}"[:300]}
     pages, page_warnings, ocr_pages, ocr_tried = [], [], [], 0
     pdf_ocr = PdfOcr(path) if ocr else None
+    carry = TableCarry()
     _progress(0, n_pages)
     try:
         for i in range(n_pages):
-            text = _layer_text(reader, i, page_warnings)
+            text = _layer_text(reader, i, page_warnings, carry)
             if pdf_ocr is not None and _wants_ocr(pdf_ocr, i, text):
                 ocr_tried += 1
                 found = _ocr_page(pdf_ocr, i, text, page_warnings)

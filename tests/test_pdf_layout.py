@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.pdf_layout import CELL_SEP, Row, parse_row, strip_furniture, structure_page, text_grid_rows
+from ingest.pdf_layout import CELL_SEP, Row, TableCarry, parse_row, strip_furniture, structure_page, text_grid_rows
 
 Q3 = "Three Months Ended June 30"
 H1 = "Six Months Ended June 30"
@@ -419,6 +419,38 @@ def test_header_lines_over_a_wide_label_line_and_unit_at_the_left():
                                            "2021 (decrease)Increase/", "2020 Amount"]
     pct = rows_by_label(structure_page(PERCENTS))["Revenues: Subscription and support"]
     assert pct.cells == (("Three Months Ended April 30 2023", "93%"), ("Three Months Ended April 30 2022", "93%"))
+
+
+# eBay's balance sheet runs over a page; its columns sit elsewhere on the second page
+SHEET_P1 = """\
+                         Unaudited Condensed Consolidated Balance Sheet
+                                              March 31,     December 31,
+                                                2023           2022
+                                                      (In millions)
+Current assets:
+  Cash and cash equivalents                     $   2,082 $     2,154
+     Total assets                               $  20,004 $    20,850
+"""
+SHEET_P2 = """\
+           LIABILITIES AND STOCKHOLDERS' EQUITY
+Current liabilities:
+   Accounts payable                                                  280                  261
+Operating lease liabilities                                          395                  418
+"""
+
+
+def test_a_table_continued_overleaf_keeps_its_column_headers():
+    carry = TableCarry()
+    structure_page(SHEET_P1, carry)
+    rows = rows_by_label(structure_page(SHEET_P2, carry))
+    assert rows["Accounts payable"].cells == (("March 31 2023", "280"),
+                                              ("December 31 2022", "261"))
+    assert rows["Operating lease liabilities"].cells[1] == ("December 31 2022", "418")
+    # without the page before, nothing is invented; and prose after a table closes it
+    assert rows_by_label(structure_page(SHEET_P2))["Operating lease liabilities"].cells[1] == ("", "418")
+    carry = TableCarry()
+    structure_page(SHEET_P1 + "\n".join(["A paragraph of prose follows the table."] * 4), carry)
+    assert carry.heads == ()
 
 
 # Oracle 10-K: a sentence ending in "2022 or 2021:" leads into the table; "Long-Lived" tops the
