@@ -368,7 +368,7 @@ def structure_page(layout_text: str, carry: TableCarry | None = None) -> str:
     section: tuple[int, str] | None = None  # (indent, label) of a label-only line inside a table
     in_table = False
     pending: list[str] = []  # non-table lines held back until we know they are not table headers
-    out_rows, last_row = 0, None  # rows written; (line, header, cells) of the last one
+    last_row = None  # (line, header, cells) of the last row written
     year: str | None = None  # a bare year over a block of rows ("2022" in a quarterly table)
     while i < n:
         if not data[i] and _bare_year(frags[i]) and _next_data_within(data, frags, i, 1):
@@ -426,7 +426,7 @@ def structure_page(layout_text: str, carry: TableCarry | None = None) -> str:
             out.extend(_prose(l) for j, l in enumerate(pending) if j not in hdr_idx)
         else:
             out.extend(_prose(l) for l in pending)
-        if header is None and carry is not None and carry.heads and not out_rows and \
+        if header is None and carry is not None and carry.heads and last_row is None and \
                 len(_split_numeric_tail(frags[i])[1]) == len(carry.heads):
             header = _Header([], [], carry.unit, fixed=carry.heads)
         if header is None:
@@ -452,7 +452,6 @@ def structure_page(layout_text: str, carry: TableCarry | None = None) -> str:
             else:
                 section = None
         out.append(_format_row(label, cells, header, year))
-        out_rows += 1
         last_row = (i, header, cells)
         i += 1
     out.extend(_prose(l) for l in pending)
