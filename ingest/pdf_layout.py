@@ -501,6 +501,9 @@ def _name_blocks_by_total(lines: list[str]) -> list[str]:
     return out
 
 
+_CHANGE_WORDS = re.compile(r"increase|decrease|change|growth|%", re.I)
+
+
 def _without_titles(pending: list[str], hdr_idx: list[int]) -> list[int]:
     """The header lines less a table's title lines over its period line ("eBay Inc." and
     "Unaudited Supplemental Operating Data" over "Three Months Ended"): one run of words each,
@@ -509,8 +512,8 @@ def _without_titles(pending: list[str], hdr_idx: list[int]) -> list[int]:
     while k + 1 < len(hdr_idx):
         frags = _fragments(pending[hdr_idx[k]])
         if len(frags) != 1 or _GROUP.search(frags[0].text) or _only_unit(frags[0].text) or \
-                _HAS_DIGIT.search(frags[0].text):
-            break
+                _HAS_DIGIT.search(frags[0].text) or _CHANGE_WORDS.search(frags[0].text):
+            break  # "Increase/(Decrease)" over the periods says what every column holds
         k += 1
     if k and any(_GROUP.search(f.text) for f in _fragments(pending[hdr_idx[k]])):
         return hdr_idx[k:]

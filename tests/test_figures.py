@@ -411,3 +411,47 @@ def test_a_table_title_may_take_two_lines_and_prose_is_no_title():
     prose = ("The table below shows how our revenues from each of the segments we report grew over the "
              "last two fiscal years.\nU.S. | 2023: 10.3%\n")
     assert table_caption(prose, prose.index("U.S.")) == ""
+
+
+def test_a_change_column_answers_a_question_about_a_change_only():
+    growth = question_period("What was McDonald's U.S. comparable sales increase in the second quarter of 2023?")
+    amount = question_period("What were McDonald's U.S. revenues in the second quarter of 2023?")
+    column = header_period("Increase/(Decrease) Quarters Ended June 30 2023")
+    assert agreement(growth, column) == 1.0 and agreement(amount, column) < 0
+
+
+def _row_fit(question, row, report):
+    from rag.answer.extractive import unit_features
+    hits, units = _hits_units([row])
+    return unit_features(question, units, calendars={1: None}, reports={1: report})[0]
+
+
+def test_a_bare_year_column_is_a_whole_year_in_an_annual_report_and_a_calendar_year_without_fiscal_calendar():
+    row = "International Operated Markets | 2022: 13.3 | 2021: 21.6"
+    quarter = "What was International Operated Markets comparable sales in the first quarter of 2022?"
+    assert _row_fit(quarter, row, "Year Ended December 2022").period_fit < 0   # 10-K: 2022 is the year
+    assert _row_fit(quarter, row, None).period_fit > 0                         # unknown filing: maybe
+    fiscal = "What were eBay's net revenues for fiscal 2024?"
+    revenues = "Total net revenues (in millions) | 2023: $2,510 | 2022: $2,422"
+    assert _row_fit(fiscal, revenues, "Three Months Ended March 2023").period_fit < 0  # calendar quarters
+    assert _row_fit(fiscal, revenues, "Year Ended May 2023").period_fit > 0            # may end in 2023
+
+
+def test_us_is_a_term_so_the_us_row_outranks_the_total():
+    from rag.answer.extractive import unit_features
+    rows = ["Total Gross Merchandise Volume (in millions) | Three Months Ended March 31, 2023: 18,410",
+            "Gross Merchandise Volume (3): U.S. (in millions) | Three Months Ended March 31, 2023: $9,010"]
+    hits, units = _hits_units(rows)
+    total, us = unit_features("What was eBay's U.S. gross merchandise volume in the first quarter of 2023?", units)
+    assert us.score > total.score
+
+
+def test_a_sentence_naming_no_period_gains_from_a_filing_of_the_asked_period():
+    from rag.answer.extractive import unit_features
+    prose = "GAAP and Non-GAAP operating margin was 22.2% and 29.6%, respectively."
+    hits, units = _hits_units([prose])
+    q = "What was eBay's GAAP operating margin in the first quarter of 2023?"
+    same = unit_features(q, units, reports={1: "Three Months Ended March 2023"})[0].score
+    unknown = unit_features(q, units, reports={1: None})[0].score
+    other = unit_features(q, units, reports={1: "Three Months Ended June 2023"})[0].score
+    assert other < unknown < same

@@ -16,7 +16,7 @@ A quote is its own evidence, so these citations are verified by construction.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -33,6 +33,7 @@ LEXICAL_WEIGHT = 0.25
 LABEL_WEIGHT = 0.35      # a row whose label names the asked metric
 PERIOD_WEIGHT = 0.25     # ... and has a column for the asked period
 WRONG_PERIOD_PENALTY = 0.3
+REPORT_PERIOD_WEIGHT = 0.1  # a sentence naming no period, in a filing reporting the asked one (tune: 0.1 best; 0.15+ answers unreported periods)
 RUNNER_UP_MARGIN = 0.08
 MAX_UNITS = 2
 MAX_QUOTE_WORDS = 60
@@ -52,24 +53,37 @@ class UnitScore:
     label_fit: float = 0.0
 
 
+_INITIALS = re.compile(r"\bU\.S\.(?!\w)|\bU\.K\.(?!\w)")
+
+
+def _terms(text: str) -> list[str]:
+    """analyse(), with "U.S." and "U.K." kept as words (else single letters, dropped as terms:
+    a question about U.S. sales would match the row of total sales as well as the U.S. row)."""
+    return analyse(_INITIALS.sub(lambda m: "USA" if m.group() == "U.S." else "UK", text))
+
+
 def metric_terms(question: str) -> set[str]:
     """Content terms of the question that are not period words: the metric and the subject
     (one-letter leftovers such as the "s" of "Acme's" dropped)."""
-    return {t for t in analyse(PERIOD_WORDS.sub(" ", question)) if len(t) > 1}
+    return {t for t in _terms(PERIOD_WORDS.sub(" ", question)) if len(t) > 1}
 
 
 def choose_cell(row: Row, asked: Period, latest_year: int | None, terms: set[str] | None = None,
-                dated: Period | None = None) -> tuple[int | None, float]:
+                dated: Period | None = None, annual: bool = False) -> tuple[int | None, float]:
     """The column to answer from and its period agreement (-1 when every column disagrees).
     Among columns of the same period, the one whose header names more of the asked metric
     ("Earnings per share - diluted" rather than "Net Income" for an EPS question).
     `dated` is the asked fiscal period in calendar terms (see periods.on_calendar), for the
-    headers that name a month ("Three Months Ended April 30 2023")."""
+    headers that name a month ("Three Months Ended April 30 2023"). In an `annual` report a
+    column headed by a bare year ("2022" in a 10-K) holds that whole year."""
     best, fit, named = None, -2.0, -1.0
     open_from = _unfilled_from(row)
     for i, (header, _value) in enumerate(row.cells):
         want = dated if dated is not None and names_month(header) else asked
-        a = agreement(want, header_period(header), latest_year) if i < open_from else -1.0
+        period = header_period(header)
+        if annual and period.year is not None and period.months is None and period.end_month is None:
+            period = replace(period, months=12)
+        a = agreement(want, period, latest_year) if i < open_from else -1.0
         m = _metric_share(terms, header) if terms else 0.0
         if a > fit or (a == fit and m > named):
             best, fit, named = i, a, m
@@ -148,7 +162,7 @@ def _share(terms: set[str], found: set[str]) -> float:
 
 
 def _metric_share(terms: set[str], text: str) -> float:
-    return _share(terms, set(analyse(text)))
+    return _share(terms, set(_terms(text)))
 
 
 def unit_features(question: str, units: list[Sentence], headings: dict[int, str | None] | None = None,
@@ -164,6 +178,8 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     the period its document reports, which dates the sentences that name no period."""
     asked = question_period(question)
     dated = {n: on_calendar(asked, question, c) for n, c in (calendars or {}).items() if c}
+    plain = calendar_year_passages(calendars or {}, reports or {})
+    annual = {n for n, report in (reports or {}).items() if report and header_period(report).months == 12}
     terms = metric_terms(question)
     latest = _latest_year(units)
     own: dict[int, set[str]] = {}
@@ -179,7 +195,7 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         elsewhere = set()  # no passage's document is named after the subject: nothing to tell apart
     # Question terms that few units contain ("Platform" among rows of "subscription and support
     # revenues"): a unit with them is about the specific thing asked, not its total.
-    unit_terms = [set(analyse(u.text)) for u in units]
+    unit_terms = [set(_terms(u.text)) for u in units]
     df = {t: sum(t in ts for ts in unit_terms) for t in terms}
     rare = {t for t, n in df.items() if 0 < n <= max(2, len(units) // 10)}
     # "EPS" names the "Earnings per Common Share" column of a row that also has "Earnings"
@@ -201,16 +217,22 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
                 s -= WRONG_PERIOD_PENALTY
                 out.append(UnitScore(s, period_fit=-1.0))
             else:
+                if asked.explicit and not clash:
+                    s += REPORT_PERIOD_WEIGHT * _report_agrees(dated.get(u.passage, asked),
+                                                               (reports or {}).get(u.passage), u.text)
                 out.append(UnitScore(s))
             continue
         clash = clash or share_clash(question, row.label)
-        cell, fit = choose_cell(row, asked, latest, mine | eps_words, dated.get(u.passage))
+        # "fiscal 2024" of a company reporting calendar quarters is calendar 2024, not maybe 2023
+        asked_here = replace(asked, fiscal=False) if u.passage in plain else asked
+        cell, fit = choose_cell(row, asked_here, latest, mine | eps_words, dated.get(u.passage),
+                                annual=u.passage in annual)
         # the row's label and its cell's header name the metric ("GAAP" under "Net Income")
         header = PERIOD_WORDS.sub(" ", row.cells[cell][0]) if cell is not None else ""
-        label_terms = set(analyse(f"{row.label} {header}"))
+        label_terms = set(_terms(f"{row.label} {header}"))
         label_fit = len(mine & label_terms) / len(label_terms) if label_terms else 0.0
         # how much of the asked metric the row's label, header and table title say together
-        named = _share(mine, label_terms | set(analyse(u.caption)))
+        named = _share(mine, label_terms | set(_terms(u.caption)))
         statement = row_statement(row, cell if cell is not None else 0)
         s = LEXICAL_WEIGHT * _metric_share(mine, statement) + LABEL_WEIGHT * label_fit
         s += PERIOD_WEIGHT * max(fit, 0.0) if fit > -1 else -WRONG_PERIOD_PENALTY
@@ -225,6 +247,21 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
             s += COVERAGE_WEIGHT * named
         out.append(UnitScore(s, row, cell, fit, label_fit))
     return out
+
+
+def calendar_year_passages(calendars: dict[int, dict | None], reports: dict[int, str | None]) -> set[int]:
+    """Passages of documents that state no fiscal calendar and report a period ending with a
+    calendar quarter (March, June, September, December): their years are calendar years."""
+    return {n for n, report in reports.items()
+            if report and calendars.get(n) is None and header_period(report).end_month in {3, 6, 9, 12}}
+
+
+def _report_agrees(asked: Period, report: str | None, text: str) -> float:
+    """How well the period a sentence speaks of answers the asked one, when it names none: that
+    of its filing ("GAAP operating margin was 22.2%" in eBay's first-quarter release)."""
+    if not report or names_period(text):
+        return 0.0
+    return max(agreement(asked, header_period(report)), 0.0)
 
 
 def _report_disagrees(asked: Period, report: str | None, text: str) -> bool:

@@ -105,7 +105,8 @@ def question_period(question: str) -> Period:
     mm = _MONTH.search(q)
     if mm:
         end_month = _MONTHS[mm.group(1).lower()]
-    return Period(months, years[-1] if years else None, end_month, fiscal, bool(_PRIOR.search(q)))
+    return Period(months, years[-1] if years else None, end_month, fiscal, bool(_PRIOR.search(q)),
+                  bool(_CHANGE.search(q)))
 
 
 def names_month(text: str) -> bool:
@@ -147,8 +148,8 @@ def header_period(header: str) -> Period:
 def agreement(asked: Period, cell: Period, latest_year: int | None = None) -> float:
     """How well a column's period answers the asked one: 1 = every stated part agrees,
     0 = nothing known, negative = a stated part disagrees (another period's figure)."""
-    if cell.change:
-        return -1.0
+    if cell.change and not asked.change:
+        return -1.0  # a change column ("Inc/ (Dec)") answers only a question about a change
     if not asked.explicit:
         return 0.0
     score, parts = 0.0, 0
