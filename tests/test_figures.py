@@ -347,6 +347,9 @@ def test_a_row_named_only_by_its_table_title_answers_the_metric_in_the_title():
      "Three Months Ended March 2023"),
     ("Salesforce announced results for its first quarter fiscal 2024 ended April 30, 2023.",
      "Three Months Ended April 2023"),
+    ("PG&E Corporation Reports Second-Quarter Results ... recorded second quarter 2023 income available",
+     "Three Months Ended June 2023"),
+    ("Our fiscal year ends in January. Revenue for the second quarter of 2023 grew.", None),  # which quarter?
     ("The office ficus needs watering every Tuesday.", None),
 ])
 def test_the_period_a_filing_reports_is_read_from_its_start(text, period):

@@ -243,6 +243,12 @@ _REPORTS = [
                 r"(?:(?:19|20)\d\d))?,? ended " + _DATE, re.I), "Three Months Ended"),
 ]
 REPORT_SCAN_CHARS = 6000  # the cover page and the first lines of a release
+# A release that names its quarter and year but no end date ("PG&E Corporation Reports
+# Second-Quarter Results ... recorded second quarter 2023 income"): a calendar quarter, read
+# only when nothing above matched and only near the start
+_QUARTER_YEAR = re.compile(r"\b(first|second|third|fourth)[- ]quarter (?:of )?((?:19|20)\d\d)\b", re.I)
+QUARTER_SCAN_CHARS = 2000
+_QUARTER_END = {"first": "March", "second": "June", "third": "September", "fourth": "December"}
 
 
 def report_period(text: str) -> str | None:
@@ -252,7 +258,12 @@ def report_period(text: str) -> str | None:
     head = " ".join(unicodedata.normalize("NFKC", text[:REPORT_SCAN_CHARS]).split())  # "ﬁscal" -> "fiscal"
     found = [(m.start(), f"{words} {m.group(1).capitalize()} {m.group(2)}")
              for rx, words in _REPORTS for m in rx.finditer(head)]
-    return min(found)[1] if found else None
+    if found:
+        return min(found)[1]
+    m = _QUARTER_YEAR.search(head[:QUARTER_SCAN_CHARS])
+    if m and not re.search(r"\bfiscal\b", head[:QUARTER_SCAN_CHARS], re.I):
+        return f"Three Months Ended {_QUARTER_END[m.group(1).lower()]} {m.group(2)}"
+    return None
 
 
 def names_period(text: str) -> bool:
