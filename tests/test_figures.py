@@ -116,6 +116,10 @@ def test_quote_spans_cover_exactly_the_quoted_unit():
     ("What were McDonald's total revenues in the first quarter of 2023?",
      "What was operating income in the same quarter a year earlier?",
      "What was McDonald's operating income in the first quarter of 2022?"),
+    ("What was eBay's U.S. gross merchandise volume in the first quarter of 2023?", "And international?",
+     "What was eBay's international gross merchandise volume in the first quarter of 2023?"),
+    ("What was McDonald's GAAP diluted EPS in the second quarter of 2023?", "And on a non-GAAP basis?",
+     "What was McDonald's non-GAAP diluted EPS in the second quarter of 2023?"),
 ])
 def test_follow_ups_keep_the_subject_and_drop_the_old_predicate(previous, follow_up, expected):
     assert heuristic_rewrite(follow_up, [previous]) == expected

@@ -99,6 +99,9 @@ def heuristic_rewrite(question: str, history: list[str]) -> str:
         if not re.match(r"^(the|fiscal|fy|q[1-4]|(19|20)\d\d)\b", new_period, re.I) and prep:
             new_period = "the " + new_period
         return f"{base} {prep}{new_period}?"
+    swapped = _swap_sibling(prev, _LEAD.sub("", q).rstrip("?.! "))
+    if swapped:  # "And international?" after "What was eBay's U.S. gross merchandise volume ...?"
+        return swapped
     that = _THAT_PERIOD.search(q)
     if that:  # "in that quarter", "for the same period": the previous question's period
         period = _PERIOD_PHRASE.search(prev)
@@ -131,6 +134,32 @@ def heuristic_rewrite(question: str, history: list[str]) -> str:
             borrowed.append(word)
             have.add(stem[0])
     return f"{question.rstrip()} ({' '.join(borrowed)})" if borrowed else question
+
+
+# Qualifiers that stand in for each other in reports: a fragment naming one of them asks the
+# previous question about it instead of the one the previous question named
+_SIBLINGS = [
+    r"U\.S\.|US|United States|domestic|international|Americas|EMEA|Europe|Asia[- ]Pacific|APAC|"
+    r"International Operated Markets|International Developmental Licensed Markets",
+    r"non-GAAP|GAAP|adjusted|core",
+    r"basic|diluted",
+]
+
+
+def _swap_sibling(prev: str, fragment: str) -> str | None:
+    """The previous question with its qualifier replaced by the fragment's, when the fragment is
+    (about) one qualifier of the same kind: "international" for "U.S.", "diluted" for "basic"."""
+    frag = re.sub(r"^(?:(?:for|in|on|the|a|an|what about|how about)\s+)+|\s+(?:basis|segment|figures?|ones?)$", "",
+                  fragment.strip(), flags=re.I).strip()
+    for group in _SIBLINGS:
+        whole = re.compile(rf"(?<![\w-])(?:{group})(?![\w-]|\.\w)", re.I)
+        if not whole.fullmatch(frag):
+            continue
+        old = next((m for m in whole.finditer(prev) if m.group().lower() != frag.lower()), None)
+        if old is None:
+            return None
+        return f"{prev[:old.start()]}{frag}{prev[old.end():]}".rstrip("?.! ") + "?"
+    return None
 
 
 def check_rewrite(text: str, question: str) -> str | None:
