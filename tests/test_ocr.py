@@ -191,6 +191,34 @@ def test_mixed_pdf_keeps_its_text_page_and_ocrs_the_other(tmp_path: Path, parser
     assert {"corrosion", "girders", "bearings"} <= words(doc.pages[1].text)
 
 
+def test_scanned_pages_read_two_at_a_time_stay_in_page_order(tmp_path: Path, parser: PdfParser):
+    """Five pages: scans on 1, 2, 4 and 5 (read while the text layers after them are read,
+    two at a time on a 2-core machine), typed text on 3. Each page keeps its own text."""
+    topics = ["corrosion girders", "drainage culverts", None, "lighting poles", "expansion joints"]
+    pdf = FPDF()
+    for n, topic in enumerate(topics, 1):
+        pdf.add_page()
+        if topic is None:
+            pdf.set_font("Helvetica", size=14)
+            pdf.multi_cell(0, 10, TYPED)
+            continue
+        image = tmp_path / f"p{n}.png"
+        page_image(text_pdf(tmp_path / f"p{n}.pdf", [f"Page {n} reports on the {topic} of the bridge."])).save(image)
+        pdf.image(str(image), x=0, y=0, w=pdf.w, h=pdf.h)
+    path = tmp_path / "five.pdf"
+    pdf.output(str(path))
+    seen = []
+    with PdfParser(timeout_s=60, on_page=lambda _p, done, total: seen.append(done)) as watched:
+        [doc] = load_file(path, MAX, watched)
+    assert doc.meta["ocr_pages"] == [1, 2, 4, 5]
+    for n, topic in enumerate(topics, 1):
+        if topic is None:
+            assert "quantum" in words(doc.pages[n - 1].text)
+        else:
+            assert set(topic.split()) <= words(doc.pages[n - 1].text), (n, doc.pages[n - 1].text)
+    assert seen == sorted(seen) and seen[-1] == 5  # progress counts pages done, never backwards
+
+
 def test_ocr_off_refuses_a_scan(tmp_path: Path):
     scan = scanned_pdf(tmp_path, "scan-off.pdf", SCANNED)
     with PdfParser(timeout_s=30, ocr=False) as off:
