@@ -174,21 +174,18 @@ def image_only_pdf(pages: list[tuple[Path, int, str]], dpi: int, out: Path) -> P
     return out
 
 
-def scan_timing(pdf: Path, n_pages: int, workers: int | None = None) -> dict:
-    """Wall seconds for an image-only PDF through PdfParser (worker start, engine load, render +
-    OCR of every page), and the worker's peak address space; `workers`: pages read at once."""
-    if workers is not None:
-        os.environ["RAG_OCR_WORKERS"] = str(workers)  # the worker process reads it
-    try:
+def scan_timing(pages: list[tuple[Path, int, str]], dpi: int) -> dict:
+    """Wall seconds for an image-only PDF of these pages through PdfParser (worker start,
+    engine load, render + OCR of every page), and the worker's peak address space."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pdf = image_only_pdf(pages, dpi, Path(tmp) / "scan.pdf")
         t = time.perf_counter()
         with PdfParser(ocr=True) as parser:
             result = parser.parse(pdf)
             with open(f"/proc/{parser._proc.pid}/status") as f:
                 peak = next(int(l.split()[1]) // 1024 for l in f if l.startswith("VmPeak"))
         seconds = time.perf_counter() - t
-    finally:
-        os.environ.pop("RAG_OCR_WORKERS", None)
-    return {"pages": n_pages, "seconds": seconds, "ocr_pages": len(result.get("ocr_pages", [])),
+    return {"pages": len(pages), "seconds": seconds, "ocr_pages": len(result.get("ocr_pages", [])),
             "worker_vmpeak_mb": peak, "ok": result["ok"]}
 
 
@@ -200,10 +197,6 @@ def main() -> None:
     ap.add_argument("--dpi", type=int, nargs="+", default=[150, 200, 300])
     ap.add_argument("--scan-pages", type=int, default=20, help="pages in the image-only PDF (0 = skip)")
     ap.add_argument("--scan-dpi", type=int, default=ocr.OCR_DPI)
-    ap.add_argument("--scan-workers", type=int, nargs="+", default=[ocr.OCR_WORKERS],
-                    help="pages read at once, one scan timing each (the first is the baseline)")
-    ap.add_argument("--scan-rounds", type=int, default=1, help="timings per --scan-workers value, interleaved")
-    ap.add_argument("--skip-cer", action="store_true", help="only the scan timing")
     ap.add_argument("--unclip", type=float, default=ocr.UNCLIP_RATIO, help="RapidOCR det unclip ratio")
     ap.add_argument("--cls", action="store_true", help="turn RapidOCR's line direction classifier on")
     args = ap.parse_args()
@@ -223,27 +216,17 @@ def main() -> None:
     print(f"unclip ratio {ocr.UNCLIP_RATIO}, direction classifier {'on' if ocr.USE_CLS else 'off'}; "
           "CER: raw / visible (chosen) / visible lines sorted / tables (as indexed); visible per page: median, worst")
     print("dpi  CER raw  visible  lines  tables  median  worst  pages/s  bench VmPeak MB  bench peak RSS MB")
-    for dpi in ([] if args.skip_cer else sorted(args.dpi)):
+    for dpi in sorted(args.dpi):
         r = measure_dpi(pages, dpi, max_side)
         print(f"{dpi:>3}  {r['cer_raw']:7.2%}  {r['cer_visible']:7.2%}  {r['cer_lines']:5.1%}  {r['cer_tables']:6.2%}"
               f"  {r['median']:6.2%}  {r['worst']:5.1%}  {r['pages_per_s']:7.2f}  {r['VmPeak']:15}  {r['VmHWM']:17}",
               flush=True)
     if args.scan_pages:
-        with tempfile.TemporaryDirectory() as tmp:
-            pdf = image_only_pdf((pages * args.scan_pages)[:args.scan_pages], args.scan_dpi, Path(tmp) / "scan.pdf")
-            times: dict[int, list[float]] = {w: [] for w in args.scan_workers}
-            for _round in range(args.scan_rounds):
-                for w in args.scan_workers:
-                    scan = scan_timing(pdf, args.scan_pages, w)
-                    times[w].append(scan["seconds"])
-                    print(f"image-only PDF, {scan['pages']} pages at {args.scan_dpi} dpi through PdfParser(ocr=True), "
-                          f"{w} page(s) at once: {scan['seconds']:.1f} s ({scan['pages'] / scan['seconds']:.2f} pages/s), "
-                          f"{scan['ocr_pages']} pages OCR'd, worker VmPeak {scan['worker_vmpeak_mb']} MB, "
-                          f"ok={scan['ok']}; load average {os.getloadavg()[0]:.1f}", flush=True)
-            base = statistics.median(times[args.scan_workers[0]])
-            for w, ts in times.items():
-                print(f"{w} page(s) at once: median {statistics.median(ts):.1f} s, "
-                      f"{statistics.median(ts) / base:.2f}x the first")
+        scan = scan_timing((pages * args.scan_pages)[:args.scan_pages], args.scan_dpi)
+        print(f"image-only PDF, {scan['pages']} pages at {args.scan_dpi} dpi through PdfParser(ocr=True): "
+              f"{scan['seconds']:.1f} s ({scan['pages'] / scan['seconds']:.2f} pages/s), "
+              f"{scan['ocr_pages']} pages OCR'd, worker VmPeak {scan['worker_vmpeak_mb']} MB, "
+              f"ok={scan['ok']}; load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,8 @@ see bench/ocr_bench.py for the accuracy, speed and memory figures behind the set
 from __future__ import annotations
 
 import os
-import queue
 import re
 import unicodedata
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ingest.pdf_layout import is_figure, structure_page, text_grid_rows
@@ -47,11 +45,6 @@ MIN_UPRIGHT_SCORE = 0.8
 # ONNX Runtime threads: one per core up to 4. Each thread costs address space (stack, malloc
 # arena) under the worker's RLIMIT_AS, and 2-4 threads already keep the small models busy.
 MAX_THREADS = 4
-# Pages read at once, each by its own engine with its share of the cores. Recognition runs many
-# small batches that one engine cannot spread over two cores: two pages at once, one thread
-# each, read a scan in 0.68x the time of one page at a time on two threads (bench/ocr_bench.py
-# --scan-workers 1 2). Peak memory stays under the worker's cap (1.2 GB for two dense pages).
-OCR_WORKERS = 2
 
 _engine: Any = None
 
@@ -76,57 +69,16 @@ def needs_ocr(text: str, has_image: bool = True) -> bool:
     return bad > MAX_BAD_SHARE * len(visible)
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0))  # the cores this process may use
-
-
-def new_engine(threads: int):
-    """A RapidOCR engine (detection + recognition sessions) on `threads` ONNX Runtime threads."""
-    from rapidocr_onnxruntime import RapidOCR
-
-    return RapidOCR(max_side_len=MAX_SIDE_PX, det_unclip_ratio=UNCLIP_RATIO, use_cls=USE_CLS,
-                    intra_op_num_threads=threads, inter_op_num_threads=1)
-
-
 def engine():
-    """The RapidOCR engine on all cores (up to MAX_THREADS), loaded on first use and kept for
-    the life of the process."""
+    """The RapidOCR engine, loaded on first use and kept for the life of the process."""
     global _engine
     if _engine is None:
-        _engine = new_engine(max(1, min(_cores(), MAX_THREADS)))
+        from rapidocr_onnxruntime import RapidOCR
+
+        threads = max(1, min(len(os.sched_getaffinity(0)), MAX_THREADS))  # cores this process may use
+        _engine = RapidOCR(max_side_len=MAX_SIDE_PX, det_unclip_ratio=UNCLIP_RATIO, use_cls=USE_CLS,
+                           intra_op_num_threads=threads, inter_op_num_threads=1)
     return _engine
-
-
-class OcrPool:
-    """Reads up to OCR_WORKERS rendered pages at once, each on an engine of its own (engines
-    load on first use and are reused). Rendering stays with the caller: pdfium is not
-    thread-safe, ONNX Runtime sessions are."""
-
-    def __init__(self, workers: int | None = None):
-        if workers is None:  # RAG_OCR_WORKERS overrides, for measuring (bench/ocr_bench.py)
-            workers = int(os.environ.get("RAG_OCR_WORKERS") or OCR_WORKERS)
-        cores = _cores()
-        self.workers = max(1, min(workers, cores))
-        self.threads = max(1, min(cores // self.workers, MAX_THREADS))
-        self._engines: queue.SimpleQueue = queue.SimpleQueue()
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ocr")
-
-    def _read(self, image) -> str:
-        try:
-            eng = self._engines.get_nowait()
-        except queue.Empty:
-            eng = new_engine(self.threads)
-        try:
-            return read_image(image, eng)
-        finally:
-            self._engines.put(eng)
-
-    def submit(self, image) -> Future:
-        """A future of the page's text (read_image)."""
-        return self._pool.submit(self._read, image)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def render_page(page, dpi: int = OCR_DPI, max_side_px: int = MAX_SIDE_PX):
@@ -139,30 +91,23 @@ def render_page(page, dpi: int = OCR_DPI, max_side_px: int = MAX_SIDE_PX):
     return page.render(scale=scale).to_pil().convert("RGB")
 
 
-def read_image(image, eng=None) -> str:
-    """A rendered page's OCR text, its tables as rows like a text layer's: the column-aligned
-    OCR lines go through the same structure_page as pypdf's layout text, after text_grid_rows
-    has made rows of its grids of word cells (a scanned schedule)."""
-    return structure_page(text_grid_rows(ocr_image(image, eng)))
-
-
-def ocr_image(image, eng=None) -> str:
+def ocr_image(image) -> str:
     """The text RapidOCR reads in an RGB PIL image as layout text: one line per row of text
     boxes, columns kept by spaces (boxes_to_text).
 
     A page scanned sideways or upside down is read again turned (90 and 270 degrees when most
     text boxes stand upright, else 180) and the turn with the most confidently read horizontal
     text wins; an upright page is read once."""
-    result = _read(image, eng)
+    result = _read(image)
     if _upright(result):
         return boxes_to_text(result)
     turns = (90, 270) if _vertical_share(result) > 0.5 else (180,)
-    candidates = [result] + [_read(image.rotate(angle, expand=True), eng) for angle in turns]
+    candidates = [result] + [_read(image.rotate(angle, expand=True)) for angle in turns]
     return boxes_to_text(max(candidates, key=_horizontal_weight))
 
 
-def _read(image, eng=None) -> list:
-    result, _elapsed = (eng or engine())(image)
+def _read(image) -> list:
+    result, _elapsed = engine()(image)
     return result or []
 
 
@@ -317,17 +262,16 @@ class PdfOcr:
             self._doc = pdfium.PdfDocument(self.path)
         return self._doc
 
-    def render(self, index: int):
-        """Page `index` (0-based) as an RGB image at the OCR resolution."""
+    def page_text(self, index: int) -> str:
+        """OCR text of page `index` (0-based), its tables as rows like a text layer's: the
+        column-aligned OCR lines go through the same structure_page as pypdf's layout text,
+        after text_grid_rows has made rows of its grids of word cells (a scanned schedule)."""
         page = self._document()[index]
         try:
-            return render_page(page, self.dpi)
+            image = render_page(page, self.dpi)
         finally:
             page.close()
-
-    def page_text(self, index: int) -> str:
-        """OCR text of page `index` (0-based) (read_image), on this process's engine."""
-        return read_image(self.render(index))
+        return structure_page(text_grid_rows(ocr_image(image)))
 
     def has_image(self, index: int) -> bool:
         """Whether page `index` (0-based) draws an image, also inside form XObjects."""

@@ -1,9 +1,8 @@
 """PDF text extraction in a separate process: `python -m ingest.pdf_worker`.
 
 Reads one JSON request per line on stdin ({"path": ..., "ocr": true|false}), answers with JSON
-lines on stdout: {"progress": i, "pages": n, "ocr": k} after each page done and each page sent
-to OCR (the parent's stall watch; i = pages done, k = pages sent to OCR so far, each of which
-extends the file's time budget), then
+lines on stdout: {"progress": i, "pages": n, "ocr": k} after each page (the parent's stall watch;
+k = pages sent to OCR so far, each of which extends the file's time budget), then
 {"ok": true, "pages": [...], "title": ..., "warnings": [...], "ocr_pages": [page numbers]} or
 {"ok": false, "reason": <code>, "detail": <text>}.
 
@@ -16,8 +15,7 @@ With "ocr": true, a page whose text layer is missing or garbage (ingest.ocr.need
 rendered and read by OCR, in this same process and under the same limits; its number goes into
 "ocr_pages". The OCR engine loads on the first such page only. OCR lines keep their boxes'
 columns too (ingest.ocr.boxes_to_text), so a scanned table goes through the same structure_page
-and reads as rows with their column headers (ingest.ocr.read_image). OCR'd pages are read a few
-at a time (ingest.ocr.OcrPool) while the text layers of the pages after them are read.
+and reads as rows with their column headers (ingest.ocr.PdfOcr.page_text).
 """
 from __future__ import annotations
 
@@ -80,62 +78,27 @@ def _wants_ocr(pdf_ocr, i: int, text: str) -> bool:
         return True
 
 
-def _ocr_note(e: Exception, i: int, page_warnings: list[str]) -> None:
-    """A warning for a page OCR could not read (a broken page, or one that needs more memory
-    than the worker may use): it costs a warning, not the document."""
-    if isinstance(e, ImportError):
+def _ocr_page(pdf_ocr, i: int, text: str, page_warnings: list[str]) -> str | None:
+    """The OCR text of page i (0-based) when it reads more letters than the text layer, else
+    None. A page OCR cannot read (a broken page, or one that needs more memory than the
+    worker may use) costs a warning, not the document."""
+    from ingest.ocr import letters
+
+    try:
+        found = pdf_ocr.page_text(i)
+    except ImportError as e:
         note = f"OCR is not installed ({e}); pages without a text layer stay empty"
         if note not in page_warnings:
             page_warnings.append(note)
-    else:
+        return None
+    except Exception as e:  # noqa: BLE001 - one unreadable page must not lose the others
         page_warnings.append(f"page {i + 1}: OCR failed ({_short_error(e)})"[:200])
-
-
-def _out_of_memory(e: Exception) -> bool:
-    return isinstance(e, MemoryError) or "bad_alloc" in str(e)
-
-
-class _OcrPages:
-    """Pages sent to OCR while the text layers of the next pages are read: rendered here (pdfium
-    is not thread-safe), read by ingest.ocr.OcrPool a few at a time, collected in page order.
-    A page that runs out of memory beside another is read again alone."""
-
-    def __init__(self, pdf_ocr, pool):
-        self.pdf_ocr, self.pool = pdf_ocr, pool
-        self.pending: dict[int, tuple] = {}  # page index -> (future, image, text layer)
-
-    def submit(self, i: int, text: str, page_warnings: list[str]) -> bool:
-        try:
-            image = self.pdf_ocr.render(i)
-        except Exception as e:  # noqa: BLE001 - a page pdfium cannot render costs a warning
-            _ocr_note(e, i, page_warnings)
-            return False
-        self.pending[i] = (self.pool.submit(image), image, text)
-        return True
-
-    def collect(self, i: int, page_warnings: list[str]) -> str | None:
-        """The OCR text of page i when it reads more letters than its text layer, else None."""
-        from ingest.ocr import letters, read_image
-
-        future, image, text = self.pending.pop(i)
-        try:
-            found = future.result()
-        except Exception as e:  # noqa: BLE001 - one unreadable page must not lose the others
-            if not _out_of_memory(e):
-                _ocr_note(e, i, page_warnings)
-                return None
-            for other in list(self.pending.values()):  # let the other pages finish, then alone
-                other[0].exception()
-            try:
-                found = read_image(image)
-            except Exception as again:  # noqa: BLE001
-                _ocr_note(again, i, page_warnings)
-                return None
-        return found if letters(found) > letters(text) else None
+        return None
+    return found if letters(found) > letters(text) else None
 
 
 def extract(path: str, ocr: bool = False) -> dict:
-    from ingest.ocr import OcrPool, PdfOcr
+    from ingest.ocr import PdfOcr
     from ingest.pdf_layout import TableCarry, strip_furniture
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
@@ -157,44 +120,24 @@ def extract(path: str, ocr: bool = False) -> dict:
         return {"ok": False, "reason": "malformed", "detail": f"{type(e).__name__}: {e}"[:300]}
     pages, page_warnings, ocr_pages, ocr_tried = [], [], [], 0
     pdf_ocr = PdfOcr(path) if ocr else None
-    pool = OcrPool() if ocr else None
-    reading = _OcrPages(pdf_ocr, pool) if ocr else None
     carry = TableCarry()
-    done = 0
-
-    def collect(i: int) -> None:
-        nonlocal done
-        found = reading.collect(i, page_warnings)
-        if found is not None:
-            pages[i] = found
-            ocr_pages.append(i + 1)
-        done += 1
-        _progress(done, n_pages, ocr_tried)
-
     _progress(0, n_pages)
     try:
         for i in range(n_pages):
             text = _layer_text(reader, i, page_warnings, carry)
-            pages.append(text)
             if pdf_ocr is not None and _wants_ocr(pdf_ocr, i, text):
-                ocr_tried += 1  # each page sent to OCR extends the file's time budget
-                if reading.submit(i, text, page_warnings):
-                    _progress(done, n_pages, ocr_tried)
-                    while len(reading.pending) > pool.workers:  # no more pages in flight than read at once
-                        collect(min(reading.pending))
-                    continue
-            done += 1
-            _progress(done, n_pages, ocr_tried)
-        for i in sorted(reading.pending) if reading else ():
-            collect(i)
+                ocr_tried += 1
+                found = _ocr_page(pdf_ocr, i, text, page_warnings)
+                if found is not None:
+                    text = found
+                    ocr_pages.append(i + 1)
+            pages.append(text)
+            _progress(i + 1, n_pages, ocr_tried)
     except FileNotDecryptedError:
         return {"ok": False, "reason": "password_protected", "detail": "it is encrypted with a password"}
     finally:
-        if pool is not None:
-            pool.close()
         if pdf_ocr is not None:
             pdf_ocr.close()
-    ocr_pages.sort()
     pages = strip_furniture(pages)
     title = None
     try:

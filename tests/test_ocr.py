@@ -191,9 +191,9 @@ def test_mixed_pdf_keeps_its_text_page_and_ocrs_the_other(tmp_path: Path, parser
     assert {"corrosion", "girders", "bearings"} <= words(doc.pages[1].text)
 
 
-def test_scanned_pages_read_two_at_a_time_stay_in_page_order(tmp_path: Path, parser: PdfParser):
-    """Five pages: scans on 1, 2, 4 and 5 (read while the text layers after them are read,
-    two at a time on a 2-core machine), typed text on 3. Each page keeps its own text."""
+def test_scanned_and_typed_pages_each_keep_their_own_text_in_page_order(tmp_path: Path):
+    """Five pages: scans on 1, 2, 4 and 5, typed text on 3. Each page keeps its own text, and
+    progress counts pages done, never backwards."""
     topics = ["corrosion girders", "drainage culverts", None, "lighting poles", "expansion joints"]
     pdf = FPDF()
     for n, topic in enumerate(topics, 1):
