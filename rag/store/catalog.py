@@ -49,6 +49,17 @@ class Catalog:
     def _vector_of(self, value: Any) -> np.ndarray:
         raise NotImplementedError
 
+    def read_view(self) -> contextlib.AbstractContextManager:
+        """A read-only transaction on this thread's connection: every query in it sees one
+        consistent state of the catalog (a copy reads a whole library through one)."""
+        raise NotImplementedError
+
+    # Inserting chunks with their vids given (a copy keeps them, so search ties break alike).
+    INSERT_CHUNK_WITH_VID = "INSERT INTO chunks ({columns}) VALUES ({marks})"
+
+    def _sync_vids(self, conn) -> None:
+        """After chunks were inserted with given vids: new chunks must get higher ones."""
+
     def _exec(self, sql: str, params: Iterable = (), conn=None):
         return (conn or self.conn).execute(self._q(sql), tuple(params))
 

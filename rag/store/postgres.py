@@ -141,7 +141,7 @@ class PgStore(Publisher, Catalog):
             conn = self.psycopg.connect(self.url, autocommit=True)
         except self.psycopg.OperationalError as e:
             raise RagError(f"cannot connect to the database at {self.where}: {e}. "
-                           "Check RAG_DATABASE_URL and that the server is running.") from e
+                           "Check the URL (RAG_DATABASE_URL, or the one given to --copy-to/--copy-from) and that the server is running.") from e
         if self._vector_oid is not None:
             _vector_adapters(conn, self._vector_oid)
         return conn
@@ -158,6 +158,19 @@ class PgStore(Publisher, Catalog):
         conn = self.conn
         with conn.transaction():
             yield conn
+
+    @contextlib.contextmanager
+    def read_view(self) -> Iterator:
+        conn = self.conn
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield conn
+
+    INSERT_CHUNK_WITH_VID = "INSERT INTO chunks ({columns}) OVERRIDING SYSTEM VALUE VALUES ({marks})"
+
+    def _sync_vids(self, conn) -> None:
+        conn.execute("SELECT setval(pg_get_serial_sequence('chunks', 'vid'), "
+                     "greatest((SELECT max(vid) FROM chunks), 1))")
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s")
@@ -356,6 +369,20 @@ class PgStore(Publisher, Catalog):
                 "(SELECT 1 FROM documents d WHERE d.id = c.doc_id AND d.status = 'live') "
                 "ORDER BY c.embedding <=> %s LIMIT %s", (q, q, k)).fetchall()
         rows.sort(key=lambda r: -r[1])  # relaxed order: nearly sorted
+        return (np.asarray([r[0] for r in rows], dtype=np.int64),
+                np.asarray([r[1] for r in rows], dtype=np.float32))
+
+    def exact_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k live chunks by a full scan, not the HNSW index: what HNSW approximates
+        (checks of a copy; recall measurements)."""
+        q = np.asarray(query, dtype=np.float32)
+        with self.transaction() as conn:
+            conn.execute("SET LOCAL enable_indexscan = off")
+            conn.execute("SET LOCAL enable_bitmapscan = off")
+            rows = conn.execute(
+                "SELECT c.vid, 1 - (c.embedding <=> %s) AS score FROM chunks c JOIN documents d "
+                "ON d.id = c.doc_id WHERE d.status = 'live' ORDER BY score DESC, c.vid LIMIT %s",
+                (q, k)).fetchall()
         return (np.asarray([r[0] for r in rows], dtype=np.int64),
                 np.asarray([r[1] for r in rows], dtype=np.float32))
 
