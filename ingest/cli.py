@@ -116,24 +116,35 @@ def _postgres_url(url: str, option: str) -> str:
 def _copy(args, settings: Settings) -> int:
     """--copy-to / --copy-from: a library moves between DATA_DIR and PostgreSQL, then is checked."""
     from rag.store import LocalStore
-    from rag.store.copy import copy_library
+    from rag.store.copy import copy_library, refuse_unless_empty
     from rag.store.postgres import PgStore
 
     if args.copy_to and args.copy_from:
         raise RagError("give --copy-to or --copy-from, not both")
     if args.paths:
         raise RagError("--copy-to/--copy-from copy a whole library; give no files with them")
+    from rag.log import AnswerLog, PgAnswerLog
+
+    url = _postgres_url(args.copy_to or args.copy_from, "--copy-to" if args.copy_to else "--copy-from")
     local = LocalStore(settings.data_dir, ann_threshold=settings.ann_threshold)
+    has_local_log = (settings.data_dir / "log.sqlite").exists()
     if args.copy_to:
-        source, target = local, PgStore(_postgres_url(args.copy_to, "--copy-to"))
+        source, target = local, PgStore(url)
+        source_log, target_log = (AnswerLog(settings.data_dir) if has_local_log else None), PgAnswerLog(url)
     else:
-        source, target = PgStore(_postgres_url(args.copy_from, "--copy-from")), local
+        source, target = PgStore(url), local
+        source_log, target_log = PgAnswerLog(url), AnswerLog(settings.data_dir)
+    refuse_unless_empty(target)  # (copy_library checks again, holding the locks)
+    if source_log is not None:
+        target_log.refuse_unless_empty()  # before anything is copied
 
     def progress(stage: str, done: int, total: int) -> None:
         if not args.quiet:
             print(f"{stage}: {done}/{total}", file=sys.stderr)
 
     report = copy_library(source, target, queries=args.check_queries, progress=progress)
+    if source_log is not None:
+        report.log = target_log.copy_from(source_log)
     _emit(args, report.to_dict(), report.lines())
     return 0 if report.ok else 1
 

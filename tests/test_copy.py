@@ -13,6 +13,7 @@ import pytest
 from ingest.cli import main as ingest_main
 from ingest.pipeline import ingest_paths
 from rag.config import Settings
+from rag.log import AnswerLog, PgAnswerLog
 from rag.search import search
 from rag.store import LocalStore
 from tests.conftest import ROOT, SAMPLES, write_docs
@@ -44,7 +45,24 @@ def library(tmp_path_factory, embedder):
     data = tmp_path_factory.mktemp("data")
     report = ingest_paths(paths, Settings.load(data_dir=data, database_url=""), embedder=embedder)
     assert not report.failed
+    log = AnswerLog(data)  # and an answer log with feedback and conversations
+    for i in range(3):
+        aid = log.record({"question": f"question {i}", "answer": f"answer {i}", "mode": "extractive",
+                          "index_version": 1, "citations": [], "passages": [], "trace": {"i": i}})
+        log.feedback(aid, rating=1 if i % 2 else -1)
+        log.feedback(aid, comment=f"comment {i}")
+        cid = log.new_conversation("browser:abc")
+        log.add_turn(cid, "browser:abc", f"question {i}", {"text": f"answer {i}", "answer_id": aid})
     return data
+
+
+def log_state(log) -> dict:
+    """Everything a person sees of a log: answers, feedback state and history, conversations."""
+    answers = sorted(log.answers(), key=lambda a: a["id"])
+    return {"answers": answers,
+            "feedback": {a["id"]: (log.feedback_state(a["id"]), log.feedback_for(a["id"])) for a in answers},
+            "conversations": [(c, log.conversation(c["id"], "browser:abc"))
+                              for c in log.conversations("browser:abc")]}
 
 
 def run_cli(*args: str, crash_at: str | None = None) -> subprocess.CompletedProcess:
@@ -86,6 +104,13 @@ def test_copy_to_postgres_and_back(library, pg_url, tmp_path, embedder):
     assert pg.query("SELECT count(*) AS n FROM ingest_events")[0]["n"] == \
         local.query("SELECT count(*) AS n FROM ingest_events")[0]["n"]
     same_hits(local, pg, embedder)
+    assert report["answer_log"] == {"answers": 3, "feedback": 6, "feedback_state": 3, "conversations": 3,
+                                    "turns": 3}
+    pg_log = PgAnswerLog(pg_url)
+    assert log_state(pg_log) == log_state(AnswerLog(library))
+    answer_id = pg_log.answers()[0]["id"]
+    pg_log.feedback(answer_id, rating=1)  # new rows after the copied ones: no id clash
+    assert pg_log.feedback_for(answer_id)[-1]["rating"] == 1
 
     # The copy is a library like any other: a later ingest into it gets fresh vids, no clash.
     extra = write_docs(tmp_path / "more", 1, prefix="extra")
@@ -104,6 +129,7 @@ def test_copy_to_postgres_and_back(library, pg_url, tmp_path, embedder):
     assert returned.check() == []
     assert returned.stats()["documents"] == stats["documents"] + 1
     same_hits(pg, returned, embedder)
+    assert log_state(AnswerLog(back)) == log_state(pg_log)
 
 
 def test_copy_refuses_what_it_cannot_do(library, pg_url, tmp_path, capsys):

@@ -49,6 +49,7 @@ class CopyReport:
     index_version: int = 0
     seconds: float = 0.0
     check: dict = field(default_factory=dict)
+    log: dict = field(default_factory=dict)  # answer log rows copied per table (copied by the caller)
 
     @property
     def ok(self) -> bool:
@@ -58,7 +59,7 @@ class CopyReport:
         return {"source": self.source, "target": self.target, "documents": self.documents,
                 "pages": self.pages, "chunks": self.chunks, "ingest_events": self.events,
                 "index_version": self.index_version, "seconds": round(self.seconds, 2),
-                "ok": self.ok, "check": self.check}
+                "ok": self.ok, "check": self.check, "answer_log": self.log}
 
     def lines(self) -> list[str]:
         c = self.check
@@ -72,6 +73,9 @@ class CopyReport:
                        f"{c['dense_identical']}/{c['queries']} queries (dense top-{c['k']}) and "
                        f"{c['sparse_identical']}/{c['queries']} (BM25 top-{c['k']})")
             out += [f"problem: {p}" for p in c["problems"]]
+        if self.log:
+            out.append("answer log copied: " + ", ".join(f"{n} {table}" for table, n in self.log.items())
+                       + " (the answer cache starts empty)")
         return out
 
 
@@ -84,7 +88,7 @@ def copy_library(source: Catalog, target: Catalog, queries: int = 50, k: int = 1
     report = CopyReport(source.where, target.where)
     run_id = f"copy-{uuid.uuid4().hex}"
     with source.writer(wait_s=30), target.writer(wait_s=30):
-        _refuse_unless_empty(target)
+        refuse_unless_empty(target)
         with source.read_view():
             meta = {key: source.meta(key) for key in ("embedder_id", "embedding_dim", "chunker_version")}
             doc_ids = [r[0] for r in source._exec(
@@ -114,7 +118,7 @@ def copy_library(source: Catalog, target: Catalog, queries: int = 50, k: int = 1
     return report
 
 
-def _refuse_unless_empty(target: Catalog) -> None:
+def refuse_unless_empty(target: Catalog) -> None:
     live = target._exec("SELECT count(*) FROM documents WHERE status = 'live'").fetchone()[0]
     if live:
         raise CopyRefused(
