@@ -115,6 +115,7 @@ def _postgres_url(url: str, option: str) -> str:
 
 def _copy(args, settings: Settings) -> int:
     """--copy-to / --copy-from: a library moves between DATA_DIR and PostgreSQL, then is checked."""
+    from rag.log import AnswerLog, PgAnswerLog
     from rag.store import LocalStore
     from rag.store.copy import copy_library, refuse_unless_empty
     from rag.store.postgres import PgStore
@@ -123,8 +124,6 @@ def _copy(args, settings: Settings) -> int:
         raise RagError("give --copy-to or --copy-from, not both")
     if args.paths:
         raise RagError("--copy-to/--copy-from copy a whole library; give no files with them")
-    from rag.log import AnswerLog, PgAnswerLog
-
     url = _postgres_url(args.copy_to or args.copy_from, "--copy-to" if args.copy_to else "--copy-from")
     local = LocalStore(settings.data_dir, ann_threshold=settings.ann_threshold)
     has_local_log = (settings.data_dir / "log.sqlite").exists()
