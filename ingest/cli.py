@@ -16,6 +16,10 @@ EPILOG = """examples:
   python -m ingest --delete docs/old.pdf --data-dir data   remove a document everywhere
   python -m ingest --list --data-dir data                  what is indexed
   python -m ingest --check --data-dir data                 SQLite, FAISS and BM25 agree?
+  python -m ingest --copy-to postgresql://u:p@host/db --data-dir data
+                                                           move a local library into PostgreSQL
+                                                           (vectors as stored), then check it
+  python -m ingest --copy-from postgresql://u:p@host/db --data-dir new-data   and back
 exit status: 0 all good, 1 some files failed (the others were indexed), 2 nothing done."""
 
 
@@ -34,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-empty", action="store_true", help="only ingest when the index has no documents")
     p.add_argument("--max-file-mb", type=float, help="refuse larger files (default 50)")
     p.add_argument("--timeout", type=float, help="PDF parse limit in seconds: stop a file when no page finishes within it, or when it takes longer than it + 2 s per page (default 60)")
+    p.add_argument("--copy-to", metavar="URL",
+                   help="copy the library in --data-dir into this empty PostgreSQL database, "
+                        "without re-embedding, publish it in one transaction and check it")
+    p.add_argument("--copy-from", metavar="URL",
+                   help="copy the library in this PostgreSQL database into the empty --data-dir")
+    p.add_argument("--check-queries", type=int, default=50, metavar="N",
+                   help="sample queries whose search results a copy compares (default 50)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -52,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.load(data_dir=args.data_dir, max_file_mb=args.max_file_mb,
                                  parse_timeout_s=args.timeout)
+        if args.copy_to or args.copy_from:
+            return _copy(args, settings)
         if args.delete:
             from ingest.pipeline import delete_sources
 
@@ -91,6 +104,48 @@ def main(argv: list[str] | None = None) -> int:
     except RagError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 2
+
+
+def _postgres_url(url: str, option: str) -> str:
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise RagError(f"{option} takes a PostgreSQL URL such as postgresql://user:password@host:5432/dbname "
+                       f"(got {url!r})")
+    return url
+
+
+def _copy(args, settings: Settings) -> int:
+    """--copy-to / --copy-from: a library moves between DATA_DIR and PostgreSQL, then is checked."""
+    from rag.log import AnswerLog, PgAnswerLog
+    from rag.store import LocalStore
+    from rag.store.copy import copy_library, refuse_unless_empty
+    from rag.store.postgres import PgStore
+
+    if args.copy_to and args.copy_from:
+        raise RagError("give --copy-to or --copy-from, not both")
+    if args.paths:
+        raise RagError("--copy-to/--copy-from copy a whole library; give no files with them")
+    url = _postgres_url(args.copy_to or args.copy_from, "--copy-to" if args.copy_to else "--copy-from")
+    local = LocalStore(settings.data_dir, ann_threshold=settings.ann_threshold)
+    has_local_log = (settings.data_dir / "log.sqlite").exists()
+    if args.copy_to:
+        source, target = local, PgStore(url)
+        source_log, target_log = (AnswerLog(settings.data_dir) if has_local_log else None), PgAnswerLog(url)
+    else:
+        source, target = PgStore(url), local
+        source_log, target_log = PgAnswerLog(url), AnswerLog(settings.data_dir)
+    refuse_unless_empty(target)  # (copy_library checks again, holding the locks)
+    if source_log is not None:
+        target_log.refuse_unless_empty()  # before anything is copied
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if not args.quiet:
+            print(f"{stage}: {done}/{total}", file=sys.stderr)
+
+    report = copy_library(source, target, queries=args.check_queries, progress=progress)
+    if source_log is not None:
+        report.log = target_log.copy_from(source_log)
+    _emit(args, report.to_dict(), report.lines())
+    return 0 if report.ok else 1
 
 
 def _ingest(args, settings: Settings) -> int:

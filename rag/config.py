@@ -44,7 +44,8 @@ class Settings:
     # postgresql://user:password@host/dbname. Unset: SQLite + FAISS + BM25 files in data_dir.
     database_url: str | None = None
     # With PostgreSQL, libraries up to this many chunks are searched exactly in each replica's
-    # memory; above it (or above ann_threshold) pgvector's HNSW index answers.
+    # memory; above it (or above ann_threshold) pgvector's HNSW index answers, built by the
+    # publish that first takes the library past it. Give replicas and ingest jobs one value.
     pg_exact_max_chunks: int = 20_000
     # Above this many chunks FAISS switches from exact search to IVF (0 = always exact).
     ann_threshold: int = 1_000_000

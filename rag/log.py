@@ -247,11 +247,66 @@ class LogRules:
         return self._write(lambda tx: tx.count("DELETE FROM cache WHERE index_version != ?", [index_version]))
 
 
+    # -- moving a log to another backend (python -m ingest --copy-to / --copy-from)
+    def _sync_ids(self, tx: Statements) -> None:
+        """After rows were inserted with their ids given: new rows must get higher ones."""
+
+    def refuse_unless_empty(self) -> None:
+        for table in ("answers", "conversations"):
+            n = self._read().rows(f"SELECT count(*) AS n FROM {table}")[0]["n"]
+            if n:
+                raise RagError(f"the answer log at {self.where} already holds {n} {table}; "
+                               "a copy only goes into an empty log (a new database or data dir)")
+
+    def copy_from(self, source: "LogRules", batch: int = 500) -> dict[str, int]:
+        """Copy every answer, feedback row and state, conversation and turn of `source` into
+        this empty log, ids kept; the answer cache is left behind (its entries are for the
+        source's index versions). Returns rows copied per table."""
+        self.refuse_unless_empty()
+        copied: dict[str, int] = {}
+        for table, columns, key, start, order in LOG_TABLES:
+            order = order or key
+            if table == "conversations":  # their order of creation breaks ties in the sidebar
+                order = source.INSERT_ORDER
+            rows = source._read().rows(f"SELECT {', '.join('c.' + c for c in columns)} FROM {table} c "
+                                       f"ORDER BY {order}") if key is None else None
+            copied[table] = 0
+            last = start
+            while True:
+                if key is not None:
+                    rows = source._read().rows(
+                        f"SELECT {', '.join(columns)} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
+                        [last, batch])
+                if not rows:
+                    break
+                marks = ", ".join("?" * len(columns))
+                self._write(lambda tx, rows=rows: [tx.count(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                    [r[c] for c in columns]) for r in rows])
+                copied[table] += len(rows)
+                if key is None:
+                    break
+                last = rows[-1][key]
+        self._write(self._sync_ids)
+        return copied
+
+
+# table, columns, keyset key (None: all at once, in `order`), key's start, order
+LOG_TABLES = [
+    ("answers", ANSWER_COLUMNS, "id", "", None),
+    ("feedback", ("id", "answer_id", "created_at", "rating", "comment", "correction"), "id", -1, None),
+    ("feedback_state", ("answer_id", "updated_at", "rating", "comment", "correction"), "answer_id", "", None),
+    ("conversations", ("id", "owner", "title", "created_at", "updated_at"), None, None, "id"),
+    ("turns", ("id", "conversation_id", "created_at", "question", "answer_id", "answer"), "id", -1, None),
+]
+
+
 class AnswerLog(LogRules):
     """The log in DATA_DIR/log.sqlite: one app process (or several on one machine)."""
 
     def __init__(self, data_dir: Path | str):
         self.path = Path(data_dir) / "log.sqlite"
+        self.where = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection per thread: the app's sessions are threads sharing one AnswerLog, and
         # a shared connection mixes their transactions (sqlite-utils' BEGIN/SAVEPOINT per insert).
@@ -392,6 +447,11 @@ class PgAnswerLog(LogRules):
         except self.psycopg.OperationalError as e:
             raise RagError(f"the answer log's database at {self.where} failed during a write: {e}. "
                            "Try again; check that the server is running.") from e
+
+    def _sync_ids(self, tx: Statements) -> None:
+        for table in ("feedback", "turns"):
+            tx.rows(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"greatest((SELECT max(id) FROM {table}), 1))")
 
     def _ensure_schema(self) -> None:
         """Create the tables once, under an advisory lock (CREATE ... IF NOT EXISTS races itself)."""

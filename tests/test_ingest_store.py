@@ -162,8 +162,12 @@ def test_dense_index_switches_to_ann_above_the_threshold(tmp_path, embedder, sto
     ingest_paths(docs[:3], settings, embedder=embedder)
     store = store_at(settings.data_dir, ann_threshold=8)
     assert store.stats()["chunks"] <= 8 and store.snapshot().dense.kind == exact
+    if store_backend == "postgres":  # no insert pays for an HNSW index exact search does not use
+        assert not store.has_hnsw()
     ingest_paths(docs, settings, embedder=embedder)
     assert store.stats()["chunks"] > 8
+    if store_backend == "postgres":  # built by the publish that took the library past exact search
+        assert store.has_hnsw()
     snap = store.snapshot()
     assert snap.dense.kind == ann and snap.manifest["dense"]["kind"] == ann
     assert store.check() == []

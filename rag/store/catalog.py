@@ -49,6 +49,17 @@ class Catalog:
     def _vector_of(self, value: Any) -> np.ndarray:
         raise NotImplementedError
 
+    def read_view(self) -> contextlib.AbstractContextManager:
+        """A read-only transaction on this thread's connection: every query in it sees one
+        consistent state of the catalog (a copy reads a whole library through one)."""
+        raise NotImplementedError
+
+    # Inserting chunks with their vids given (a copy keeps them, so search ties break alike).
+    INSERT_CHUNK_WITH_VID = "INSERT INTO chunks ({columns}) VALUES ({marks})"
+
+    def _sync_vids(self, conn) -> None:
+        """After chunks were inserted with given vids: new chunks must get higher ones."""
+
     def _exec(self, sql: str, params: Iterable = (), conn=None):
         return (conn or self.conn).execute(self._q(sql), tuple(params))
 
@@ -252,24 +263,40 @@ class Catalog:
                     sentence_vectors: dict[str, np.ndarray] | None = None) -> None:
         """Store documents with their pages, chunks and vectors as pending, in one transaction."""
         sv = sentence_vectors or {}
+        doc_rows, page_rows, chunk_rows, added = [], [], [], set()
         with self.transaction() as conn:
+            # One look for earlier pending copies, not one per document: a round trip each
+            # was most of an ingest's store time on PostgreSQL.
+            earlier = self._pending_among(conn, [doc.id for doc, *_ in items])
             for doc, pages, chunks, vectors, n_tokens in items:
-                if not self._prepare_pending(conn, doc.id, run_id):
+                if doc.id in earlier and not self._prepare_pending(conn, doc.id, run_id):
                     continue
-                self._exec(
-                    "INSERT INTO documents (id, source, title, sha256, kind, pages, n_chunks, size_bytes, "
-                    "meta, chunker_version, status, run_id, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (doc.id, doc.source, doc.title, doc.sha256, kind_of.get(doc.id, ""), doc.pages,
-                     len(chunks), size_of.get(doc.id, 0), json.dumps(doc.meta), chunker_version,
-                     "pending", run_id, rules.now_iso()), conn)
-                self._many(conn, "INSERT INTO pages (doc_id, page, text) VALUES (?,?,?)",
-                           [(doc.id, p.number, p.text) for p in pages])
-                self._many(
-                    conn, "INSERT INTO chunks (id, doc_id, ordinal, page, char_start, char_end, heading, "
-                    "text, n_tokens, terms, embedding, sentence_vectors) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [(c.id, c.doc_id, c.ordinal, c.page, c.char_start, c.char_end, c.heading, c.text, nt,
-                      rules.chunk_terms(c), self._vector_param(v), rules.f16(sv.get(c.id)))
-                     for c, v, nt in zip(chunks, vectors, n_tokens)])
+                if doc.id in added:
+                    continue  # the same source and content twice in one call: one copy
+                added.add(doc.id)
+                doc_rows.append((doc.id, doc.source, doc.title, doc.sha256, kind_of.get(doc.id, ""), doc.pages,
+                                 len(chunks), size_of.get(doc.id, 0), json.dumps(doc.meta), chunker_version,
+                                 "pending", run_id, rules.now_iso()))
+                page_rows += [(doc.id, p.number, p.text) for p in pages]
+                chunk_rows += [(c.id, c.doc_id, c.ordinal, c.page, c.char_start, c.char_end, c.heading, c.text,
+                                nt, rules.chunk_terms(c), self._vector_param(v), rules.f16(sv.get(c.id)))
+                               for c, v, nt in zip(chunks, vectors, n_tokens)]
+            self._many(conn, "INSERT INTO documents (id, source, title, sha256, kind, pages, n_chunks, size_bytes, "
+                       "meta, chunker_version, status, run_id, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", doc_rows)
+            self._many(conn, "INSERT INTO pages (doc_id, page, text) VALUES (?,?,?)", page_rows)
+            self._many(conn, "INSERT INTO chunks (id, doc_id, ordinal, page, char_start, char_end, heading, "
+                       "text, n_tokens, terms, embedding, sentence_vectors) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                       chunk_rows)
+
+    def _pending_among(self, conn, doc_ids: list[str]) -> set[str]:
+        """Which of these documents already have a pending copy (from an earlier run)."""
+        found: set[str] = set()
+        for start in range(0, len(doc_ids), IN_BATCH):
+            part = doc_ids[start:start + IN_BATCH]
+            found |= {r[0] for r in self._exec(
+                f"SELECT id FROM documents WHERE status = 'pending' AND id IN ({','.join('?' * len(part))})",
+                part, conn)}
+        return found
 
     def log_events(self, rows: list[dict]) -> None:
         if rows:

@@ -90,6 +90,16 @@ class LocalStore(Publisher, Catalog):
         else:
             conn.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def read_view(self) -> Iterator[sqlite3.Connection]:
+        """WAL mode: a read transaction sees the database as of its first read."""
+        conn = self.conn
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
     def _ensure_schema(self) -> None:
         db = self.db
         if "meta" in db.table_names():
