@@ -74,6 +74,20 @@ def time_searches(retriever: Retriever, queries: list[str], qvecs: np.ndarray) -
             "dense_kind": snap.manifest["dense"]["kind"], "chunks": len(snap.dense)}
 
 
+def stop_servers(stack: list) -> None:
+    """Stop the throwaway pgservers that pg_url started and remove their folders."""
+    for server, root in stack:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def report(out: dict, path: Path | None) -> None:
+    """The figures as JSON on stdout, and in `path` too when given."""
+    print(json.dumps(out, indent=2))
+    if path:
+        path.write_text(json.dumps(out, indent=2) + "\n")
+
+
 def pg_url(args, stack: list) -> str:
     if args.database_url:
         return args.database_url
@@ -138,13 +152,9 @@ def main() -> None:
         recalls = [len(set(exact.search(v, 10)[0]) & set(hnsw.search(v, 10)[0])) / 10 for v in qvecs]
         out["hnsw_recall_at_10"] = round(float(np.mean(recalls)), 4)
     finally:
-        for server, root in stack:
-            server.cleanup()
-            shutil.rmtree(root, ignore_errors=True)
+        stop_servers(stack)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(out, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    report(out, args.out)
 
 
 if __name__ == "__main__":

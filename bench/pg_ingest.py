@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pg_bench import CachedEmbedder  # noqa: E402
+from bench.pg_bench import CachedEmbedder, report, stop_servers  # noqa: E402
 from ingest.pipeline import ingest_paths  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.embed import MiniLMEmbedder  # noqa: E402
@@ -128,13 +128,9 @@ def main() -> None:
             print(f"{name}: {n} docs, PostgreSQL/local throughput {out[name]['throughput_ratio_pg_over_local']}",
                   file=sys.stderr)
     finally:
-        for server, root in stack:
-            server.cleanup()
-            shutil.rmtree(root, ignore_errors=True)
+        stop_servers(stack)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(out, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    report(out, args.out)
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
-    from bench.pg_bench import pg_url
+    from bench.pg_bench import pg_url, report, stop_servers
     from rag.embed import MiniLMEmbedder
     from rag.store.postgres import PgStore
 
@@ -216,13 +216,9 @@ def main() -> None:
                        "messages": reader.messages[:10]},
         }
     finally:
-        for server, root in stack:
-            server.cleanup()
-            shutil.rmtree(root, ignore_errors=True)
+        stop_servers(stack)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(out, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    report(out, args.out)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def main() -> None:
 
     import numpy as np
 
-    from bench.pg_bench import pg_url
+    from bench.pg_bench import pg_url, report, stop_servers
     from rag.log import PgAnswerLog
     from rag.store.postgres import PgStore
 
@@ -207,13 +207,9 @@ def main() -> None:
         for p in procs:
             p.kill()
             p.wait()
-        for server, root in stack:
-            server.cleanup()
-            shutil.rmtree(root, ignore_errors=True)
+        stop_servers(stack)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(out, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    report(out, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pg_bench import CachedEmbedder, pct, pg_url  # noqa: E402
+from bench.pg_bench import CachedEmbedder, pct, pg_url, report, stop_servers  # noqa: E402
 from ingest.pipeline import ingest_paths  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.eval import evaluate_retrieval, load_beir  # noqa: E402
@@ -117,12 +116,8 @@ def main() -> None:
         for name, r in runs.items():
             out[name]["latency"] = latency(r, texts)
     finally:
-        for server, root in stack:
-            server.cleanup()
-            shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps(out, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(out, indent=2) + "\n")
+        stop_servers(stack)
+    report(out, args.out)
 
 if __name__ == "__main__":
     main()
