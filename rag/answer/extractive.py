@@ -178,8 +178,9 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     the period its document reports, which dates the sentences that name no period."""
     asked = question_period(question)
     dated = {n: on_calendar(asked, question, c) for n, c in (calendars or {}).items() if c}
-    plain = calendar_year_passages(calendars or {}, reports or {})
-    annual = {n for n, report in (reports or {}).items() if report and header_period(report).months == 12}
+    reported = {n: header_period(report) for n, report in (reports or {}).items() if report}
+    plain = calendar_year_passages(calendars or {}, reported)
+    annual = {n for n, period in reported.items() if period.months == 12}
     terms = metric_terms(question)
     latest = _latest_year(units)
     own: dict[int, set[str]] = {}
@@ -212,14 +213,14 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         if row is None:
             s = (LEXICAL_WEIGHT + (0.0 if clash else COVERAGE_WEIGHT)) * _share(mine, uterms) - (
                 QUALIFIER_PENALTY if clash else 0.0)
-            if asked.explicit and (prose_disagrees(asked, question, u.text) or _report_disagrees(
-                    dated.get(u.passage, asked), (reports or {}).get(u.passage), u.text)):
+            report_fit = _report_fit(dated.get(u.passage, asked), reported.get(u.passage), u.text) \
+                if asked.explicit else None
+            if asked.explicit and (prose_disagrees(asked, question, u.text) or (report_fit or 0.0) < 0):
                 s -= WRONG_PERIOD_PENALTY
                 out.append(UnitScore(s, period_fit=-1.0))
             else:
-                if asked.explicit and not clash:
-                    s += REPORT_PERIOD_WEIGHT * _report_agrees(dated.get(u.passage, asked),
-                                                               (reports or {}).get(u.passage), u.text)
+                if report_fit and not clash:
+                    s += REPORT_PERIOD_WEIGHT * report_fit
                 out.append(UnitScore(s))
             continue
         clash = clash or share_clash(question, row.label)
@@ -249,25 +250,20 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     return out
 
 
-def calendar_year_passages(calendars: dict[int, dict | None], reports: dict[int, str | None]) -> set[int]:
+def calendar_year_passages(calendars: dict[int, dict | None], reported: dict[int, Period]) -> set[int]:
     """Passages of documents that state no fiscal calendar and report a period ending with a
     calendar quarter (March, June, September, December): their years are calendar years."""
-    return {n for n, report in reports.items()
-            if report and calendars.get(n) is None and header_period(report).end_month in {3, 6, 9, 12}}
+    return {n for n, period in reported.items() if calendars.get(n) is None and period.end_month in {3, 6, 9, 12}}
 
 
-def _report_agrees(asked: Period, report: str | None, text: str) -> float:
-    """How well the period a sentence speaks of answers the asked one, when it names none: that
-    of its filing ("GAAP operating margin was 22.2%" in eBay's first-quarter release)."""
-    if not report or names_period(text):
-        return 0.0
-    return max(agreement(asked, header_period(report)), 0.0)
-
-
-def _report_disagrees(asked: Period, report: str | None, text: str) -> bool:
-    """A sentence that names no period speaks of the period its filing reports ("Non-GAAP net
-    income was $600 million" in eBay's first-quarter release): not of another one asked."""
-    return bool(report) and not names_period(text) and agreement(asked, header_period(report)) < 0
+def _report_fit(asked: Period, reported: Period | None, text: str) -> float | None:
+    """A sentence that names no period speaks of the period its filing reports: how well that
+    answers the asked one (agreement; negative for another period: eBay's first-quarter "Non-GAAP
+    net income was $600 million" for a second-quarter question). None when the filing's period is
+    unknown or the sentence names its own."""
+    if reported is None or names_period(text):
+        return None
+    return agreement(asked, reported)
 
 
 def passage_headings(hits) -> dict[int, str | None]:
