@@ -142,7 +142,7 @@ class Catalog:
             for row in self._exec(
                     "SELECT c.vid, c.id, c.doc_id, c.ordinal, c.text, c.page, c.char_start, c.char_end, "
                     "c.heading, d.source, d.meta FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                    f"WHERE c.vid IN ({','.join('?' * len(part))}) AND {self.live_hint} = 'live'", part):
+                    f"WHERE c.vid IN ({rules.marks(len(part))}) AND {self.live_hint} = 'live'", part):
                 if row[2] not in facts:
                     facts[row[2]] = rules.hit_facts(row[10])
                 out[row[0]] = (Chunk(id=row[1], doc_id=row[2], ordinal=row[3], text=row[4], page=row[5],
@@ -173,7 +173,7 @@ class Catalog:
         for start in range(0, len(chunk_ids), IN_BATCH):
             part = chunk_ids[start:start + IN_BATCH]
             for cid, blob in self._exec(
-                    f"SELECT id, sentence_vectors FROM chunks WHERE id IN ({','.join('?' * len(part))}) "
+                    f"SELECT id, sentence_vectors FROM chunks WHERE id IN ({rules.marks(len(part))}) "
                     "AND sentence_vectors IS NOT NULL", part):
                 out[cid] = rules.from_f16(blob, dim)
         return out
@@ -184,7 +184,7 @@ class Catalog:
         for start in range(0, len(chunk_ids), IN_BATCH):
             part = chunk_ids[start:start + IN_BATCH]
             for cid, value in self._exec(
-                    f"SELECT id, embedding FROM chunks WHERE id IN ({','.join('?' * len(part))})", part):
+                    f"SELECT id, embedding FROM chunks WHERE id IN ({rules.marks(len(part))})", part):
                 out[cid] = self._vector_of(value).reshape(1, -1)
         return out
 
@@ -294,7 +294,7 @@ class Catalog:
         for start in range(0, len(doc_ids), IN_BATCH):
             part = doc_ids[start:start + IN_BATCH]
             found |= {r[0] for r in self._exec(
-                f"SELECT id FROM documents WHERE status = 'pending' AND id IN ({','.join('?' * len(part))})",
+                f"SELECT id FROM documents WHERE status = 'pending' AND id IN ({rules.marks(len(part))})",
                 part, conn)}
         return found
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.store.catalog import IN_BATCH, Catalog
+from rag.store.rules import marks
 from rag.store.sparse import analyse
 
 DOC_COLUMNS = ("id", "source", "title", "sha256", "kind", "pages", "n_chunks", "size_bytes", "meta",
@@ -140,16 +141,12 @@ def refuse_unless_empty(target: Catalog) -> None:
                           "run python -m ingest --check on it, or copy into an empty database")
 
 
-def _in(ids: list) -> str:
-    return ",".join("?" * len(ids))
-
-
 def _copy_batch(source: Catalog, target: Catalog, doc_ids: list[str], run_id: str, report: CopyReport) -> None:
-    docs = list(source._exec(f"SELECT {', '.join(DOC_COLUMNS)} FROM documents WHERE id IN ({_in(doc_ids)})",
+    docs = list(source._exec(f"SELECT {', '.join(DOC_COLUMNS)} FROM documents WHERE id IN ({marks(len(doc_ids))})",
                              doc_ids))
-    pages = list(source._exec(f"SELECT doc_id, page, text FROM pages WHERE doc_id IN ({_in(doc_ids)})", doc_ids))
+    pages = list(source._exec(f"SELECT doc_id, page, text FROM pages WHERE doc_id IN ({marks(len(doc_ids))})", doc_ids))
     chunks = []
-    for row in source._exec(f"SELECT {', '.join(CHUNK_COLUMNS)} FROM chunks WHERE doc_id IN ({_in(doc_ids)}) "
+    for row in source._exec(f"SELECT {', '.join(CHUNK_COLUMNS)} FROM chunks WHERE doc_id IN ({marks(len(doc_ids))}) "
                             "ORDER BY vid", doc_ids):
         row = list(row)
         row[11] = target._vector_param(source._vector_of(row[11]))
@@ -157,10 +154,10 @@ def _copy_batch(source: Catalog, target: Catalog, doc_ids: list[str], run_id: st
         chunks.append(tuple(row))
     with target.transaction() as conn:
         target._many(conn, f"INSERT INTO documents ({', '.join(DOC_COLUMNS)}, status, run_id) "
-                     f"VALUES ({_in(DOC_COLUMNS)}, 'pending', ?)", [(*d, run_id) for d in docs])
+                     f"VALUES ({marks(len(DOC_COLUMNS))}, 'pending', ?)", [(*d, run_id) for d in docs])
         target._many(conn, "INSERT INTO pages (doc_id, page, text) VALUES (?, ?, ?)", pages)
         target._many(conn, target.INSERT_CHUNK_WITH_VID.format(columns=", ".join(CHUNK_COLUMNS),
-                                                                marks=_in(CHUNK_COLUMNS)), chunks)
+                                                                marks=marks(len(CHUNK_COLUMNS))), chunks)
         target._sync_vids(conn)
     report.documents += len(docs)
     report.pages += len(pages)
@@ -172,7 +169,7 @@ def _copy_events(source: Catalog, target: Catalog) -> int:
     rows = [tuple(r) for r in source._exec(f"SELECT {', '.join(EVENT_COLUMNS)} FROM ingest_events ORDER BY id")]
     with target.transaction() as conn:
         target._many(conn, f"INSERT INTO ingest_events ({', '.join(EVENT_COLUMNS)}) "
-                     f"VALUES ({_in(EVENT_COLUMNS)})", rows)
+                     f"VALUES ({marks(len(EVENT_COLUMNS))})", rows)
     return len(rows)
 
 
@@ -212,7 +209,7 @@ def sample_queries(store: Catalog, n: int) -> list[tuple[int, str, np.ndarray]]:
         return []
     picks = [int(v) for v in vids[np.linspace(0, len(vids) - 1, min(n, len(vids))).astype(int)]]
     rows = {r[0]: r for r in store._exec(
-        f"SELECT vid, text, embedding FROM chunks WHERE vid IN ({_in(picks)})", picks)}
+        f"SELECT vid, text, embedding FROM chunks WHERE vid IN ({marks(len(picks))})", picks)}
     return [(v, " ".join(rows[v][1].split()[:30]), np.asarray(store._vector_of(rows[v][2]), dtype=np.float32))
             for v in picks if v in rows]
 

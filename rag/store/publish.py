@@ -52,7 +52,7 @@ class Publisher:
             part = plan.pending[start:start + 900]
             plan.deleted |= {r[0] for r in self._exec(
                 "SELECT id FROM documents WHERE status='live' AND source IN "
-                f"(SELECT source FROM documents WHERE id IN ({','.join('?' * len(part))}))", part)}
+                f"(SELECT source FROM documents WHERE id IN ({rules.marks(len(part))}))", part)}
         return plan
 
     def publish(self, run_id: str | None, delete_doc_ids: Iterable[str] = (),

@@ -3,7 +3,7 @@ which facts of a document reach a search hit, how a chunk's BM25 terms are made,
 may be injected, and what "consistent" means for the indexes of the live version.
 
 The stores differ only in where things live (SQLite + files, or one PostgreSQL database);
-rag/store/catalog.py holds their shared SQL and rag/store/base.py their shared publishing.
+rag/store/catalog.py holds their shared SQL and rag/store/publish.py their shared publishing.
 """
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ from rag.types import Chunk
 SCHEMA_VERSION = 1
 # Facts about a document that travel with every hit from it (see Catalog.chunks_by_vid).
 HIT_FACTS = ("fiscal_calendar", "ocr_pages", "report_period")
+
+
+def marks(n: int) -> str:
+    """n query placeholders for an IN (...) list or a VALUES row: "?,?,?"."""
+    return ",".join("?" * n)
 
 
 def now_iso() -> str:
