@@ -33,7 +33,9 @@ LEXICAL_WEIGHT = 0.25
 LABEL_WEIGHT = 0.35      # a row whose label names the asked metric
 PERIOD_WEIGHT = 0.25     # ... and has a column for the asked period
 WRONG_PERIOD_PENALTY = 0.3
-REPORT_PERIOD_WEIGHT = 0.1  # a sentence naming no period, in a filing reporting the asked one (tune: 0.1 best; 0.15+ answers unreported periods)
+# a sentence naming no period, in a filing that reports the asked one (tune: 0.1 best; 0.15 and
+# above answer unreported periods)
+REPORT_PERIOD_WEIGHT = 0.1
 RUNNER_UP_MARGIN = 0.08
 MAX_UNITS = 2
 MAX_QUOTE_WORDS = 60
