@@ -88,20 +88,28 @@ def report(out: dict, path: Path | None) -> None:
         path.write_text(json.dumps(out, indent=2) + "\n")
 
 
-def pg_url(args, stack: list) -> str:
-    if args.database_url:
-        return args.database_url
+def start_server(stack: list) -> str:
+    """A throwaway pgserver (stopped by stop_servers): its admin URL."""
     import pgserver
-    import psycopg
 
     root = Path(tempfile.mkdtemp(prefix="rag-pg-bench-"))
     t = time.perf_counter()
     server = pgserver.get_server(root / "pg", cleanup_mode="delete")
     print(f"pgserver started in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     stack.append((server, root))
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+    return server.get_uri()
+
+
+def pg_url(args, stack: list) -> str:
+    """--database-url, else a "bench" database on a throwaway pgserver."""
+    if args.database_url:
+        return args.database_url
+    import psycopg
+
+    admin = start_server(stack)
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("CREATE DATABASE bench")
-    return server.get_uri("bench")
+    return stack[-1][0].get_uri("bench")
 
 
 def main() -> None:

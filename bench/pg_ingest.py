@@ -31,19 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pg_bench import CachedEmbedder, report, stop_servers  # noqa: E402
+from bench.pg_bench import CachedEmbedder, report, start_server, stop_servers  # noqa: E402
 from ingest.pipeline import ingest_paths  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.embed import MiniLMEmbedder  # noqa: E402
-
-
-def start_server(stack: list) -> str:
-    import pgserver
-
-    root = Path(tempfile.mkdtemp(prefix="rag-pg-ingest-"))
-    server = pgserver.get_server(root / "pg", cleanup_mode="delete")
-    stack.append((server, root))
-    return server.get_uri()
 
 
 def fresh_db(admin_url: str) -> str:
