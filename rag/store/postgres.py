@@ -424,8 +424,8 @@ class PgStore(Publisher, Catalog):
                              (HNSW_INDEX,)).fetchone()
             if row is not None and not row[0]:
                 problems.append(f"the HNSW index {HNSW_INDEX} is invalid: REINDEX INDEX {HNSW_INDEX}")
-            elif row is None and len(self.live_vids()) > self.exact_max:
-                problems.append(f"{len(self.live_vids())} live chunks (more than exact search takes, "
+            elif row is None and (live := len(self.live_vids())) > self.exact_max:
+                problems.append(f"{live} live chunks (more than exact search takes, "
                                 f"{self.exact_max}) but no HNSW index: python -m ingest --rebuild-index")
         return problems
 
