@@ -115,6 +115,8 @@ def test_run_answer_eval_extractive_stores_a_run_and_reports_progress(plants_dat
     assert not any(n.startswith("LLM unavailable") for r in saved["records"] for n in r["notices"])
     assert saved["summary"]["cases"] == 3 and saved["summary"]["hit_at_k"] == 1.0
     assert "every Tuesday" in saved["records"][0]["answer"]
+    mongolia = saved["records"][2]
+    assert mongolia["abstained"] and mongolia["abstain_reason"], "an abstention keeps the reason it was made"
 
 
 def test_run_answer_eval_split_and_limit(plants_data, tmp_path):
@@ -170,3 +172,12 @@ def test_a_figure_printed_more_precisely_counts_but_a_small_one_rounded_does_not
     small = {"kind": "figure", "answer": "2", "wrong_answers": []}
     assert not figure_outcome(small, "Growth was 1.6 [1]", False)["figure_first60"]
     assert figure_outcome(small, "Growth was 2 [1]", False)["figure_first60"]
+
+
+def test_abstention_reasons_are_counted_without_their_figures():
+    from rag.answer.evaluate import reason_kind
+
+    assert reason_kind("evidence 0.412 below the calibrated threshold 0.503") == "evidence below the calibrated threshold"
+    assert (reason_kind("the asked period (three months ended June 30, 2023) is not among the columns of the best rows")
+            == "the asked period is not among the columns of the best rows")
+    assert reason_kind(None) == "unrecorded"

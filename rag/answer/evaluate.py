@@ -122,6 +122,7 @@ def run_case(answerer, case: dict) -> dict:
                       "correct": target or holds_answer(text, case.get("answer"))})
     return {
         "id": case["id"], "unanswerable": bool(case["unanswerable"]), "abstained": a.abstained,
+        "abstain_reason": a.trace.get("abstain_reason"),
         "mode": a.mode, "evidence": a.evidence, "answer": a.text, "expected": case.get("answer"),
         "hit": any(on_target(h.source, h.chunk.page, case) for h in a.passages),
         "doc_hit": any(on_document(h.source, case) for h in a.passages),
@@ -186,6 +187,11 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
 
 
+def reason_kind(reason: str | None) -> str:
+    """An abstention reason without its figures: "evidence below the calibrated threshold"."""
+    return " ".join(re.sub(r"\([^)]*\)|\d[\d.]*", "", reason or "unrecorded").split())
+
+
 def summarise(records: list[dict]) -> dict:
     ans = [r for r in records if not r["unanswerable"]]
     unans = [r for r in records if r["unanswerable"]]
@@ -210,6 +216,7 @@ def summarise(records: list[dict]) -> dict:
         "abstention_precision": round(len(true_abst) / len(abstained), 4) if abstained else None,
         "abstention_recall": round(len(true_abst) / len(unans), 4) if unans else None,
         "wrongly_abstained": sum(1 for r in ans if r["abstained"]),
+        "wrong_abstention_reasons": dict(Counter(reason_kind(r.get("abstain_reason")) for r in ans if r["abstained"])),
         "fallbacks": sum(1 for r in records if any(n.startswith(("LLM unavailable", "The model's"))
                                                     for n in r["notices"])),
         "ttft_ms": {"p50": _pct([r["ttft_ms"] for r in records], 50), "p95": _pct([r["ttft_ms"] for r in records], 95)},
