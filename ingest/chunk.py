@@ -15,7 +15,7 @@ from typing import Callable
 from ingest.pdf_layout import is_row_line
 from rag.types import Chunk, Page
 
-CHUNKER_VERSION = "struct-11"  # a run of dates heads one column each, table titles over the period line stay titles; scanned grids of word cells read as rows; OCR headers set tight ("Six MonthsEnded June30") read as periods; OCR lines keep their columns, so scanned tables are rows too; a sentence ending ":" above a table is not its header; section labels ending ":" name the rows level with them, footnote marks and no-break spaces out of cells, period headers split evenly; ligature glyphs put back (ingest/clean.py); rows are units, named by their block total; captions end with their table; document name leads headings
+CHUNKER_VERSION = "struct-12"  # a short title line right over table rows heads them, so a chunk that starts mid-table says what its rows are; a run of dates heads one column each, table titles over the period line stay titles; scanned grids of word cells read as rows; OCR headers set tight ("Six MonthsEnded June30") read as periods; OCR lines keep their columns, so scanned tables are rows too; a sentence ending ":" above a table is not its header; section labels ending ":" name the rows level with them, footnote marks and no-break spaces out of cells, period headers split evenly; ligature glyphs put back (ingest/clean.py); rows are units, named by their block total; captions end with their table; document name leads headings
 MAX_WINDOW = 254  # MiniLM's 256 positions minus [CLS] and [SEP]
 MAX_HEADING_CHARS = 120
 
@@ -52,6 +52,35 @@ def _is_heading_line(line: str, kind: str) -> tuple[int, str] | None:
         if len(words) <= 8 and len(letters) >= 4 and all(c.isupper() for c in letters):
             return 2, line
     return None
+
+
+TITLE_LEVEL = 9  # below every real heading: the next title or heading replaces it
+MAX_TITLE_WORDS = 15
+_TITLE_NUMBER = re.compile(r"^(?:(?:19|20)\d\d|\(\d{1,2}\))$")  # a year, a footnote mark
+_NIL_CELLS = {"—", "–", "-", "n/m", "N/M", "**", "*"}
+_MARKS = re.compile(r"\(\w{1,2}\)")
+_JOINING = {"of", "and", "or", "in", "for", "to", "by", "the", "on", "with", "before", "from", "at", "per", "a", "an"}
+
+
+def _table_title(line: str, lines: list[str], i: int, kind: str) -> tuple[int, str] | None:
+    """A short line right over a table's rows in a PDF ("Subscription and Support Revenue by the
+    Company's service offerings" over "Service | ... 1,964"): the table's title. It heads the
+    rows, so a chunk that starts mid-table still says what its rows are. Not a sentence, not a
+    section label ("Operating activities:", which the rows already carry)."""
+    if kind != "pdf" or len(line.split()) > MAX_TITLE_WORDS or line.endswith((".", "!", "?", ":", ";", ",")):
+        return None
+    first = next((c for c in line if c.isalpha()), "")
+    if not first.isupper() or "$" in line or "%" in line or line.count(")") > line.count("("):
+        return None  # a wrapped label's tail ("amounts and percentages)"), a row left unparsed
+    words = line.split()
+    if any(any(c.isdigit() for c in w) and not _TITLE_NUMBER.match(w) for w in words):
+        return None  # figures: a row whose cells were not found keeps its text
+    if sum(w in _NIL_CELLS for w in words) >= 2 or (line.startswith("(") and line.endswith(")")):
+        return None  # a row of dashes ("Discontinued operations — —"); "(Unaudited)"
+    if words[-1].lower() in _JOINING or len(_MARKS.findall(line)) >= 2:
+        return None  # a label wrapped onto the next line; column headers "(a) (b) (c)"
+    following = next((x.strip() for x in lines[i + 1:] if x.strip()), "")
+    return (TITLE_LEVEL, line) if is_row_line(following) else None
 
 
 def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -147,7 +176,8 @@ def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
     spans: list[tuple[int, int, str | None, bool]] = []  # start, end, heading, paragraph_start
     pos, new_para = 0, True
     fresh = caption = False  # the last heading has only table rows under it so far / it captions a table
-    for line in text.split("\n"):
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
         line_start, line_end = pos, pos + len(line)
         pos = line_end + 1
         stripped = line.strip()
@@ -155,7 +185,7 @@ def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
             new_para = True
             continue
         row = is_row_line(stripped)
-        h = None if row else _is_heading_line(stripped, kind)
+        h = None if row else _is_heading_line(stripped, kind) or _table_title(stripped, lines, i, kind)
         if h is not None:
             level = h[0]
             while heading_path and heading_path[-1][0] >= level:
@@ -167,9 +197,9 @@ def _units_of_page(page: Page, kind: str, count: TokenCounter, limit: int,
         prose = not row and (len(stripped) > 60 or stripped.endswith((".", "?", "!")))
         if row:
             caption = caption or fresh
-        elif prose and caption and heading_path and kind not in OFFICE_KINDS:
-            heading_path.pop()  # prose after a table: its caption is not its heading
-            caption = False
+        elif prose and heading_path and kind not in OFFICE_KINDS and (caption or heading_path[-1][0] == TITLE_LEVEL):
+            heading_path.pop()  # prose after a table: its caption is not its heading (a title on the
+            caption = False     # page before too: the table went on overleaf, the prose does not)
         if prose:
             fresh = False
         heading = " > ".join(t for _, t in heading_path)[-MAX_HEADING_CHARS:] or None

@@ -289,3 +289,47 @@ def test_a_row_of_word_cells_is_an_answer_unit_and_a_title_over_it_is_not():
     assert units[1].startswith("Week1 |") and units[1].endswith("Post-class BP")  # one row, not run into the next
     hit = Hit(Chunk("c1", "d1", 0, text, 1, 0, len(text)), "scan.pdf")
     assert [u.text for u in passage_sentences([hit])][0].startswith("Week1 |")  # the title states nothing
+
+
+TITLED_TABLE = (
+    "Unearned revenue represents amounts that have been invoiced in advance of revenue recognition.\n\n"
+    "Disaggregation of Revenue\n"
+    "Subscription and Support Revenue by the Company's service offerings\n"
+    + "".join(f"{name} (in millions) | Three Months Ended April 30 2023: ${a:,} | Three Months Ended April 30 2022: ${b:,}\n"
+              for name, a, b in [("Sales", 1810, 1632), ("Service", 1964, 1761), ("Platform and Other", 1567, 1419),
+                                 ("Marketing and Commerce", 1170, 1089), ("Data", 1131, 955)] * 4)
+    + "(1) Other includes, for example, the impact of foreign currency translation.\n"
+    "Short-term debt $ — $ 1,150\n"
+    "Long-term debt (in millions) | March 31 2023: $7,716 | December 31 2022: $7,728\n"
+)
+
+
+def test_a_title_over_table_rows_heads_them_even_in_a_chunk_that_starts_mid_table(count):
+    from rag.answer.support import passage_sentences
+    from rag.types import Hit
+
+    page = Page(10, TITLED_TABLE)
+    chunks, counts = chunk_pages("doc-crm", [page], "pdf", count, max_tokens=120, overlap_tokens=0,
+                                 context="SALESFORCE 2024Q1 EARNINGS")
+    assert_invariants(chunks, counts, [page], count)
+    title = "Subscription and Support Revenue by the Company's service offerings"
+    rows = [c for c in chunks if "Service (in millions)" in c.text]
+    assert len(rows) >= 2  # the table runs over several chunks
+    assert all(c.heading == f"SALESFORCE 2024Q1 EARNINGS > {title}" for c in rows)
+    assert title in rows[-1].index_text() and title not in rows[-1].text
+    # the rows' answer units know their table even where the title is not in the passage text
+    units = passage_sentences([Hit(rows[-1], "crm.pdf")])
+    assert units and all(u.caption == title for u in units if "|" in u.text)
+    # prose after the table is not under the title; a row left unparsed is text, not a title
+    after = [c for c in chunks if "foreign currency translation" in c.text]
+    assert after and after[0].heading == "SALESFORCE 2024Q1 EARNINGS"
+    assert any("Short-term debt $ — $ 1,150" in c.text for c in chunks)
+    assert not any(c.heading.endswith(("Disaggregation of Revenue", "$ 1,150")) for c in chunks)
+    # a table that goes on overleaf keeps its title; the prose after it, on that page, does not
+    overleaf = Page(11, "Data (in millions) | Three Months Ended April 30 2023: 1,131 | Three Months Ended April 30 2022: 955\n"
+                        "Constant Currency Growth Rates\n"
+                        "Subscription and support revenues constant currency growth rates were as follows:\n")
+    chunks, _ = chunk_pages("doc-crm", [Page(10, TITLED_TABLE.split("(1) Other")[0]), overleaf], "pdf", count,
+                            max_tokens=120, overlap_tokens=0, context="SALESFORCE 2024Q1 EARNINGS")
+    on_11 = {c.text.split(" ")[0]: c.heading for c in chunks if c.page == 11}
+    assert on_11["Data"].endswith(title) and on_11["Subscription"] == "SALESFORCE 2024Q1 EARNINGS"

@@ -52,7 +52,7 @@ def passage_sentences(hits: list[Hit]) -> list[Sentence]:
                 clean = _WS.sub(" ", text[a:b]).strip(" \u2022")
                 if len(clean) >= _MIN_SENTENCE_CHARS and not is_instruction(clean) and not _caption(clean) \
                         and not _table_title(clean, text, b):
-                    over = table_caption(text, a) if CELL_SEP in clean else ""
+                    over = (table_caption(text, a) or heading_title(hit.chunk.heading)) if CELL_SEP in clean else ""
                     out.append(Sentence(n, clean, a, b, over))
     return out
 
@@ -74,6 +74,14 @@ def table_caption(text: str, start: int) -> str:
             break
         title.insert(0, line)
     return " ".join(title)
+
+
+def heading_title(heading: str | None) -> str:
+    """The innermost part of a chunk's heading path under the document's name: the title of
+    the table its rows belong to, when the chunk starts below it ("SALESFORCE 2024Q1 EARNINGS >
+    Subscription and Support Revenue by the Company's service offerings")."""
+    parts = (heading or "").split(" > ")
+    return parts[-1] if len(parts) > 1 else ""
 
 
 def _table_title(clean: str, text: str, end: int) -> bool:
