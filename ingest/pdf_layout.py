@@ -215,6 +215,9 @@ def _column_header(header: _Header, cell: _Frag, index: int = 0, n_cells: int = 
     parts = [_clean_header(c) for c in header.context if _PERIODISH.search(c) and not _UNIT.search(c)]
     leaf = max((d for d, line in enumerate(header.lines) if not all(_only_unit(f.text) for f in line)), default=-1)
     leaves = header.lines[leaf] if leaf >= 0 else []
+    # where the column is: its own leaf header ("2023") when every column has one, not the cell,
+    # whose "$" may sit far left under the column before ("$       2.63" in McDonald's release)
+    at = leaves[index] if len(leaves) == n_cells and n_cells else cell
     for depth, line in enumerate(header.lines):
         spread = depth == leaf or any(_GROUP.search(f.text) for f in line) or _is_years_line(line)
         if depth == leaf and len(line) == n_cells:
@@ -227,9 +230,12 @@ def _column_header(header: _Header, cell: _Frag, index: int = 0, n_cells: int = 
             # columns the top of a column's name ("Long-Lived" over "Assets"): those stay local
             best = line[index // _group_size(n_cells, len(line))]
             spread = True
+        elif depth != leaf and (groups := _centred_groups(line, leaves, n_cells)):
+            best = groups[index // (n_cells // len(groups))]  # "Net Income" over its four columns
+            spread = True
         else:
-            best = min(line, key=lambda f: (_distance(f, cell), abs((f.start + f.end) - (cell.start + cell.end))))
-        if not spread and _distance(best, cell) > 2:
+            best = min(line, key=lambda f: (_distance(f, at), abs((f.start + f.end) - (at.start + at.end))))
+        if not spread and _distance(best, at) > 2 and not _over_pair(best, leaves, index, n_cells):
             continue
         if _only_unit(best.text):
             continue
@@ -253,6 +259,47 @@ def _group_size(n_cells: int, n_groups: int) -> int:
     """Columns under each group header; the last group may be short ("2022", "2021", "2020" over
     Amount, Increase, Amount, Increase, Amount in McDonald's 10-K)."""
     return -(-n_cells // n_groups)
+
+
+def _over_pair(name: _Frag, leaves: list[_Frag], index: int, n_cells: int) -> bool:
+    """Whether a name sits centred over the gap between this column and a neighbour ("Percent
+    Change" over Actual and Constant in Oracle's 10-K): it heads both."""
+    if len(leaves) != n_cells:
+        return False
+    for left, right in ((index - 1, index), (index, index + 1)):
+        if left < 0 or right >= n_cells:
+            continue
+        a, b = leaves[left], leaves[right]
+        mid, gap = (a.start + a.end + b.start + b.end) / 2, (b.start + b.end) - (a.start + a.end)
+        if a.start <= name.start and name.end <= b.end and abs(name.start + name.end - mid) <= gap / 4:
+            return True
+    return False
+
+
+def _centred_groups(line: list[_Frag], leaves: list[_Frag], n_cells: int) -> list[_Frag]:
+    """Names centred over equal groups of columns ("Net Income" over 2023, 2022, Inc/(Dec) and
+    Inc/(Dec) Excluding Currency Translation; "Earnings per share - diluted" over the next four,
+    in McDonald's reconciliation): each name within its group, its centre within a quarter of
+    the group's width of the group's centre, and over two of its columns or more. A name over
+    one column ("Long-Lived" over "Assets", PG&E's "Earnings per" over "Share") stays local. Empty when the line is not such a row of names."""
+    names: list[_Frag] = []
+    for f in line:  # "Earnings per share -   diluted": one name set with a wide gap
+        if names and names[-1].text.endswith(("-", "–", "—")):
+            names[-1] = _Frag(names[-1].start, f.end, f"{names[-1].text} {f.text}")
+        else:
+            names.append(f)
+    if len(leaves) != n_cells or len(names) < 2 or n_cells % len(names) or n_cells // len(names) < 2:
+        return []
+    per = n_cells // len(names)
+    for g, name in enumerate(names):
+        span = leaves[g * per:(g + 1) * per]
+        width = span[-1].end - span[0].start
+        centre = name.start + name.end  # doubled, like the others: no halves
+        off = abs(centre - (span[0].start + span[-1].end))
+        if name.start < span[0].start - 4 or name.end > span[-1].end + 4 or off > width / 2 or \
+                sum(_distance(name, c) == 0 for c in span) < 2:
+            return []  # not over its group, off its centre, or over one column only
+    return names
 
 
 def _even_group(groups: list[_Frag], leaves: list[_Frag], n_cells: int) -> bool:

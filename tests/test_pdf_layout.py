@@ -503,3 +503,52 @@ def test_a_grid_of_word_cells_reads_as_rows_with_their_headers():
                                "Yoga Breathing Practice: Segmental")
     assert lines[4] == "The classes meet twice a week for eight weeks."
     assert text_grid_rows(INCOME_STATEMENT) == INCOME_STATEMENT  # figures are structure_page's
+
+
+# McDonald's reconciliation: "Net Income" and "Earnings per share - diluted" each centred over four
+# columns; PG&E's "Earnings per / Common / Share" stacked over one pair of columns of four.
+RECONCILIATION = """\
+                                                                                                              Quarters Ended June 30,
+                                                                                    Net Income                                                    Earnings per share -      diluted
+                                                                                                            Inc/ (Dec)                                                             Inc/ (Dec)
+                                                                                                            Excluding                                                              Excluding
+                                                                                              Inc/           Currency                                               Inc/           Currency
+                                                                2023             2022        (Dec)        Translation                 2023             2022        (Dec)         Translation
+GAAP                                                    $ 2,310.4        $ 1,188.0            94  %                95  %       $     3.15      $     1.60            97  %               98  %
+Non-GAAP                                                $ 2,324.1        $ 1,893.8            23  %                23  %       $     3.17      $     2.55            24  %               25  %
+"""
+STACKED = """\
+                         Three Months Ended
+                              June 30,
+                                        Earnings per
+                                           Common
+                    Earnings                Share
+                 2023      2022        2023      2022
+GAAP earnings    $ 406     $ 356       $ 0.19    $ 0.17
+"""
+
+
+def test_names_centred_over_groups_of_columns_head_every_column_of_their_group():
+    row = rows_by_label(structure_page(RECONCILIATION))["Non-GAAP"]
+    headers = [h for h, _ in row.cells]
+    assert headers[0] == "Quarters Ended June 30 Net Income 2023" and row.cells[0][1] == "$2,324.1"
+    assert all("Net Income" in h for h in headers[:4]) and not any("Net Income" in h for h in headers[4:])
+    assert headers[4] == "Quarters Ended June 30 Earnings per share - diluted 2023" and row.cells[4][1] == "$3.17"
+    assert all("Earnings per share - diluted" in h for h in headers[4:])
+    stacked = rows_by_label(structure_page(STACKED))["GAAP earnings"]
+    assert not any("Earnings per" in h for h, _ in stacked.cells[:2])  # a stacked caption stays over its pair
+
+
+# Oracle's 10-K: "Percent Change" centred over the gap between Actual and Constant
+PERCENT_CHANGE = """\
+                                                                              Year Ended May 31,
+                                                                                Percent Change
+                                                             2023           Actual     Constant        2022
+Infrastructure cloud services and license support       $ 18,656             6%         10%      $ 17,562
+"""
+
+
+def test_a_name_centred_over_two_columns_heads_both():
+    row = rows_by_label(structure_page(PERCENT_CHANGE))["Infrastructure cloud services and license support"]
+    assert [h for h, _ in row.cells] == ["Year Ended May 31 2023", "Year Ended May 31 Percent Change Actual",
+                                         "Year Ended May 31 Percent Change Constant", "Year Ended May 31 2022"]
