@@ -33,6 +33,8 @@ def test_header_period_and_agreement():
     assert agreement(q2, header_period("Three Months Ended June 30 2022")) < 0       # prior year
     assert agreement(q2, header_period("Six Months Ended June 30 2023")) < 0         # year to date
     assert agreement(q2, header_period("Quarters Ended June 30 Inc/ (Dec)")) < 0     # a change column
+    assert agreement(q2, header_period("Three Months Ended June 30, 2023 Compared to Three Months Ended "
+                                       "June 30, 2022")) < 0                          # a growth rate
     assert agreement(q2, header_period("Quarters Ended June 30 2023")) == 1.0
     q3 = question_period("revenues in the third quarter of 2023")
     assert agreement(q3, header_period("Quarters Ended June 30 2023")) < 0           # Q2 is not Q3
@@ -462,3 +464,41 @@ def test_a_sentence_naming_no_period_gains_from_a_filing_of_the_asked_period():
     unknown = unit_features(q, units, reports={1: None})[0].score
     other = unit_features(q, units, reports={1: "Three Months Ended June 2023"})[0].score
     assert other < unknown < same
+
+
+def test_a_row_of_the_asked_metric_and_period_is_strong_evidence_under_the_companys_document_name():
+    """"McDonald's" analyses to "mcdonald" + "s": the possessive is no term a passage must hold."""
+    from rag.answer.extractive import strong_row
+    row = ("Operating income (in millions) | Quarters Ended June 30 2023: 3,104.1 | "
+           "Quarters Ended June 30 2022: 1,711.8")
+    chunk = Chunk("c1", "d1", 0, row, 5, 0, len(row), "MCDONALDS 2023Q2 EARNINGS")
+    hits, units = [Hit(chunk, "mcd.pdf")], [Sentence(1, row, 0, len(row))]
+    assert strong_row("What was McDonald's operating income in the second quarter of 2023?", units, hits)
+    assert not strong_row("What was Oracle's operating income in the second quarter of 2023?", units, hits)
+    assert not strong_row("What was McDonald's operating income in the third quarter of 2023?", units, hits)
+
+
+def test_a_cell_under_no_period_header_speaks_of_its_filings_period():
+    from rag.answer.extractive import unit_features
+    row = "PG&E Corporation’s non-GAAP core earnings, which exclude non-core items, were | $494"
+    hits, units = _hits_units([row])
+    q2 = unit_features("What were PG&E's non-GAAP core earnings in Q2 2023?", units,
+                       reports={1: "Three Months Ended June 2023"})[0]
+    half = unit_features("What were PG&E's non-GAAP core earnings for the first half of 2023?", units,
+                         reports={1: "Three Months Ended June 2023"})[0]
+    assert q2.period_fit == 0 and half.period_fit == -1 and half.score < q2.score
+
+
+def test_eps_asked_names_the_earnings_per_share_column_of_a_reconciliation_row():
+    """McDonald's "Non-GAAP" row: "Net Income" then "Earnings per share - diluted" columns. The
+    day in "June 30" names no metric; "EPS" names the per-share column."""
+    from rag.answer.extractive import strong_row, unit_features
+    row = ("Non-GAAP | Six Months Ended June 30 Net Income 2023: $4,260.8 | Six Months Ended June 30 Net Income "
+           "2022: $3,600.3 | Six Months Ended June 30 Earnings per share - diluted 2023: $5.80 | "
+           "Six Months Ended June 30 Earnings per share - diluted 2022: $4.83")
+    chunk = Chunk("c1", "d1", 0, row, 3, 0, len(row), "MCDONALDS 2023Q2 EARNINGS")
+    hits, units = [Hit(chunk, "mcd.pdf")], [Sentence(1, row, 0, len(row))]
+    q = "What was McDonald's non-GAAP diluted EPS for the first half of 2023?"
+    f = unit_features(q, units)[0]
+    assert f.row.cells[f.cell][1] == "$5.80" and f.label_fit == 1.0
+    assert strong_row(q, units, hits)

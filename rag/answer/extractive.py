@@ -114,6 +114,7 @@ def prose_disagrees(asked: Period, question: str, text: str) -> bool:
 # "non-GAAP", "adjusted" and "core" figures are other metrics than the GAAP ones of the same name
 _NON_GAAP = re.compile(r"\bnon[- ]?gaap\b|\badjusted\b|\bcore\b", re.I)
 _GAAP = re.compile(r"(?<!non-)(?<!non )\bgaap\b", re.I)  # "GAAP" alone, not "non-GAAP"
+_DAY = re.compile(r"\b\d{1,2}\b")  # "June 30": the day of a period header, no metric word
 _GLUED = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")  # "2023Q2", "10K"
 QUALIFIER_PENALTY = 0.3
 NIL_PENALTY = 0.2
@@ -187,7 +188,7 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     latest = _latest_year(units)
     own: dict[int, set[str]] = {}
     elsewhere: set[int] = set()  # passages of documents that do not name the question's subject
-    subject = {t for t in analyse(subject_of(question) or "") if len(t) > 1}
+    subject = subject_terms(subject_of(question))
     for n, heading in (headings or {}).items():
         name = (heading or "").split(" > ")[0]  # the document's name, not its captions
         name_terms = set(analyse(_GLUED.sub(" ", name)))
@@ -230,10 +231,15 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         asked_here = replace(asked, fiscal=False) if u.passage in plain else asked
         cell, fit = choose_cell(row, asked_here, latest, mine | eps_words, dated.get(u.passage),
                                 annual=u.passage in annual)
+        if fit == 0 and asked.explicit and cell is not None and not names_period(row.cells[cell][0]):
+            # a cell under no period header ("... core earnings were | $494") is its filing's period
+            if (_report_fit(dated.get(u.passage, asked), reported.get(u.passage), u.text) or 0.0) < 0:
+                fit = -1.0
         # the row's label and its cell's header name the metric ("GAAP" under "Net Income")
-        header = PERIOD_WORDS.sub(" ", row.cells[cell][0]) if cell is not None else ""
+        header = _DAY.sub(" ", PERIOD_WORDS.sub(" ", row.cells[cell][0])) if cell is not None else ""
         label_terms = set(_terms(f"{row.label} {header}"))
-        label_fit = len(mine & label_terms) / len(label_terms) if label_terms else 0.0
+        # "EPS" asked is the "Earnings per share - diluted" column
+        label_fit = len((mine | eps_words) & label_terms) / len(label_terms) if label_terms else 0.0
         # how much of the asked metric the row's label, header and table title say together
         named = _share(mine, label_terms | set(_terms(u.caption)))
         statement = row_statement(row, cell if cell is not None else 0)
@@ -348,6 +354,12 @@ def rerank_by_units(question: str, hits: list, k: int) -> list:
     return out
 
 
+def subject_terms(subject: str | None) -> set[str]:
+    """The terms that name a subject: "McDonald's" is {"mcdonald"}, its possessive "s" left out
+    (a passage under "MCDONALDS 2023Q2 EARNINGS" has no such term)."""
+    return {t for t in analyse(subject or "") if len(t) > 1}
+
+
 def strong_row(question: str, units: list[Sentence], hits) -> bool:
     """A table row that names the asked metric and has a column for the asked period is
     evidence enough, whatever the cosine of a long row says: the abstention threshold was
@@ -356,8 +368,7 @@ def strong_row(question: str, units: list[Sentence], hits) -> bool:
     if not asked.explicit:
         return False
     headings = passage_headings(hits)
-    subject = subject_of(question)
-    want = set(analyse(subject or ""))
+    want = subject_terms(subject_of(question))
     for u, sc in zip(units, unit_features(question, units, headings, passage_calendars(hits), passage_reports(hits))):
         if sc.row is None or sc.label_fit < 0.5 or sc.period_fit <= 0:
             continue
@@ -374,7 +385,7 @@ def absent_subject(question: str, hits) -> str | None:
     subject = subject_of(question)
     if not subject or not hits or not re.search(r"['’]s$", subject):
         return None  # only an owner ("Tesla's revenue"): "Americans" or "CEO" are no company
-    terms = {t for t in analyse(subject) if len(t) > 1}
+    terms = subject_terms(subject)
     terms |= set(analyse(re.sub(r"[&.'’-]", "", re.sub(r"['’]s$", "", subject))))  # "PG&E" is also "pge-scan.pdf"
     seen: set[str] = set()
     for h in hits:

@@ -31,7 +31,7 @@ _DURATION = [
 ]
 _PRIOR = re.compile(r"\b(prior|previous|last|preceding) year\b|\byear[- ]ago\b|\ba year earlier\b", re.I)
 _CHANGE = re.compile(r"inc/|\(dec\)|change|increase|decrease|growth|variance|%\s*chg|b/\(w\)|better/|"
-                     r"\bconstant\b", re.I)  # "Constant" (currency): a growth rate column
+                     r"\bconstant\b|\bcompared (?:to|with)\b", re.I)  # "Constant" (currency): a growth rate column
 _MONTH = re.compile(r"\b(" + "|".join(_MONTHS) + r")\b", re.I)
 PERIOD_WORDS = re.compile(r"\b(?:q[1-4]|fy ?\d{2,4}|quarters?|months?|weeks?|year|fiscal|ended|full|first|second|"
                           r"third|fourth|half|six|nine|three|twelve|prior|previous|last|ytd|to|date|"
