@@ -25,6 +25,17 @@ def test_the_question_set_has_the_promised_mix():
     assert set(splits) == {"tune", "test"} and abs(splits["tune"] - splits["test"]) <= 4
 
 
+def test_the_dev_set_shares_no_figure_or_question_with_test():
+    test = [json.loads(line) for line in SET.read_text().splitlines() if line.strip()]
+    test = [c for c in test if c["split"] == "test"]
+    dev = [json.loads(line) for line in (SET.parent / "financial_dev_questions.jsonl").read_text().splitlines()]
+    assert len(dev) >= 40 and {c["split"] for c in dev} == {"dev"}
+    assert all(c["unanswerable"] == (c["kind"] == "unreported") for c in dev)
+    figures = {(c["source"], c["answer"]) for c in test if not c["unanswerable"]}
+    assert not [c["id"] for c in dev if not c["unanswerable"] and (c["source"], c["answer"]) in figures]
+    assert not {c["question"].lower() for c in dev} & {c["question"].lower() for c in test}
+
+
 @pytest.mark.slow
 def test_a_real_release_answers_figures_by_period(settings, embedder):
     release = shared_eval("financial", "MCDONALDS_2023Q2_EARNINGS.pdf")
