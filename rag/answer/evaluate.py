@@ -505,9 +505,10 @@ def load_run(path: Path) -> dict:
 
 def compare(a: dict, b: dict) -> dict:
     """Side-by-side metrics and the cases whose outcome changed from run a to run b."""
-    flat = lambda s: {k: (v["p50"] if isinstance(v, dict) else v) for k, v in s.items()}  # noqa: E731
+    flat = lambda s: {k: (v["p50"] if isinstance(v, dict) and "p50" in v else v) for k, v in s.items()}  # noqa: E731
     sa, sb = flat(a["summary"]), flat(b["summary"])
-    metrics = [{"metric": k, "a": sa.get(k), "b": sb.get(k)} for k in sa if not isinstance(sa[k], list)]
+    # figures only: counts by reason (a dict) are in each run, not side by side
+    metrics = [{"metric": k, "a": sa.get(k), "b": sb.get(k)} for k in sa if not isinstance(sa[k], (list, dict))]
     rb = {r["id"]: r for r in b["records"]}
     changed = []
     for r in a["records"]:
