@@ -281,7 +281,8 @@ def _centred_groups(line: list[_Frag], leaves: list[_Frag], n_cells: int) -> lis
     Inc/(Dec) Excluding Currency Translation; "Earnings per share - diluted" over the next four,
     in McDonald's reconciliation): each name within its group, its centre within a quarter of
     the group's width of the group's centre, and over two of its columns or more. A name over
-    one column ("Long-Lived" over "Assets", PG&E's "Earnings per" over "Share") stays local. Empty when the line is not such a row of names."""
+    one column ("Long-Lived" over "Assets", PG&E's "Earnings per" over "Share") stays local.
+    Empty when the line is not such a row of names."""
     names: list[_Frag] = []
     for f in line:  # "Earnings per share -   diluted": one name set with a wide gap
         if names and names[-1].text.endswith(("-", "–", "—")):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ingest.chunk import split_sentences
+from ingest.chunk import MAX_TITLE_WORDS, split_sentences
 from ingest.pdf_layout import CELL_SEP, is_row_line
 from rag.answer.guard import is_instruction
 from rag.store.sparse import analyse
@@ -57,9 +57,6 @@ def passage_sentences(hits: list[Hit]) -> list[Sentence]:
     return out
 
 
-MAX_CAPTION_WORDS = 15
-
-
 def table_caption(text: str, start: int) -> str:
     """The lines just above the table of the row at offset `start`, when they are short enough
     to be its title (a sentence of prose above a table names nothing in particular). A title
@@ -70,7 +67,7 @@ def table_caption(text: str, start: int) -> str:
         if not title and (not line or CELL_SEP in line):
             continue  # the rows above this one, up to the table's top
         words = len(" ".join([line, *title]).split())
-        if not line or CELL_SEP in line or words > MAX_CAPTION_WORDS or (title and line.endswith(".")):
+        if not line or CELL_SEP in line or words > MAX_TITLE_WORDS or (title and line.endswith(".")):
             break
         title.insert(0, line)
     return " ".join(title)
@@ -87,7 +84,7 @@ def heading_title(heading: str | None) -> str:
 def _table_title(clean: str, text: str, end: int) -> bool:
     """A title over a table ("Yoga for a Healthy Heart Protocol" over its rows): short, no
     sentence end, and the next line is a row. It names the table; its rows say what is in it."""
-    if CELL_SEP in clean or len(clean.split()) > MAX_CAPTION_WORDS or clean.rstrip().endswith((".", "!", "?")):
+    if CELL_SEP in clean or len(clean.split()) > MAX_TITLE_WORDS or clean.rstrip().endswith((".", "!", "?")):
         return False
     following = next((l.strip() for l in text[end:].split("\n")[1:] if l.strip()), "")
     return is_row_line(following)
