@@ -395,10 +395,11 @@ class PgStore(Publisher, Catalog):
         })
         return Snapshot(version, manifest, dense, sparse)
 
-    def hnsw_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def hnsw_search(self, query: np.ndarray, k: int, ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k live chunks from the HNSW index. ef_search at least 2k (pgvector's default of
-        40 would cap the results at 40); iterative scans keep going past pending rows."""
-        ef = min(MAX_EF_SEARCH, max(40, 2 * k))
+        40 would cap the results at 40) unless given (recall measurements); iterative scans
+        keep going past pending rows."""
+        ef = min(MAX_EF_SEARCH, ef_search or max(40, 2 * k))
         q = np.asarray(query, dtype=np.float32)
         with self.transaction() as conn:
             conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
