@@ -40,6 +40,7 @@ RUN_LOCK_NS = 0x52414702   # per ingest run, keyed by hashtext(run_id)
 SCHEMA_KEY, PUBLISH_KEY, WRITERS_KEY = 1, 2, 3
 HNSW_INDEX = "chunks_embedding_hnsw"
 MAX_EF_SEARCH = 1000  # pgvector's limit
+HNSW_BUILD_MEMORY = "512MB"  # maintenance_work_mem for the HNSW build, at least
 
 
 def _psycopg():
@@ -233,9 +234,19 @@ class PgStore(Publisher, Catalog):
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NS, SCHEMA_KEY))
             if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (HNSW_INDEX,)).fetchone()[0]:
                 return False
-            conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            self._hnsw_build_memory(conn)
             conn.execute(f"CREATE INDEX {HNSW_INDEX} ON chunks USING hnsw (embedding vector_cosine_ops)")
         return True
+
+    @staticmethod
+    def _hnsw_build_memory(conn) -> None:
+        """At least HNSW_BUILD_MEMORY for the build (PostgreSQL's default is 64MB), or what the
+        server, database or role gives when that is more (ALTER ROLE ... SET maintenance_work_mem):
+        a graph that outgrows it is built on disk, several times slower. 384-d vectors fit
+        about 250,000 of them in 512MB; 1M need about 2GB (bench/pg_scale.py)."""
+        conn.execute("SELECT set_config('maintenance_work_mem', %s, true) WHERE "
+                     "pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes(%s)",
+                     (HNSW_BUILD_MEMORY, HNSW_BUILD_MEMORY))
 
     def _needs_hnsw(self, live_chunks: int) -> bool:
         return live_chunks > self.exact_max and not self.has_hnsw()
