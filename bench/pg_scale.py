@@ -25,6 +25,8 @@ Zipf-distributed terms per chunk as its text; no model), 10 chunks per document.
    for the funnel's dense call (k=200, ef_search 400: what the store sets) and for k=10 at
    ef_search 40 (the store's floor) ... 1000, each with its latency. Libraries within exact
    search (5k) are also searched with the HNSW index forced (exact_max=0), as a third replica.
+   --hnsw-with builds the index with other parameters, --build-memory gives the build more
+   maintenance_work_mem (as an operator would: ALTER DATABASE), --no-local skips the baseline.
 Ratios PostgreSQL / local per stage; --out writes everything as JSON (bench/results/ is kept
 out of git).
 """
@@ -82,8 +84,10 @@ def corpus(n: int, n_queries: int, seed: int) -> dict:
     return {"vectors": vectors, "terms": terms, "qvecs": qvecs.astype(np.float32), "queries": queries}
 
 
-def load(store, data: dict, n: int) -> dict:
-    """All chunks through add_pending (batches of BATCH_CHUNKS) and one publish, as an ingest."""
+def load(store, data: dict, n: int, hnsw_with: str | None = None) -> dict:
+    """All chunks through add_pending (batches of BATCH_CHUNKS) and one publish, as an ingest.
+    `hnsw_with` ("m = 16, ef_construction = 128"): the HNSW index is built with those
+    parameters before the publish (which then finds it there), not by the store."""
     from rag.types import Chunk, Document, Page
 
     vectors, terms = data["vectors"], data["terms"]
@@ -122,13 +126,20 @@ def load(store, data: dict, n: int) -> dict:
             timings["add_pending_s"] += time.perf_counter() - t
             if start and start % (BATCH_CHUNKS * 50) == 0:
                 print(f"  {type(store).__name__}: {start} chunks added", file=sys.stderr, flush=True)
+        if hnsw_with:
+            t = time.perf_counter()
+            with store.transaction() as conn:
+                store._hnsw_build_memory(conn)
+                conn.execute(f"CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw "
+                             f"(embedding vector_cosine_ops) WITH ({hnsw_with})")
+            hnsw["s"] = time.perf_counter() - t
         t = time.perf_counter()
         store.publish(run_id, embedder_id=EMBEDDER_ID, dim=DIM, chunker_version="synthetic")
         timings["publish_s"] = time.perf_counter() - t
     if "s" in hnsw:
         store.ensure_hnsw = inner
         timings["hnsw_build_s"] = hnsw["s"]
-    timings["chunks_per_s"] = n / (timings["add_pending_s"] + timings["publish_s"])
+    timings["chunks_per_s"] = n / (timings["add_pending_s"] + timings["publish_s"] + (hnsw["s"] if hnsw_with else 0))
     out = {k: round(v, 2) for k, v in timings.items()}
     if hnsw.get("notices"):
         out["notices"] = hnsw["notices"]
@@ -294,21 +305,27 @@ def run_size(n: int, args, admin_url: str | None, tmp: Path) -> dict:
             conn.execute(f"CREATE DATABASE {name}")
         prefix, _, query = admin_url.partition("?")
         url = prefix.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+    if args.build_memory:  # what an operator would give the HNSW build (the store keeps it)
+        with psycopg.connect(url, autocommit=True) as conn:
+            db = conn.execute("SELECT current_database()").fetchone()[0]
+            conn.execute(f'ALTER DATABASE "{db}" SET maintenance_work_mem = \'{args.build_memory}\'')
     pg = PgStore(url)
-    out["load"] = {"postgres": load(pg, data, n)}
+    out["load"] = {"postgres": load(pg, data, n, args.hnsw_with)}
+    out["hnsw_build"] = {"with": args.hnsw_with or "pgvector defaults (m = 16, ef_construction = 64)",
+                         "maintenance_work_mem": args.build_memory or "the store's (512MB)"}
     print(f"{n}: postgres load {out['load']['postgres']}", file=sys.stderr, flush=True)
     out["postgres_sizes_mb"] = {r["what"]: round(r["bytes"] / 2**20) for r in pg.query(
         "SELECT 'database' AS what, pg_database_size(current_database()) AS bytes UNION ALL "
         "SELECT 'hnsw_index', coalesce(pg_relation_size(to_regclass('chunks_embedding_hnsw')), 0)")}
     out["postgres_settings"] = {k: pg.query(f"SHOW {k}")[0][k] for k in
                                 ("shared_buffers", "max_parallel_maintenance_workers", "server_version")}
-    local = LocalStore(tmp / f"local-{n}")
-    out["load"]["local"] = load(local, data, n)
-    print(f"{n}: local load {out['load']['local']}", file=sys.stderr, flush=True)
-    del local
-
-    replicas = {"local": {**base, "data_dir": str(tmp / f"local-{n}")},
-                "postgres": {**base, "data_dir": str(tmp / "unused"), "url": url}}
+    replicas = {"postgres": {**base, "data_dir": str(tmp / "unused"), "url": url}}
+    if not args.no_local:
+        local = LocalStore(tmp / f"local-{n}")
+        out["load"]["local"] = load(local, data, n)
+        print(f"{n}: local load {out['load']['local']}", file=sys.stderr, flush=True)
+        del local
+        replicas = {"local": {**base, "data_dir": str(tmp / f"local-{n}")}, **replicas}
     if n <= pg.exact_max:  # within exact search: HNSW forced as well, as a third replica
         t = time.perf_counter()
         pg.ensure_hnsw()
@@ -320,12 +337,12 @@ def run_size(n: int, args, admin_url: str | None, tmp: Path) -> dict:
         print(f"{n}: {name} {json.dumps(results[name]['latency_ms'])}", file=sys.stderr, flush=True)
 
     truth = exact_top(data["vectors"], data["qvecs"], 200)
-    local_top10 = results["local"].pop("top10")
+    local_top10 = results["local"].pop("top10") if "local" in results else None
     for name, res in results.items():
         dense = res.pop("dense200")
         res["dense_recall@10_vs_exact"] = recall(dense, truth, 10)
         res["dense_recall@200_vs_exact"] = recall(dense, truth, 200)
-        if name != "local":
+        if name != "local" and local_top10 is not None:
             top10 = res.pop("top10")
             res["final_top10_same_as_local"] = sum(a == b for a, b in zip(top10, local_top10))
             for stage in ("total", "wall", "dense", "bm25", "prf"):
@@ -363,6 +380,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--database-url", help="an empty database, for one size (default: a throwaway pgserver)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--no-local", action="store_true", help="skip the LocalStore baseline")
+    ap.add_argument("--build-memory", help="maintenance_work_mem the database gives the HNSW build, e.g. 4GB")
+    ap.add_argument("--hnsw-with", help='HNSW build parameters instead of the store\'s, e.g. "ef_construction = 128"')
     ap.add_argument("--replica", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.replica:
