@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -402,8 +403,6 @@ def main() -> None:
             print(table(results[-1:]), file=sys.stderr, flush=True)
     finally:
         stop_servers(stack)
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
     print(table(results))
     report({"sizes": results, "cpus": os.cpu_count()}, args.out)
