@@ -50,14 +50,9 @@ def synthetic_terms(n: int, rng: np.random.Generator, vocab_size: int = 50_000, 
     return out
 
 
-def pct(values: list[float]) -> dict:
-    return {"p50": round(float(np.percentile(values, 50)), 2), "p95": round(float(np.percentile(values, 95)), 2)}
-
-
-def run(n: int, n_queries: int, rng: np.random.Generator, rank_bm25_max: int) -> dict:
-    out: dict = {"chunks": n}
-    base_rss = rss_mb()
-    # Embeddings cluster by topic; uniform random vectors would make "top-10" pure noise.
+def synthetic_vectors(n: int, rng: np.random.Generator) -> np.ndarray:
+    """n unit vectors clustered by topic (n // 500 centres, at least 20): uniform random
+    vectors would make "top-10" pure noise."""
     centers = rng.standard_normal((max(n // 500, 20), DIM), dtype=np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
     vectors = np.empty((n, DIM), dtype=np.float32)
@@ -66,6 +61,17 @@ def run(n: int, n_queries: int, rng: np.random.Generator, rank_bm25_max: int) ->
         noise = rng.standard_normal((m, DIM), dtype=np.float32) / np.sqrt(DIM)
         vectors[start:start + m] = centers[rng.integers(0, len(centers), m)] + 1.0 * noise
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def pct(values: list[float]) -> dict:
+    return {"p50": round(float(np.percentile(values, 50)), 2), "p95": round(float(np.percentile(values, 95)), 2)}
+
+
+def run(n: int, n_queries: int, rng: np.random.Generator, rank_bm25_max: int) -> dict:
+    out: dict = {"chunks": n}
+    base_rss = rss_mb()
+    vectors = synthetic_vectors(n, rng)
     vids = np.arange(1, n + 1, dtype=np.int64)
     terms = synthetic_terms(n, rng)
     out["data_rss_mb"] = round(rss_mb() - base_rss)

@@ -219,3 +219,28 @@ def test_a_second_replica_sees_a_publish_within_two_seconds(tmp_path, settings, 
     assert out.startswith("seen"), f"the replica never found the published document: {err[-2000:]}"
     lag = float(out.split()[1]) - published
     assert lag < 2.0, f"the replica saw the publish after {lag:.1f} s"
+
+
+def test_the_planner_knows_the_live_documents_right_after_a_publish(tmp_path, settings, embedder, store_backend):
+    """PostgreSQL: a publish refreshes the statistics that the HNSW query's plan rests on (how
+    many documents are live). Stale ones, until autovacuum came round, made it scan and sort
+    every chunk instead of using the index (bench/pg_scale.py: 224 ms instead of 8 ms)."""
+    if store_backend != "postgres":
+        pytest.skip("PostgreSQL's planner statistics")
+    ingest_paths(write_docs(tmp_path / "docs", 40, words=30), settings, embedder=embedder)
+    store = store_at(settings.data_dir)
+    plan = store.query("EXPLAIN (FORMAT JSON) SELECT 1 FROM documents WHERE status = 'live'")[0]["QUERY PLAN"]
+    assert plan[0]["Plan"]["Plan Rows"] >= 30, plan
+
+
+def test_the_hnsw_build_gets_512mb_or_more_never_less(tmp_path, store_backend):
+    """PostgreSQL: the HNSW build raises maintenance_work_mem to 512MB, but keeps a larger value
+    the server, database or role gives (1M chunks need about 2GB to build in memory)."""
+    if store_backend != "postgres":
+        pytest.skip("PostgreSQL's build memory")
+    store = store_at(tmp_path / "data")
+    for given, used in (("64MB", "512MB"), ("2GB", "2GB")):
+        with store.transaction() as conn:
+            conn.execute(f"SET LOCAL maintenance_work_mem = '{given}'")
+            store._hnsw_build_memory(conn)
+            assert conn.execute("SHOW maintenance_work_mem").fetchone()[0] == used

@@ -40,6 +40,7 @@ RUN_LOCK_NS = 0x52414702   # per ingest run, keyed by hashtext(run_id)
 SCHEMA_KEY, PUBLISH_KEY, WRITERS_KEY = 1, 2, 3
 HNSW_INDEX = "chunks_embedding_hnsw"
 MAX_EF_SEARCH = 1000  # pgvector's limit
+HNSW_BUILD_MEMORY = "512MB"  # maintenance_work_mem for the HNSW build, at least
 
 
 def _psycopg():
@@ -233,9 +234,19 @@ class PgStore(Publisher, Catalog):
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NS, SCHEMA_KEY))
             if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (HNSW_INDEX,)).fetchone()[0]:
                 return False
-            conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            self._hnsw_build_memory(conn)
             conn.execute(f"CREATE INDEX {HNSW_INDEX} ON chunks USING hnsw (embedding vector_cosine_ops)")
         return True
+
+    @staticmethod
+    def _hnsw_build_memory(conn) -> None:
+        """At least HNSW_BUILD_MEMORY for the build (PostgreSQL's default is 64MB), or what the
+        server, database or role gives when that is more (ALTER ROLE ... SET maintenance_work_mem):
+        a graph that outgrows it is built on disk, several times slower. 384-d vectors fit
+        about 250,000 of them in 512MB; 1M need about 2GB (bench/pg_scale.py)."""
+        conn.execute("SELECT set_config('maintenance_work_mem', %s, true) WHERE "
+                     "pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes(%s)",
+                     (HNSW_BUILD_MEMORY, HNSW_BUILD_MEMORY))
 
     def _needs_hnsw(self, live_chunks: int) -> bool:
         return live_chunks > self.exact_max and not self.has_hnsw()
@@ -345,6 +356,14 @@ class PgStore(Publisher, Catalog):
         finally:
             self._release_run(run_id)
 
+    def _after_publish(self, version: int) -> None:
+        """Fresh planner statistics on `documents`: the HNSW query joins it on status = 'live',
+        and until autovacuum gets round to it (a minute or more) the planner believes what it
+        last sampled, say no live document at all after a first big publish. It then scans and
+        sorts every chunk instead of using the index: 224 ms instead of 8 ms a dense search at
+        30,000 chunks (bench/pg_scale.py). A sample of 30,000 rows of a small table: cheap."""
+        self._exec("ANALYZE documents")
+
     def rebuild_index(self) -> int:
         """Nothing derived lives outside the database: each replica rebuilds its BM25 on load;
         the HNSW index is built when the library is past exact search and lacks it."""
@@ -387,10 +406,11 @@ class PgStore(Publisher, Catalog):
         })
         return Snapshot(version, manifest, dense, sparse)
 
-    def hnsw_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def hnsw_search(self, query: np.ndarray, k: int, ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k live chunks from the HNSW index. ef_search at least 2k (pgvector's default of
-        40 would cap the results at 40); iterative scans keep going past pending rows."""
-        ef = min(MAX_EF_SEARCH, max(40, 2 * k))
+        40 would cap the results at 40) unless given (recall measurements); iterative scans
+        keep going past pending rows."""
+        ef = min(MAX_EF_SEARCH, ef_search or max(40, 2 * k))
         q = np.asarray(query, dtype=np.float32)
         with self.transaction() as conn:
             conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
