@@ -15,7 +15,7 @@ from typing import Callable
 from ingest.pdf_layout import is_row_line
 from rag.types import Chunk, Page
 
-CHUNKER_VERSION = "struct-12"  # a short title line right over table rows heads them, so a chunk that starts mid-table says what its rows are; a run of dates heads one column each, table titles over the period line stay titles; scanned grids of word cells read as rows; OCR headers set tight ("Six MonthsEnded June30") read as periods; OCR lines keep their columns, so scanned tables are rows too; a sentence ending ":" above a table is not its header; section labels ending ":" name the rows level with them, footnote marks and no-break spaces out of cells, period headers split evenly; ligature glyphs put back (ingest/clean.py); rows are units, named by their block total; captions end with their table; document name leads headings
+CHUNKER_VERSION = "struct-13"  # guidance ranges ("$0.79 - $0.80", "N/A", "~10%") are table cells; a short title line right over table rows heads them, so a chunk that starts mid-table says what its rows are; a run of dates heads one column each, table titles over the period line stay titles; scanned grids of word cells read as rows; OCR headers set tight ("Six MonthsEnded June30") read as periods; OCR lines keep their columns, so scanned tables are rows too; a sentence ending ":" above a table is not its header; section labels ending ":" name the rows level with them, footnote marks and no-break spaces out of cells, period headers split evenly; ligature glyphs put back (ingest/clean.py); rows are units, named by their block total; captions end with their table; document name leads headings
 MAX_WINDOW = 254  # MiniLM's 256 positions minus [CLS] and [SEP]
 MAX_HEADING_CHARS = 120
 

@@ -21,8 +21,12 @@ MAX_HEADER_LINES = 7
 CARRY_TRAILING_LINES = 3  # lines of text (a page number, a caption overleaf) after a table still open at a page's end
 
 _FRAGMENT = re.compile(r"\S+(?: \S+)*")
-_NUMBER = re.compile(r"^(?:\$ ?)?\(?-?(?:\$ ?)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?: ?%\))?\)?(?: ?%)?(?: ?pts?\.?)?$|"
-                     r"^(?:\$ ?)?(?:—|–|-)(?: ?%)?$|^(?:n/m|nm|NM|N/M|\*)$")
+_AMOUNT = r"~?(?:\$ ?)?\(?-?(?:\$ ?)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?: ?%\))?\)?(?: ?%)?"
+# a guidance range is one cell: "$0.79 - $0.80", "1% - 4%", "$8.51 Billion- $8.53", "$1.19 to $1.23"
+# (a space by the dash: "333-230498" is a file number)
+_RANGE = _AMOUNT + r"(?: (?:[Bb]illion|[Mm]illion))?(?: [-–] ?|[-–] | to )" + _AMOUNT + r"(?: (?:[Bb]illion|[Mm]illion))?"
+_NUMBER = re.compile(rf"^{_AMOUNT}(?: ?pts?\.?)?$|^(?!(?:19|20)\d\d ?[-–] ?(?:19|20)\d\d$){_RANGE}$|"
+                     r"^(?:\$ ?)?(?:—|–|-)(?: ?%)?$|^(?:n/m|nm|NM|N/M|N/A|n/a|\*)$")
 _GLUED = re.compile(r"(?:(?<=\d)|(?<=\d\)))(?= ?\$)")
 _FOOTNOTE = re.compile(r"^\(\d\)$")
 _HAS_DIGIT = re.compile(r"\d")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.pdf_layout import CELL_SEP, Row, TableCarry, parse_row, strip_furniture, structure_page, text_grid_rows
+from ingest.pdf_layout import CELL_SEP, Row, TableCarry, is_figure, parse_row, strip_furniture, structure_page, text_grid_rows
 
 Q3 = "Three Months Ended June 30"
 H1 = "Six Months Ended June 30"
@@ -552,3 +552,26 @@ def test_a_name_centred_over_two_columns_heads_both():
     row = rows_by_label(structure_page(PERCENT_CHANGE))["Infrastructure cloud services and license support"]
     assert [h for h, _ in row.cells] == ["Year Ended May 31 2023", "Year Ended May 31 Percent Change Actual",
                                          "Year Ended May 31 Percent Change Constant", "Year Ended May 31 2022"]
+
+
+# Salesforce's Q1 FY24 release: guidance ranges, approximations and "N/A" under two period headers
+GUIDANCE = """\
+                                        Q2 FY24                 Full Year FY24
+                                        Guidance                   Guidance
+Revenue                           $8.51 Billion- $8.53      $34.5 Billion- $34.7
+Y/Y Growth                               ~10%                       ~10%
+GAAP Operating Margin                    N/A                       ~11.4%
+GAAP Earnings per Share(2)           $0.79 - $0.80              $2.67 - $2.69
+Commission File No.                   333-230498                 333-258270
+"""
+
+
+def test_guidance_ranges_are_cells_under_their_period_headers():
+    rows = rows_by_label(structure_page(GUIDANCE))
+    assert list(rows["GAAP Earnings per Share(2)"].cells) == [("Q2 FY24 Guidance", "$0.79 - $0.80"),
+                                                              ("Full Year FY24 Guidance", "$2.67 - $2.69")]
+    assert rows["Revenue"].cells[1] == ("Full Year FY24 Guidance", "$34.5 Billion- $34.7")
+    assert list(rows["GAAP Operating Margin"].cells) == [("Q2 FY24 Guidance", "N/A"),
+                                                         ("Full Year FY24 Guidance", "~11.4%")]
+    assert rows["Y/Y Growth"].cells[0] == ("Q2 FY24 Guidance", "~10%")
+    assert not is_figure("333-230498") and not is_figure("2022 - 2023")  # a file number, a span of years
