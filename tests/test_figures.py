@@ -21,6 +21,10 @@ from rag.types import Chunk, Hit
     ("Q4 2022 revenue?", 3, 2022, 12),
     ("What was the revenue for the nine months ended October 31, 2022?", 9, 2022, 10),
     ("What is the company's mission?", None, None, None),
+    # the release's own period names the document; the guidance asked is for another period
+    ("What full-year fiscal 2024 EPS guidance did Salesforce give in its Q1 FY24 earnings release?", 12, 2024, None),
+    ("In its Q1 2023 earnings release, what EPS range did eBay guide to for Q2 2023?", 3, 2023, 6),
+    ("What revenue did eBay report in its Q1 2023 earnings release?", 3, 2023, 3),  # the only period named
 ])
 def test_question_period(question, months, year, end_month):
     p = question_period(question)
@@ -38,6 +42,9 @@ def test_header_period_and_agreement():
     assert agreement(q2, header_period("Quarters Ended June 30 2023")) == 1.0
     q3 = question_period("revenues in the third quarter of 2023")
     assert agreement(q3, header_period("Quarters Ended June 30 2023")) < 0           # Q2 is not Q3
+    q1 = question_period("Salesforce's revenue guidance for Q1 FY24")
+    assert agreement(q1, header_period("Q2 FY24 Guidance")) < 0                      # fiscal quarters differ
+    assert agreement(q1, header_period("Q1 FY24 Guidance")) == 1.0
     fiscal = question_period("Salesforce revenue in the third quarter of fiscal 2023")
     assert agreement(fiscal, header_period("Three Months Ended October 31 2022")) > 0  # FY ends in January
 

@@ -46,6 +46,7 @@ class Period:
     fiscal: bool = False
     prior: bool = False      # "prior year": relative to the documents' latest year
     change: bool = False     # a change column ("Inc/ (Dec)", "% Change"), not a period's figure
+    quarter: int | None = None  # the quarter named ("Q2 FY24"): fiscal quarters have no month here
 
     def calendar_years(self) -> set[int]:
         """The calendar years a statement about this period may name: fiscal 2024 may end in
@@ -86,8 +87,23 @@ def _year_of(m: re.Match) -> int:
     return 2000 + int(m.group(2))
 
 
+# "... guidance did Salesforce give in its Q1 FY24 earnings release?": the release's period
+# names the document, not the figure asked for
+_SOURCE_PERIOD = re.compile(r"\b(?:(?:in|with|from|of)\s+)?(?:its|the|their)\s+((?:\S+\s+){0,3}?\S*\d\S*)\s+"
+                            r"(?:earnings|results|(?:press |earnings )?release|report|10-?[qk]|filing)\b", re.I)
+
+
+def _without_source_period(question: str) -> str:
+    """The question without the period of the document it names, when it asks for another."""
+    m = _SOURCE_PERIOD.search(question)
+    if not m:
+        return question
+    rest = question[:m.start(1)] + question[m.end(1):]
+    return rest if _YEAR.search(rest) or _QUARTER.search(rest) else question
+
+
 def question_period(question: str) -> Period:
-    q = question
+    q = _without_source_period(question)
     years = [_year_of(m) for m in _YEAR.finditer(q)]
     fiscal = bool(re.search(r"\bfiscal\b|\bfy ?'?\d", q, re.I))
     months = None
@@ -106,7 +122,7 @@ def question_period(question: str) -> Period:
     if mm:
         end_month = _MONTHS[mm.group(1).lower()]
     return Period(months, years[-1] if years else None, end_month, fiscal, bool(_PRIOR.search(q)),
-                  bool(_CHANGE.search(q)))
+                  bool(_CHANGE.search(q)), _quarter_number(qm) if qm and months in (None, 3) else None)
 
 
 def names_month(text: str) -> bool:
@@ -142,7 +158,8 @@ def header_period(header: str) -> Period:
     qm = _QUARTER.search(h)
     if end_month is None and qm and not fiscal:  # "First Quarter 2023" of a calendar-year filer
         end_month = 3 * _quarter_number(qm)
-    return Period(months, years[-1] if years else None, end_month, fiscal, False, bool(_CHANGE.search(h)))
+    return Period(months, years[-1] if years else None, end_month, fiscal, False, bool(_CHANGE.search(h)),
+                  _quarter_number(qm) if qm and months in (None, 3) else None)
 
 
 def agreement(asked: Period, cell: Period, latest_year: int | None = None) -> float:
@@ -174,6 +191,8 @@ def agreement(asked: Period, cell: Period, latest_year: int | None = None) -> fl
             score += 1
         else:
             return -1.0
+    if asked.quarter and cell.quarter and asked.quarter != cell.quarter:
+        return -1.0  # "Q2 FY24 Guidance" does not answer Q1 FY24
     if asked.end_month is not None and cell.end_month is not None:
         parts += 1
         if cell.end_month == asked.end_month:
@@ -278,7 +297,7 @@ def on_calendar(asked: Period, question: str, calendar: dict | None) -> Period:
     so is one that names its month itself ("fiscal 2023 (three months ended October 31, 2022)")."""
     if calendar is None or not asked.fiscal or asked.year is None or asked.end_month is not None:
         return asked
-    named = quarters(question)
+    named = quarters(_without_source_period(question))
     if len(named) > 1:
         return asked
     quarter = next(iter(named)) if named else {6: 2, 9: 3}.get(asked.months or 0, 4)  # a year ends with Q4
