@@ -243,7 +243,9 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         # how much of the asked metric the row's label, header and table title say together
         named = _share(mine, label_terms | set(_terms(u.caption)))
         statement = row_statement(row, cell if cell is not None else 0)
-        s = LEXICAL_WEIGHT * _metric_share(mine, statement) + LABEL_WEIGHT * label_fit
+        # the title over a row's table says what its rows are ("Service" under "Subscription and
+        # Support Revenue by ... service offerings")
+        s = LEXICAL_WEIGHT * _metric_share(mine, f"{statement} {u.caption}") + LABEL_WEIGHT * label_fit
         s += PERIOD_WEIGHT * max(fit, 0.0) if fit > -1 else -WRONG_PERIOD_PENALTY
         if clash:  # another metric: neither the answer nor the row that says the period is missing
             s -= QUALIFIER_PENALTY
