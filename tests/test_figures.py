@@ -259,6 +259,20 @@ def test_quarters_not_filled_yet_are_not_figures_but_a_dash_before_a_figure_is_a
     assert zero.cells[cell] == ("Year Ended 2023", "$—") and fit > 0
 
 
+def test_a_transposed_table_is_dated_by_its_row_label():
+    """Salesforce's 10-Q: periods down the side, parts of the metric across the top."""
+    from rag.answer.extractive import choose_cell
+    from ingest.pdf_layout import parse_row
+
+    asked = question_period("What was the current remaining performance obligation as of October 31, 2022?")
+    terms = {"current", "remain", "perform", "oblig"}
+    row = parse_row("As of October 31, 2022 (in billions) | Current: $20.9 | Noncurrent: $19.1 | Total: $40.0")
+    cell, fit = choose_cell(row, asked, 2022, terms)
+    assert row.cells[cell] == ("Current", "$20.9") and fit == 1.0
+    earlier = parse_row("As of January 31, 2022 (in billions) | Current: $22.0 | Noncurrent: $21.7 | Total: $43.7")
+    assert choose_cell(earlier, asked, 2022, terms)[1] < 0  # another date
+
+
 def test_a_row_with_the_figure_outranks_a_row_with_a_dash():
     from rag.answer.extractive import unit_features
 

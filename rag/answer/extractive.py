@@ -70,6 +70,12 @@ def metric_terms(question: str) -> set[str]:
     return {t for t in _terms(PERIOD_WORDS.sub(" ", question)) if len(t) > 1}
 
 
+def transposed(row: Row) -> bool:
+    """A table whose rows are periods and columns metrics ("As of October 31, 2022 | Current:
+    $20.9 | Noncurrent: $19.1 | Total: $40.0"): the label dates every cell."""
+    return names_period(row.label) and not any(names_period(h) for h, _ in row.cells)
+
+
 def choose_cell(row: Row, asked: Period, latest_year: int | None, terms: set[str] | None = None,
                 dated: Period | None = None, annual: bool = False) -> tuple[int | None, float]:
     """The column to answer from and its period agreement (-1 when every column disagrees).
@@ -80,9 +86,11 @@ def choose_cell(row: Row, asked: Period, latest_year: int | None, terms: set[str
     column headed by a bare year ("2022" in a 10-K) holds that whole year."""
     best, fit, named = None, -2.0, -1.0
     open_from = _unfilled_from(row)
+    flipped = transposed(row)
     for i, (header, _value) in enumerate(row.cells):
-        want = dated if dated is not None and names_month(header) else asked
-        period = header_period(header)
+        dating = row.label if flipped else header
+        want = dated if dated is not None and names_month(dating) else asked
+        period = header_period(dating)
         if annual and period.year is not None and period.months is None and period.end_month is None:
             period = replace(period, months=12)
         a = agreement(want, period, latest_year) if i < open_from else -1.0
@@ -237,7 +245,8 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
                 fit = -1.0
         # the row's label and its cell's header name the metric ("GAAP" under "Net Income")
         header = _DAY.sub(" ", PERIOD_WORDS.sub(" ", row.cells[cell][0])) if cell is not None else ""
-        label_terms = set(_terms(f"{row.label} {header}"))
+        label = _DAY.sub(" ", PERIOD_WORDS.sub(" ", row.label)) if transposed(row) else row.label
+        label_terms = set(_terms(f"{label} {header}"))
         # "EPS" asked is the "Earnings per share - diluted" column
         label_fit = len((mine | eps_words) & label_terms) / len(label_terms) if label_terms else 0.0
         # how much of the asked metric the row's label, header and table title say together
