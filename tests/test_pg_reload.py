@@ -42,6 +42,8 @@ def sources(result) -> set[str]:
 
 
 def test_a_search_during_a_reload_gets_the_old_version_then_the_new_one(store_backend, tmp_path, settings, embedder):
+    from rag.service import reload_notice
+
     docs = write_docs(tmp_path / "base", 3, prefix="base")
     ingest_paths(docs, settings, embedder=embedder)
     replica = store_at(settings.data_dir)
@@ -61,6 +63,7 @@ def test_a_search_during_a_reload_gets_the_old_version_then_the_new_one(store_ba
     assert during.index_version == 1 and str(fresh) not in sources(during)
     assert seen["conn"] is not replica.conn, "the loader must use a connection of its own"
     assert replica.serving() == {"serving": 1, "live": 3, "loading": True, "error": None}
+    assert reload_notice(replica.serving()) == "Index version 3 is loading; searches use version 1 meanwhile."
     # The old snapshot still names the deleted document's chunks, but they never become hits:
     # hits are read back from the catalog, live chunks only.
     stale = search("base 1 about topic1", k=5)
@@ -74,4 +77,61 @@ def test_a_search_during_a_reload_gets_the_old_version_then_the_new_one(store_ba
     assert after.index_version == 3 and str(fresh) in sources(after)
     assert not set(gone) & set(search("base 1 about topic1", k=5).candidates["bm25"][0].tolist())
     assert replica.serving() == {"serving": 3, "live": 3, "loading": False, "error": None}
+    assert reload_notice(replica.serving()) is None
     assert replica.check() == []
+
+
+def test_a_failed_reload_keeps_the_old_snapshot_shows_why_and_is_retried(store_backend, tmp_path, settings, embedder):
+    from rag.config import Settings
+    from rag.service import Service
+
+    ingest_paths(write_docs(tmp_path / "base", 2, prefix="base"), settings, embedder=embedder)
+    svc = Service(Settings.load(data_dir=settings.data_dir, llm_base_url=""))  # what the app runs
+    replica, search = svc.store, svc.answerer.retriever.search
+    assert search("base 0 about topic0", k=3).index_version == 1
+    entered, release, seen = hold_loader(replica, fail="injected: cannot allocate memory")
+    fresh = write_docs(tmp_path / "fresh", 1, prefix="fresh")[0]
+    assert ingest_paths([fresh], settings, embedder=embedder).index_version == 2
+
+    assert search("fresh 0 about topic0", k=3).index_version == 1
+    assert entered.wait(60)
+    release.set()
+    seen["thread"].join(120)
+    assert replica.reload_error["error"] == "RuntimeError: injected: cannot allocate memory"
+    assert replica.reload_error["serving"] == 1
+    notes = svc.status()["notices"]
+    assert any("Index version 2 could not be loaded (RuntimeError: injected" in n and "use version 1" in n
+               for n in notes), notes
+    assert seen["conn"].closed  # the failed loader let its connection go
+
+    del replica._load  # the cause goes away; the next search tries again, and that load succeeds
+    entered, release, seen = hold_loader(replica)
+    result = search("base 0 about topic0", k=3)  # served from the old snapshot meanwhile
+    assert result.index_version == 1 and result.hits
+    assert entered.wait(60)
+    assert any("Index version 2 is loading; searches use version 1 meanwhile (the last try failed: "
+               "RuntimeError: injected" in n for n in svc.status()["notices"])
+    release.set()
+    seen["thread"].join(120)
+    after = search("fresh 0 about topic0", k=3)
+    assert after.index_version == 2 and str(fresh) in sources(after)
+    assert replica.reload_error is None
+    assert not any("Index version" in n for n in svc.status()["notices"])
+
+
+def test_the_replica_that_takes_an_upload_serves_it_on_its_next_search(store_backend, tmp_path, settings, embedder):
+    """Service.ingest_uploads (the Library page) returns once this replica has loaded the version
+    it published: the person who uploaded finds the file in their next question."""
+    from rag.config import Settings
+    from rag.service import Service
+
+    ingest_paths(write_docs(tmp_path / "base", 2, prefix="base"), settings, embedder=embedder)
+    svc = Service(Settings.load(data_dir=settings.data_dir, llm_base_url=""))
+    search = svc.answerer.retriever.search
+    assert search("base 0 about topic0", k=3).index_version == 1
+    out = svc.ingest_uploads([("boiler.md", b"# Boiler\n\nThe boiler is serviced every October by Heatwise.")])
+    assert out["index_version"] == 2
+    result = search("when is the boiler serviced", k=3)
+    assert result.index_version == 2 and result.hits[0].source.endswith("boiler.md")
+    assert svc.delete([result.hits[0].source]) == 1
+    assert search("when is the boiler serviced", k=3).index_version == 3
