@@ -397,6 +397,7 @@ PG_SCHEMA = [
     "CREATE INDEX IF NOT EXISTS feedback_answer_id ON feedback (answer_id)",
     "CREATE INDEX IF NOT EXISTS conversations_owner ON conversations (owner, updated_at)",
     "CREATE INDEX IF NOT EXISTS turns_conversation_id ON turns (conversation_id)",
+    "CREATE TABLE IF NOT EXISTS log_meta (key text PRIMARY KEY, value text)",
 ]
 LOG_SCHEMA_KEY = 4  # under rag.store.postgres.LOCK_NS: creating the log's tables
 
@@ -454,15 +455,23 @@ class PgAnswerLog(LogRules):
                     f"greatest((SELECT max(id) FROM {table}), 1))")
 
     def _ensure_schema(self) -> None:
-        """Create the tables once, under an advisory lock (CREATE ... IF NOT EXISTS races itself)."""
+        """Create the tables once, under an advisory lock (CREATE ... IF NOT EXISTS races itself),
+        and refuse a log of another schema version (log_meta says which, as `meta` does for the
+        library). A log made before log_meta existed is schema 2: PostgreSQL logs started there."""
         from rag.store.postgres import LOCK_NS
 
         with self._transaction() as tx:
-            if tx.rows("SELECT to_regclass('turns') IS NOT NULL AS ready")[0]["ready"]:
-                return
-            tx.rows("SELECT pg_advisory_xact_lock(?, ?)", [LOCK_NS, LOG_SCHEMA_KEY])
-            for ddl in PG_SCHEMA:
-                tx.count(ddl)
+            if not tx.rows("SELECT to_regclass('log_meta') IS NOT NULL AS ready")[0]["ready"]:
+                tx.rows("SELECT pg_advisory_xact_lock(?, ?)", [LOCK_NS, LOG_SCHEMA_KEY])
+                for ddl in PG_SCHEMA:
+                    tx.count(ddl)
+                tx.count("INSERT INTO log_meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                         [str(SCHEMA_VERSION)])
+            found = int(tx.rows("SELECT value FROM log_meta WHERE key = 'schema_version'")[0]["value"])
+        if found != SCHEMA_VERSION:
+            raise RagError(f"the answer log in the database at {self.where} has schema version {found}; "
+                           f"this version of the app reads {SCHEMA_VERSION}. Use a new database, or the "
+                           "version of the app that wrote it.")
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:

@@ -135,7 +135,7 @@ class Retriever:
         cfg = self.config
         timings: dict[str, float] = {}
         result = SearchResult(query, [], timings, self.reranker_name)
-        snap = self.store.snapshot()
+        snap = self.store.snapshot(stale_ok=True)  # a publish loads meanwhile (PgStore)
         result.index_version = snap.version
         if snap.version == 0 or not query.strip():
             return result

@@ -42,6 +42,22 @@ def file_message(message: str | None, path: str) -> str:
     return (message or "").replace(str(path), Path(path).name)
 
 
+def reload_notice(serving: dict) -> str | None:
+    """What the status says while this replica searches an older index version than the live
+    one (store.serving()): the new one is loading, or failed to load (retried on the next search)."""
+    old, live = serving["serving"], serving["live"]
+    if old is None or old == live:
+        return None
+    err = serving["error"] and serving["error"]["error"]
+    if serving["loading"]:
+        return (f"Index version {live} is loading; searches use version {old} meanwhile"
+                + (f" (the last try failed: {err})." if err else "."))
+    if err:
+        return (f"Index version {live} could not be loaded ({err}); searches use version {old} "
+                "until it can (tried again on the next search).")
+    return None
+
+
 class Service:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.load()
@@ -98,6 +114,8 @@ class Service:
                            "Set RAG_LLM_BASE_URL to connect one, or run `make llm`.")
         elif (problem := self.llm_problem()) is not None:
             notices.append(f"LLM endpoint down: {problem}. Answers fall back to extractive.")
+        if (note := reload_notice(a.store.serving())) is not None:
+            notices.append(note)
         if a.retriever.reranker is None:
             notices.append("No L2 reranker: passages are ranked by fused BM25 + dense scores "
                            "(the measured best default; set RAG_RERANKER to add one).")
@@ -137,6 +155,8 @@ class Service:
 
         saved, refused = self.save_uploads(files)
         report = ingest_paths(saved, self.settings, progress=progress) if saved else None
+        if report:
+            self.store.snapshot()  # done means searchable here (other sessions search meanwhile)
         rows = refused + ([{k: v for k, v in r.items() if k in {"path", "status", "reason", "message", "pages", "chunks"}}
                            for r in report.to_dict()["files"]] if report else [])
         for r in rows:
@@ -156,6 +176,7 @@ class Service:
         from ingest.pipeline import delete_sources
 
         deleted, version = delete_sources(sources, self.settings)
+        self.store.snapshot()  # this replica's next search knows the delete
         return len(deleted)
 
     def reindex(self) -> int:

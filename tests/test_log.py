@@ -94,6 +94,23 @@ def test_the_log_backend_under_test_is_the_one_named(tmp_path, store_backend):
     assert (tmp_path / "log.sqlite").exists() == (store_backend == "local")
 
 
+@pytest.mark.parametrize("store_backend", ["postgres"], indirect=True)
+def test_a_postgres_log_of_another_schema_version_is_refused(tmp_path, store_backend):
+    """Like the library's catalog, the PostgreSQL log says its schema version (log_meta). A log
+    made before it did is schema 2 (where PostgreSQL logs started) and keeps its rows."""
+    from rag.log import SCHEMA_VERSION
+
+    log = log_at(tmp_path)
+    aid = _answer(log)
+    log.conn.execute("DROP TABLE log_meta")  # as a log from before the marker
+    again = log_at(tmp_path)
+    assert again.get(aid)["question"] == "q?"
+    assert again.conn.execute("SELECT value FROM log_meta").fetchone()[0] == str(SCHEMA_VERSION)
+    again.conn.execute("UPDATE log_meta SET value = '3' WHERE key = 'schema_version'")  # a newer app's
+    with pytest.raises(RagError, match=f"schema version 3; this version of the app reads {SCHEMA_VERSION}"):
+        log_at(tmp_path)
+
+
 WRITER = r"""
 import sys
 from rag.config import Settings

@@ -55,8 +55,7 @@ class LocalStore(Publisher, Catalog):
         self.index_dir = self.data_dir / "index"
         self.folders = IndexFolders(self.index_dir, ann_threshold)
         self._local = threading.local()
-        self._snapshot: Snapshot | None = None
-        self._snapshot_lock = threading.Lock()
+        self._init_snapshots()
         self._ensure_schema()
 
     # ---------------------------------------------------------------- SQLite

@@ -6,21 +6,37 @@ ones go, together, in one catalog transaction that also moves the index version 
 
 A crash before the transaction leaves version N in force (with its pending rows, which a rerun
 resumes from); after it, version N+1 is complete. Readers load the indexes of the catalog's
-version and reload them when it changes (`snapshot`).
+version and reload them when it changes (`snapshot`): a store with `background_reload` (PostgreSQL)
+lets searches go on with the snapshot it has while the next one loads in a thread of its own.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
+import time
 from typing import Iterable, Iterator
 
 from rag.store import rules
 from rag.store.rules import PublishPlan, Snapshot
+
+log = logging.getLogger(__name__)
 
 
 class Publisher:
     """Mixed into a Catalog subclass that implements the hooks below."""
 
     _snapshot: Snapshot | None = None
+    # Searches (snapshot(stale_ok=True)) keep the snapshot they have while the next one loads
+    # in a thread; False: they wait for it (the local store, whose load reads prebuilt files).
+    background_reload = False
+    reload_error: dict | None = None  # the last background load's failure, until one succeeds
+
+    def _init_snapshots(self) -> None:
+        self._snapshot = None
+        self._snapshot_lock = threading.Lock()  # one load at a time, blocking or in the background
+        self._reloader: threading.Thread | None = None  # the background load under way
+        self._reloader_lock = threading.Lock()
 
     # ------------------------------------------------------------------ hooks
     def _publish_lock(self) -> contextlib.AbstractContextManager:
@@ -41,6 +57,9 @@ class Publisher:
 
     def _load(self, version: int) -> Snapshot:
         raise NotImplementedError
+
+    def _thread_done(self) -> None:
+        """A thread of ours ends (the background loader): release what it holds (its connection)."""
 
     # ---------------------------------------------------------------- publish
     def _plan(self, run_id: str | None, delete_doc_ids: Iterable[str]) -> PublishPlan:
@@ -98,17 +117,63 @@ class Publisher:
         return ids, self.publish(None, delete_doc_ids=ids)
 
     # ------------------------------------------------------------------ reads
-    def snapshot(self) -> Snapshot:
-        """The loaded indexes of the live version; reloaded when the version changes."""
+    def snapshot(self, stale_ok: bool = False) -> Snapshot:
+        """The loaded indexes of the live version; reloaded when the version changes.
+
+        `stale_ok` (searches): where the store reloads in the background, a snapshot it already
+        has is returned at once while the live version loads in a thread; the next search after
+        that load gets the new one. Only the first load (no snapshot yet) waits. Without it the
+        caller waits for the live version (for a load under way in the background, too)."""
         version = self.version()
         snap = self._snapshot
         if snap is not None and snap.version == version:
+            return snap
+        if stale_ok and snap is not None and self.background_reload:
+            self._reload_in_background()
             return snap
         with self._snapshot_lock:
             if self._snapshot is not None and self._snapshot.version == version:
                 return self._snapshot
             self._snapshot = self._load(version)
+            self.reload_error = None
             return self._snapshot
+
+    def _reload_in_background(self) -> None:
+        """Load the live version in a thread of its own, unless one is at it already."""
+        with self._reloader_lock:
+            if self._reloader is not None:
+                return
+            self._reloader = threading.Thread(target=self._reload, name="snapshot-reload", daemon=True)
+            self._reloader.start()
+
+    def _reload(self) -> None:
+        """The background loader: swap the new snapshot in (one assignment: a search holds the
+        old one or the new one, never a mix), or keep the old one and record why not; the next
+        search that finds the version moved on tries again. It holds the load lock, as a
+        blocking load does: one load at a time, and a caller of snapshot() waits for this one."""
+        old = self._snapshot.version if self._snapshot is not None else None
+        try:
+            with self._snapshot_lock:
+                version = self.version()
+                if self._snapshot is None or self._snapshot.version != version:
+                    self._snapshot = self._load(version)
+            self.reload_error = None
+        except Exception as e:  # noqa: BLE001 - recorded, shown (Service.status) and retried
+            log.exception("loading the live index version failed; searches keep version %s", old)
+            self.reload_error = {"error": f"{type(e).__name__}: {e}", "at": time.time(), "serving": old}
+        finally:
+            try:
+                self._thread_done()
+            finally:
+                with self._reloader_lock:
+                    self._reloader = None
+
+    def serving(self) -> dict:
+        """What searches use now, for the status the app shows: the version loaded, the live one,
+        and, when they differ, whether the live one is loading or failed to load."""
+        snap, live = self._snapshot, self.version()
+        return {"serving": snap.version if snap else None, "live": live,
+                "loading": self._reloader is not None, "error": self.reload_error}
 
     def check(self) -> list[str]:
         """Consistency of the catalog and the indexes of the live version: a list of problems."""
