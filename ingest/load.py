@@ -27,7 +27,9 @@ from rag.types import Page
 
 KINDS = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
          ".html": "html", ".htm": "html", ".jsonl": "jsonl",
-         ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv"}  # the last four: ingest/office.py
+         ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv",  # these and the next: ingest/office.py
+         ".docm": "docx", ".pptm": "pptx", ".xlsm": "xlsx"}  # macro-enabled: read as the others, macros never read
+
 # The Office kinds that are ZIP packages (ingest/office.py looks inside), as a person names them.
 PACKAGES = {"docx": "a Word document", "pptx": "a PowerPoint presentation", "xlsx": "an Excel workbook"}
 _OLD_OFFICE = {".doc": ".docx", ".xls": ".xlsx", ".ppt": ".pptx"}  # binary formats: save as these

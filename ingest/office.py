@@ -18,7 +18,9 @@ Office files are ZIP packages, and hostile ones are refused before a library ope
 compression ratio no real file has or too much unpacked data (zip bombs), a DTD in any XML
 part (entity-expansion "billion laughs"), too many parts. Python's zipfile never inflates a
 part past its declared size (it fails the CRC check), so the declared sizes bound the work.
-Macros (vbaProject.bin) are never read, let alone run. An encrypted package is an OLE file
+Macros (vbaProject.bin) are never read, let alone run: `.docm`, `.pptm` and `.xlsm` (saved with
+macros) are read as `.docx`, `.pptx` and `.xlsx`; python-docx and python-pptx hold the VBA project
+as an opaque part that nothing here opens, openpyxl skips it (keep_vba=False). An encrypted package is an OLE file
 with an EncryptionInfo stream: PasswordProtected.
 
 Parsing runs in this process, not in a worker like the PDF parser's: the caps bound what a
@@ -159,7 +161,7 @@ def describe_ole(path: Path, data: bytes, kind: str) -> MislabelledType | Passwo
     if any(name in data for name in _ENCRYPTED_STREAMS):
         return PasswordProtected(f"{path}: password-protected (encrypted) {_SAVE_AS[kind]} file; "
                                  "remove the password and add it again")
-    return MislabelledType(f"{path}: named .{kind} but the content is an old binary MS Office file "
+    return MislabelledType(f"{path}: named {path.suffix} but the content is an old binary MS Office file "
                            f"(.doc/.xls/.ppt); open it in {_SAVE_AS[kind]} and save it as .{kind}, then add it again")
 
 
@@ -179,8 +181,9 @@ def open_package(path: Path, data: bytes, kind: str) -> zipfile.ZipFile:
     what = package_kind(set(types.values()))
     if what != kind:
         found = PACKAGES[what] if what else "a ZIP archive that is not " + PACKAGES[kind]
-        raise MislabelledType(f"{path}: named .{kind} but the content is {found}"
-                              + (f"; rename it to .{what}" if what else ""))
+        macros = what is not None and any(c.endswith(_MAIN_TYPES[what][1]) for c in types.values())
+        raise MislabelledType(f"{path}: named {path.suffix} but the content is {found}"
+                              + (f"; rename it to .{what[:-1] + 'm' if macros else what}" if what else ""))
     parsed = sum(i.file_size for i in infos if _parsed_whole(i.filename in xml, types.get(i.filename, "")))
     if parsed > MAX_PARSED_XML:
         raise FileTooLarge(f"{path}: its XML unpacks to {parsed / 2**20:,.0f} MB, over the "

@@ -399,6 +399,67 @@ def test_macros_are_ignored_and_the_text_is_read(tmp_path):
     assert "Region: Nordics" in load(tmp_path / "macro.xlsx").pages[0].text
 
 
+MACRO = b"Attribute VB_Name = \"Module1\"\nSub AutoOpen()\n Shell \"calc.exe\"\nEnd Sub\n"
+_MAIN = {"docx": ("word/document.xml", "wordprocessingml.document.main+xml", "ms-word.document.macroEnabled.main+xml"),
+         "pptx": ("ppt/presentation.xml", "presentationml.presentation.main+xml",
+                  "ms-powerpoint.presentation.macroEnabled.main+xml"),
+         "xlsx": ("xl/workbook.xml", "spreadsheetml.sheet.main+xml", "ms-excel.sheet.macroEnabled.main+xml")}
+
+
+def macro_enabled(data: bytes, kind: str) -> bytes:
+    """A package as Office saves it with macros (.docm/.pptm/.xlsm): the macro-enabled main content
+    type, a VBA project part (vbaProject.bin, whose AutoOpen would start a program) and the main
+    part's relationship to it."""
+    main, plain, macro = _MAIN[kind]
+    folder, name = main.rsplit("/", 1)
+    rels = f"{folder}/_rels/{name}.rels"
+    vba_rel = (b'<Relationship Id="rIdVba" Type="http://schemas.microsoft.com/office/2006/relationships/vbaProject" '
+               b'Target="vbaProject.bin"/></Relationships>')
+    vba_type = b'<Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/>'
+
+    def types(x: bytes) -> bytes:
+        x = x.replace(b"application/vnd.openxmlformats-officedocument." + plain.encode(),
+                      b"application/vnd." + macro.encode())
+        return x if b'Extension="bin"' in x else x.replace(b"<Default ", vba_type + b"<Default ", 1)
+
+    return repack(data, {"[Content_Types].xml": types, rels: lambda x: x.replace(b"</Relationships>", vba_rel)},
+                  add={f"{folder}/vbaProject.bin": MACRO})
+
+
+def test_macro_enabled_files_are_read_as_their_plain_kind(tmp_path):
+    """.docm/.pptm/.xlsm: the content is read as .docx/.pptx/.xlsx would be; the macros are not."""
+    for name, make in (("report.docx", make_docx), ("plan.pptx", make_pptx), ("sales.xlsx", make_xlsx)):
+        plain = load(make(tmp_path / name))
+        macro = tmp_path / (name[:-1] + "m")
+        macro.write_bytes(macro_enabled((tmp_path / name).read_bytes(), plain.kind))
+        with zipfile.ZipFile(macro) as z:
+            assert "ms-" in z.read("[Content_Types].xml").decode() and any(
+                n.endswith("vbaProject.bin") for n in z.namelist())
+        doc = load(macro)
+        assert doc.kind == plain.kind and doc.title == plain.title
+        assert [p.text for p in doc.pages] == [p.text for p in plain.pages]
+        assert not any("calc.exe" in p.text or "AutoOpen" in p.text for p in doc.pages)
+
+
+def test_macro_enabled_files_are_sniffed_like_the_others(tmp_path):
+    book = macro_enabled(make_xlsx(tmp_path / "b.xlsx", 5).read_bytes(), "xlsx")
+    cases = {"book.docm": (book, "named .docm but the content is an Excel workbook; rename it to .xlsm"),
+             "pdf.xlsm": (b"%PDF-1.4\n1 0 obj\n", "named .xlsm but the content is a PDF, not an Excel workbook"),
+             "deck.pptm": (docx_bytes("hello"), "named .pptm but the content is a Word document; rename it to .docx"),
+             "old.docm": (ole_file("Root Entry", "WordDocument"), "named .docm but the content is an old binary")}
+    for name, (data, says) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        err = rejected(tmp_path / name)
+        assert err.reason == "mislabelled_type" and says in err.message, (name, err.message)
+    (tmp_path / "locked.xlsm").write_bytes(ole_file("Root Entry", "EncryptionInfo", "EncryptedPackage"))
+    assert rejected(tmp_path / "locked.xlsm").reason == "password_protected"
+    laughs = repack(macro_enabled(docx_bytes("hello"), "docx"),
+                    {"word/document.xml": lambda x: with_laughs(x, b"hello")})
+    (tmp_path / "laughs.docm").write_bytes(laughs)
+    err = rejected(tmp_path / "laughs.docm")
+    assert err.reason == "malformed" and "DTD" in err.message
+
+
 def test_hostile_sheet_dimensions_and_row_numbers(tmp_path):
     src = make_xlsx(tmp_path / "b.xlsx", 5).read_bytes()
     padded = repack(src, {"xl/worksheets/sheet1.xml": lambda x: x.replace(b'ref="A1:E5"', b'ref="A1:XFD1048576"')})
