@@ -1,7 +1,9 @@
 """Office and tabular files -> pages of text that the chunker understands.
 
 - `.docx`: paragraphs in order; Word headings become Markdown "#" lines (so they become the
-  chunks' heading path); pages follow the page breaks Word saved with the file.
+  chunks' heading path); pages follow the page breaks Word saved with the file; footnotes follow
+  the paragraph that refers to them, endnotes end the document, page headers and footers are
+  furniture left out unless they hold text found nowhere else (see read_docx).
 - `.pptx`: one page per slide: its title (a heading), text, tables and speaker notes ("Notes: ...").
 - `.xlsx` / `.csv`: each sheet (or each ROWS_PER_PAGE rows of a big one) is a page headed by
   the sheet's name and row span; every row carries its column headers.
@@ -47,8 +49,10 @@ import lxml.etree
 import openpyxl
 import pptx
 from docx.enum.style import WD_STYLE_TYPE
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.opc.part import PartFactory
 from docx.oxml.ns import qn
+from docx.oxml.parser import parse_xml
 from docx.package import Package
 from docx.parts.document import DocumentPart
 from docx.table import Table
@@ -84,13 +88,27 @@ _PROLOG = re.compile(r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*", re.S)
 _YEAR = re.compile(r"^(?:19|20)\d\d$")
 _HEADING_STYLE = re.compile(r"^heading (\d)$", re.I)
 _W_TBL = qn("w:tbl")
-_W = {"w": "http://schemas.openxmlformats.org/wordprocessingml/2006/main"}
+_W = {"w": "http://schemas.openxmlformats.org/wordprocessingml/2006/main",
+      "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006"}
 # A paragraph's text: the runs in it, in hyperlinks, tracked insertions, fields and content controls
 # (text boxes are left out: Word stores each twice). Tabs and breaks separate words.
 _RUNS = "./w:r | ./w:hyperlink/w:r | ./w:ins/w:r | ./w:fldSimple/w:r | ./w:smartTag/w:r | ./w:sdt/w:sdtContent/w:r"
 _P_TEXT = lxml.etree.XPath(f"({_RUNS})/*[self::w:t or self::w:tab or self::w:br or self::w:cr]", namespaces=_W)
 _W_T = qn("w:t")
 _P_STYLE = lxml.etree.XPath("string(./w:pPr/w:pStyle/@w:val)", namespaces=_W, smart_strings=False)
+# Footnotes and endnotes: the references in the body, and the notes in their parts (but for the
+# separator lines, which Word keeps there as notes with a type).
+_NOTE_REFS = lxml.etree.XPath(".//w:footnoteReference | .//w:endnoteReference", namespaces=_W)
+_W_FOOTNOTE_REF, _W_ID = qn("w:footnoteReference"), qn("w:id")
+_NOTES = lxml.etree.XPath("./w:footnote[not(@w:type)] | ./w:endnote[not(@w:type)]", namespaces=_W)
+# A story's paragraphs, those in text boxes once (Word keeps a second, fallback copy of each).
+_PARAGRAPHS = lxml.etree.XPath(".//w:p[not(ancestor::mc:Fallback)]", namespaces=_W)
+# Page headers and footers: a paragraph's text outside fields (PAGE, NUMPAGES, DATE, STYLEREF...:
+# runs of a w:fldSimple are left out, w:fldChar marks the others), split at its tabs.
+_HF_RUNS = "./w:r | ./w:hyperlink/w:r | ./w:ins/w:r | ./w:smartTag/w:r | ./w:sdt/w:sdtContent/w:r"
+_HF_TEXT = lxml.etree.XPath(f"({_HF_RUNS})/*[self::w:t or self::w:tab or self::w:fldChar]", namespaces=_W)
+_W_FLD_CHAR, _W_FLD_TYPE = qn("w:fldChar"), qn("w:fldCharType")
+_PAGE_FURNITURE = re.compile(r"^[\W\d_]*(?:(?:page|pages|pg|p)\b[\W\d_]*)?(?:of\b[\W\d_]*)?$", re.I)
 # What the parsing libraries raise on a damaged or hostile file (not bugs of ours).
 LIBRARY_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, zlib.error,
                   zipfile.BadZipFile, zipfile.LargeZipFile, lxml.etree.LxmlError, ET.ParseError,
@@ -447,16 +465,135 @@ def _page_breaks(body) -> tuple[dict, bool]:
     return {p: len(p.xpath(what)) for p in found}, bool(rendered)
 
 
+def _paragraph_text(p) -> str:
+    return " ".join("".join((x.text or "") if x.tag == _W_T else " " for x in _P_TEXT(p)).split())
+
+
+def _related_parts(document, reltype: str) -> list:
+    """The parts the main document part relates to by `reltype` (its footnotes, its headers...)."""
+    return [r.target_part for r in document.part.rels.values() if r.reltype == reltype and not r.is_external]
+
+
+def _part_xml(part):
+    """A part's XML root: python-docx parsed the parts it knows (headers, footers); the others
+    (footnotes, endnotes) are bytes, parsed here by python-docx's own parser (entities are not
+    resolved; open_package refused any part declaring a DTD, and counted it in MAX_PARSED_XML)."""
+    element = getattr(part, "element", None)
+    return element if element is not None else parse_xml(part.blob)
+
+
+class _Notes:
+    """A document's footnotes and endnotes: the text of each, and the body blocks (paragraphs,
+    tables) that reference them. Notes are numbered 1, 2, ... in the order the body first
+    references them, as Word numbers them by default; an empty note is left out."""
+
+    def __init__(self, document, blocks: list):
+        self.text: dict[tuple[str, str], str] = {}
+        self.refs: dict[object, list[tuple[str, str]]] = {}  # block -> the notes it references
+        self.numbers = {"Footnote": 0, "Endnote": 0}
+        self.done: set[tuple[str, str]] = set()
+        for kind, reltype in (("Footnote", RT.FOOTNOTES), ("Endnote", RT.ENDNOTES)):
+            for part in _related_parts(document, reltype):
+                for note in _NOTES(_part_xml(part)):
+                    text = " ".join(t for t in map(_paragraph_text, _PARAGRAPHS(note)) if t)
+                    if text:
+                        self.text.setdefault((kind, note.get(_W_ID, "")), text)
+        if not self.text:
+            return
+        top = set(blocks)
+        for ref in _NOTE_REFS(document.element.body):
+            block = next((a for a in ref.iterancestors() if a in top), None)
+            if block is not None:
+                kind = "Footnote" if ref.tag == _W_FOOTNOTE_REF else "Endnote"
+                self.refs.setdefault(block, []).append((kind, ref.get(_W_ID, "")))
+
+    def line(self, key: tuple[str, str]) -> str | None:
+        """ "Footnote 3: its text", once per note."""
+        if key in self.done or key not in self.text:
+            return None
+        self.done.add(key)
+        self.numbers[key[0]] += 1
+        return f"{key[0]} {self.numbers[key[0]]}: {self.text[key]}"
+
+    def after(self, block) -> Iterator[str]:
+        """The footnotes a block references, to follow it (on its page, as Word prints them)."""
+        for key in self.refs.get(block, ()):
+            if key[0] == "Footnote" and (line := self.line(key)):
+                yield line
+
+    def end(self) -> Iterator[str]:
+        """The endnotes, under an "Endnotes" heading, then any note no body block references
+        (one in a text box, say) under "Notes": at the end of the document."""
+        endnotes = [line for b in self.refs.values() for k in b if k[0] == "Endnote" and (line := self.line(k))]
+        if endnotes:
+            yield "# Endnotes"
+            yield from endnotes
+        rest = [line for k in list(self.text) if (line := self.line(k))]
+        if rest:
+            yield "# Notes"
+            yield from rest
+
+
+def _static_parts(p) -> list[str]:
+    """A header or footer paragraph's text outside fields (page numbers, dates, the heading a
+    running header repeats), in the pieces its tabs separate (left, centre and right)."""
+    parts, current, depth = [], [], 0
+    for x in _HF_TEXT(p):
+        if x.tag == _W_FLD_CHAR:
+            kind = x.get(_W_FLD_TYPE)
+            depth += 1 if kind == "begin" else -1 if kind == "end" and depth else 0
+        elif x.tag == _W_T:
+            if depth == 0:
+                current.append(x.text or "")
+        else:  # a tab
+            parts.append("".join(current))
+            current = []
+    parts.append("".join(current))
+    return [" ".join(t.split()) for t in parts]
+
+
+def _page_furniture(document, seen: Callable[[], str]) -> Iterator[str]:
+    """The text of the page headers and footers that is not furniture: not page numbers or
+    fields, not what the body or the title already say (a running title). Usually nothing;
+    a letterhead, a project name or a classification that the body never states is kept,
+    once, at the end of the document (`seen`: the body's text, lower case)."""
+    found: dict[str, list[str]] = {"Page header": [], "Page footer": []}
+    for what, reltype in (("Page header", RT.HEADER), ("Page footer", RT.FOOTER)):
+        for part in _related_parts(document, reltype):
+            for p in _PARAGRAPHS(_part_xml(part)):
+                found[what] += [t for t in _static_parts(p) if t and not _PAGE_FURNITURE.match(t)]
+    if not any(found.values()):
+        return
+    body = seen()
+    title = " ".join((document.core_properties.title or "").split()).lower()
+    lines = []
+    for what, texts in found.items():
+        unique = [t for t in dict.fromkeys(texts) if t.lower() not in body and t.lower() != title]
+        if unique:
+            lines.append(f"{what}: " + "; ".join(unique))
+    if lines:
+        yield "# Page headers and footers"
+        yield from lines
+
+
 def _docx_blocks(document) -> Iterator[tuple[str, object]]:
     """("page", None) at each page break, ("text", line) and ("table", rows), in document order
-    (content controls opened: cover pages and tables of contents sit in them). Works on the XML
-    elements: python-docx's per-paragraph objects cost a millisecond each on a long document."""
+    (content controls opened: cover pages and tables of contents sit in them), then the end
+    matter (see read_docx). Works on the XML elements: python-docx's per-paragraph objects cost
+    a millisecond each on a long document."""
     body = document.element.body
     levels = _heading_levels(document)
     breaks, rendered = _page_breaks(body)
-    for el in body.xpath("./w:p | ./w:tbl | ./w:sdt/w:sdtContent/w:p | ./w:sdt/w:sdtContent/w:tbl"):
+    blocks = body.xpath("./w:p | ./w:tbl | ./w:sdt/w:sdtContent/w:p | ./w:sdt/w:sdtContent/w:tbl")
+    notes = _Notes(document, blocks)
+    seen: list[str] = []  # the body's text, for telling page furniture from what the body says
+    for el in blocks:
         if el.tag == _W_TBL:
-            yield "table", _docx_table(el, document)
+            rows = _docx_table(el, document)
+            seen.extend(v for values, _ in rows for v in values)
+            yield "table", rows
+            for line in notes.after(el):
+                yield "text", line
             continue
         n = breaks.get(el, 0)
         if n and rendered:
@@ -464,16 +601,34 @@ def _docx_blocks(document) -> Iterator[tuple[str, object]]:
             if before is None or not before.text.strip():  # the break comes first: a page starts here
                 yield "page", None
                 n -= 1
-        text = " ".join("".join((x.text or "") if x.tag == _W_T else " " for x in _P_TEXT(el)).split())
+        text = _paragraph_text(el)
         if text:
+            seen.append(text)
             level = levels.get(_P_STYLE(el))
             yield "text", ("#" * level + " " + text) if level else text
+        if notes.refs:
+            for line in notes.after(el):
+                yield "text", line
         for _ in range(n):
             yield "page", None
+    for line in notes.end():
+        yield "text", line
+    for line in _page_furniture(document, lambda: " ".join(" ".join(seen).split()).lower()):
+        yield "text", line
 
 
 def read_docx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
-    """Pages of a Word document: paragraphs, "#" headings and table rows, cut at page breaks."""
+    """Pages of a Word document: paragraphs, "#" headings and table rows, cut at page breaks.
+
+    Footnotes are read: each follows the paragraph (or table) that references it, on its page,
+    as "Footnote 1: text" (the body keeps no mark: a "1" or "[1]" would spoil a figure in a table
+    cell, and "[n]" reads as a citation). Endnotes end the document under "# Endnotes", as Word
+    prints them. Page headers and footers are page furniture, kept out of the chunks as the PDF
+    path keeps it out: page numbers and other fields, text the body or the title already holds
+    (a running title), are dropped; what is left is text found nowhere else (a letterhead, a
+    project name, a "Confidential" notice), added once at the end of the document under
+    "# Page headers and footers", so that a question about it finds it without it repeating in
+    every chunk."""
     what = "Word document"
     document = _library(path, what, lambda: Package.open(io.BytesIO(data)).main_document_part.document)
     pages: list[Page] = []

@@ -73,6 +73,89 @@ def make_docx(path: Path) -> Path:
     return path
 
 
+W_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def add_notes(d, kind: str, notes: dict[int, str]) -> None:
+    """Give a python-docx document a footnotes (or endnotes) part as Word writes it: the two
+    separator notes, then a note per id; python-docx saves it with its relationship and type."""
+    from docx.opc.constants import CONTENT_TYPE as CT, RELATIONSHIP_TYPE as RT
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+
+    tag = kind[:-1]  # footnote, endnote
+    xml = f'<w:{kind} {W_NS}>'
+    xml += "".join(f'<w:{tag} w:type="{t}" w:id="{i}"><w:p><w:r><w:{t}/></w:r></w:p></w:{tag}>'
+                   for i, t in ((-1, "separator"), (0, "continuationSeparator")))
+    for i, text in notes.items():
+        paras = "".join(f'<w:p><w:r><w:t xml:space="preserve">{t}</w:t></w:r></w:p>' for t in text.split("\n"))
+        xml += (f'<w:{tag} w:id="{i}"><w:p><w:pPr><w:pStyle w:val="{tag.capitalize()}Text"/></w:pPr>'
+                f'<w:r><w:{tag}Ref/></w:r></w:p>{paras}</w:{tag}>').replace("</w:p><w:p><w:r><w:t", "<w:r><w:t", 1)
+    xml += f"</w:{kind}>"
+    ctype, reltype = {"footnotes": (CT.WML_FOOTNOTES, RT.FOOTNOTES), "endnotes": (CT.WML_ENDNOTES, RT.ENDNOTES)}[kind]
+    d.part.relate_to(Part(PackURI(f"/word/{kind}.xml"), ctype, xml.encode(), d.part.package), reltype)
+
+
+def note_ref(run, kind: str, note_id: int) -> None:
+    """A footnote (or endnote) reference in a run, as Word writes it."""
+    from docx.oxml import parse_xml
+
+    run._r.append(parse_xml(f'<w:{kind}Reference {W_NS} w:id="{note_id}"/>'))
+
+
+def add_field(paragraph, instr: str, result: str, simple: bool = False) -> None:
+    """A field (PAGE, NUMPAGES...) with its last result, as a w:fldSimple or as w:fldChar runs."""
+    from docx.oxml import parse_xml
+
+    if simple:
+        paragraph._p.append(parse_xml(f'<w:fldSimple {W_NS} w:instr=" {instr} "><w:r><w:t>{result}</w:t></w:r>'
+                                      "</w:fldSimple>"))
+        return
+    for body in ('<w:fldChar w:fldCharType="begin"/>', f'<w:instrText xml:space="preserve"> {instr} </w:instrText>',
+                 '<w:fldChar w:fldCharType="separate"/>', f"<w:t>{result}</w:t>", '<w:fldChar w:fldCharType="end"/>'):
+        paragraph._p.append(parse_xml(f"<w:r {W_NS}>{body}</w:r>"))
+
+
+def make_noted_docx(path: Path) -> Path:
+    """A report with footnotes (one in a table cell), an endnote, a note nothing references,
+    and page headers and footers: a running title, page numbers, and text found nowhere else."""
+    d = docx.Document()
+    d.core_properties.title = "Quarterly Report"
+    d.add_heading("Results", 1)
+    p = d.add_paragraph("Revenue grew 12% in the quarter.")
+    note_ref(p.add_run(), "footnote", 2)  # the first referenced: footnote 1, whatever its id
+    d.add_paragraph("Costs were flat.")
+    t = d.add_table(rows=2, cols=2)
+    for r, row in enumerate([["Region", "Revenue"], ["Americas", "5,482"]]):
+        for c, v in enumerate(row):
+            t.cell(r, c).text = v
+    note_ref(t.cell(1, 1).paragraphs[0].add_run(), "footnote", 1)
+    d.add_page_break()
+    d.add_heading("Outlook", 1)
+    p = d.add_paragraph("We expect steady growth.")
+    note_ref(p.add_run(), "endnote", 1)
+    add_notes(d, "footnotes", {1: "Unaudited figure.", 2: "Excluding the sale of the Lisbon unit.\nSee note 4.",
+                               3: "Prepared by the Ottawa office."})
+    add_notes(d, "endnotes", {1: "Forecast by the planning team in Porto."})
+    section = d.sections[0]
+    head = section.header.paragraphs[0]
+    head.add_run("Quarterly Report")  # a running title: the document's title
+    head.add_run().add_tab()
+    head.add_run("Project Falcon")
+    head.add_run().add_tab()
+    add_field(head, "STYLEREF Heading1", "Results")
+    foot = section.footer.paragraphs[0]
+    foot.add_run("Page ")
+    add_field(foot, "PAGE", "1")
+    foot.add_run(" of ")
+    add_field(foot, "NUMPAGES", "2", simple=True)
+    section.footer.add_paragraph("Confidential: do not distribute")
+    section.different_first_page_header_footer = True
+    section.first_page_header.paragraphs[0].text = "ACME Corporation, 1 Main Street, Springfield"
+    d.save(path)
+    return path
+
+
 def make_pptx(path: Path) -> Path:
     p = pptx.Presentation()
     s = p.slides.add_slide(p.slide_layouts[1])
@@ -188,6 +271,52 @@ def test_docx_pages_follow_the_breaks_word_rendered(tmp_path):
     path.write_bytes(data)
     doc = load(path)
     assert [p.text for p in doc.pages] == ["first page", "second page\n\nstill second"]
+
+
+def test_docx_footnotes_follow_their_reference_and_endnotes_end_the_document(tmp_path):
+    doc = load(make_noted_docx(tmp_path / "noted.docx"))
+    assert doc.pages[0].text == (
+        "## Results\n\nRevenue grew 12% in the quarter.\n\n"
+        "Footnote 1: Excluding the sale of the Lisbon unit. See note 4.\n\n"  # numbered as referenced
+        "Costs were flat.\n\nRegion: Americas | Revenue: 5,482\n\n"  # no mark spoils the figure cell
+        "Footnote 2: Unaudited figure.")  # after the table that references it
+    assert doc.pages[1].text.startswith(
+        "## Outlook\n\nWe expect steady growth.\n\n# Endnotes\n\nEndnote 1: Forecast by the planning team in Porto."
+        "\n\n# Notes\n\nFootnote 3: Prepared by the Ottawa office.\n\n")  # referenced nowhere: kept at the end
+    chunks, _ = chunk_pages("d", doc.pages, doc.kind, words, 200, 20)
+    lisbon = [c for c in chunks if "Lisbon" in c.text]
+    assert len(lisbon) == 1 and lisbon[0].page == 1 and "Revenue grew 12%" in lisbon[0].text
+    porto = [c for c in chunks if "Porto" in c.text]
+    assert len(porto) == 1 and porto[0].page == 2 and porto[0].heading == "Endnotes"
+
+
+def test_docx_page_headers_and_footers_are_kept_out_unless_unique(tmp_path):
+    """Running titles, page numbers and other fields stay out of the chunks; header or footer
+    text that the document says nowhere else is kept once, at its end."""
+    doc = load(make_noted_docx(tmp_path / "noted.docx"))
+    assert doc.pages[1].text.endswith(
+        "# Page headers and footers\n\nPage header: Project Falcon; ACME Corporation, 1 Main Street, Springfield"
+        "\n\nPage footer: Confidential: do not distribute")
+    chunks, _ = chunk_pages("d", doc.pages, doc.kind, words, 200, 20)
+    assert [c.heading for c in chunks if "Project Falcon" in c.text] == ["Page headers and footers"]
+    assert not any("Page 1" in c.text or "Quarterly Report" in c.text for c in chunks)
+
+    furniture = docx.Document()  # only furniture: the text is the same as without any header
+    furniture.core_properties.title = "Budget"
+    furniture.add_paragraph("Budget 2024")
+    furniture.add_paragraph("Travel is capped at 5% of costs.")
+    head = furniture.sections[0].header.paragraphs[0]
+    head.add_run("Budget 2024")  # said in the body
+    head.add_run().add_tab()
+    add_field(head, "DATE", "12 March 2024")
+    foot = furniture.sections[0].footer.paragraphs[0]
+    foot.add_run("- ")
+    add_field(foot, "PAGE", "7", simple=True)
+    foot.add_run(" -")
+    furniture.sections[0].footer.add_paragraph("Page 7 of 9")
+    furniture.save(tmp_path / "furniture.docx")
+    assert [p.text for p in load(tmp_path / "furniture.docx").pages] == [
+        "Budget 2024\n\nTravel is capped at 5% of costs."]
 
 
 def test_pptx_one_page_per_slide_with_notes(tmp_path):
@@ -310,6 +439,18 @@ def test_billion_laughs_is_refused(tmp_path, name, part, marker):
     err = rejected(path)
     assert err.reason == "malformed" and "DTD" in err.message and part in err.message
     assert time.perf_counter() - started < 2
+
+
+def test_hostile_or_damaged_footnotes_are_refused(tmp_path):
+    src = make_noted_docx(tmp_path / "src.docx").read_bytes()
+    (tmp_path / "laughs.docx").write_bytes(repack(src, {"word/footnotes.xml": lambda x: with_laughs(x, b"Unaudited")}))
+    started = time.perf_counter()
+    err = rejected(tmp_path / "laughs.docx")
+    assert err.reason == "malformed" and "DTD" in err.message and "word/footnotes.xml" in err.message
+    assert time.perf_counter() - started < 2
+    (tmp_path / "cut.docx").write_bytes(repack(src, {"word/footnotes.xml": lambda x: x[:len(x) // 2]}))
+    err = rejected(tmp_path / "cut.docx")
+    assert err.reason == "malformed" and "XMLSyntaxError" in err.message
 
 
 def test_a_dtd_hidden_behind_a_long_comment_is_refused(tmp_path):
