@@ -6,7 +6,8 @@
   furniture left out unless they hold text found nowhere else (see read_docx).
 - `.pptx`: one page per slide: its title (a heading), text, tables and speaker notes ("Notes: ...").
 - `.xlsx` / `.csv`: each sheet (or each ROWS_PER_PAGE rows of a big one) is a page headed by
-  the sheet's name and row span; every row carries its column headers.
+  the sheet's name and row span; every row carries its column headers, those of its own table
+  when a sheet holds several one below another (SheetTables).
 
 Table rows are written in the row format of ingest/pdf_layout.py (`parse_row` reads them):
 text cells lead as the row's label, figures follow as "Header: value" cells,
@@ -314,6 +315,7 @@ class TableRows:
         self.header: list[str] | None = None
         self.started = False  # the first row of two or more cells was seen: the header is decided
         self.spanning = False  # the header may take a second row
+        self.blank = False  # the last row added had no text
 
     def add(self, values: list[str], merged: list[bool] | None = None) -> str | None:
         """The line for one row (None for a header or an empty row). `merged[i]` marks a cell that
@@ -323,6 +325,7 @@ class TableRows:
         header = _fill_spans(values, merged, gaps=False)
         values = ["" if m else v for v, m in zip(values, merged)]
         filled = [v for v in values if v]
+        self.blank = not filled
         if not filled:
             return None
         if not self.started and sum(1 for v in header if v) >= 2:  # a merged cell counts for each column
@@ -697,6 +700,108 @@ def read_pptx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
 
 
 # -------------------------------------------------------- .xlsx and .csv
+def _filled(values: list[str]) -> list[int]:
+    return [i for i, v in enumerate(values) if v]
+
+
+class SheetTables:
+    """The row lines of a sheet (or a CSV file) that may hold several tables, one below another.
+
+    TableRows finds the first table's header. After blank rows, a new table starts when the rows
+    there read as a header over its first row: a row of text cells (no figures but years), under
+    an optional one-cell title row and over an optional second header row (when the first spans
+    columns, as TableRows joins them), then a row of two or more cells, none right of the header's
+    last column, with either
+      - a figure, each of its figures under a header cell (text over numbers; but a year over a
+        year is data over data: "Acme", "1998" over "Beta", "2001"), or
+      - a title row over the header, or
+      - a header over other columns than the table above's header.
+    Otherwise the rows after the gap continue the table above: a blank row between groups of one
+    table keeps its header. So a second all-text table of the same columns, with no title, is read
+    with the first table's header (nothing tells it from more rows). Only the rows after a gap are
+    looked at twice; a sheet without blank rows costs what one table does.
+
+    Lines go to `emit(row number, line)`: rows after a gap are held until they are decided."""
+
+    def __init__(self, emit: Callable[[int, str], None]):
+        self.emit = emit
+        self.table = TableRows()
+        self.last = 0  # the number of the last row with text
+        self.held: list[tuple[int, list[str], list[str]]] = []  # after a gap, undecided: number, values, cleaned
+
+    def add(self, number: int, values: list[str]) -> None:
+        """Row `number` (1-based, as the spreadsheet counts) with its cells' texts."""
+        if not self.held and (number == self.last + 1 or not self.table.started):
+            line = self.table.add(values)  # the common case: the next row of the table
+            if not self.table.blank:
+                self.last = number
+                if line:
+                    self.emit(number, line)
+            return
+        if not any(v and not v.isspace() for v in values):
+            return
+        gap, self.last = number > self.last + 1, number
+        clean = [_clean_cell(v) for v in values]
+        if self.held and gap:
+            self.release()
+        if self.held:
+            if self._extends_head(clean):
+                self.held.append((number, values, clean))
+                return
+            if self._new_table(clean):
+                self.table, held, self.held = TableRows(), self.held + [(number, values, clean)], []
+                for n, v, _ in held:
+                    if line := self.table.add(v):
+                        self.emit(n, line)
+                return
+            self.release()
+        elif gap and (self._header_row(clean) or len(cells := _filled(clean)) == 1 and not is_figure(clean[cells[0]])):
+            self.held = [(number, values, clean)]
+            return
+        if line := self.table.add(values):
+            self.emit(number, line)
+
+    def release(self) -> None:
+        """The held rows, as rows of the table above (at a further gap, a non-header, the end)."""
+        held, self.held = self.held, []
+        for n, v, _ in held:
+            if line := self.table.add(v):
+                self.emit(n, line)
+
+    @staticmethod
+    def _header_row(clean: list[str]) -> bool:
+        return len(_filled(clean)) >= 2 and _header_like(clean)
+
+    def _heads(self) -> list[list[str]]:
+        """The held header rows (the held rows but a title)."""
+        return [c for _, _, c in self.held if len(_filled(c)) >= 2]
+
+    def _extends_head(self, clean: list[str]) -> bool:
+        """Whether a row continues the held head: a header under a title, or a second header row
+        under a first that spans columns, its label column empty."""
+        heads = self._heads()
+        if not heads:
+            return self._header_row(clean)
+        return (len(heads) == 1 and not clean[0] and self._header_row(clean)
+                and _spans(heads[0], [False] * len(heads[0])))
+
+    def _new_table(self, clean: list[str]) -> bool:
+        """Whether the held rows head a new table whose first row is `clean` (see the class)."""
+        heads = self._heads()
+        cells = _filled(clean)
+        if not heads or len(cells) < 2:
+            return False
+        named = {i for h in heads for i in _filled(h)}
+        if max(cells) > max(named):
+            return False
+        figures = [i for i in cells if is_figure(clean[i])]
+        if figures:  # each under a header cell; a year over a year is data over data ("Acme", "1998")
+            return all(i in named for i in figures) and not any(
+                i < len(h) and _YEAR.match(h[i]) and _YEAR.match(clean[i]) for h in heads for i in figures)
+        above = self.table.header
+        return len(heads) < len(self.held) or (above is not None and _filled(heads[0]) != _filled(above))
+
+
 class _SheetPages:
     """The row lines of one sheet, cut into pages of ROWS_PER_PAGE rows, each headed by the
     sheet's name ("# Revenue"), with the row span when it takes several ("# Revenue, rows
@@ -704,7 +809,7 @@ class _SheetPages:
 
     def __init__(self, name: str | None, pages: list[Page], deadline: Deadline):
         self.name, self.pages, self.deadline = name, pages, deadline
-        self.table = TableRows()
+        self.tables = SheetTables(self._place)
         self.done: list[tuple[int, int, list[str]]] = []  # first row, last row, lines
         self.lines: list[str] = []
         self.first = self.last = 0
@@ -713,9 +818,9 @@ class _SheetPages:
         """Row number `row` (1-based, as the spreadsheet counts) with its cells' texts."""
         if row % 1000 == 0:
             self.deadline.check(f"row {row:,}" if self.name is None else f"sheet {self.name} row {row:,}")
-        line = self.table.add(values)
-        if not line:
-            return
+        self.tables.add(row, values)
+
+    def _place(self, row: int, line: str) -> None:
         if self.lines and row - self.first >= ROWS_PER_PAGE:
             self.done.append((self.first, self.last, self.lines))
             self.lines = []
@@ -726,6 +831,7 @@ class _SheetPages:
 
     def close(self) -> None:
         """Add this sheet's pages."""
+        self.tables.release()
         if self.lines:
             self.done.append((self.first, self.last, self.lines))
         single = len(self.done) == 1

@@ -346,6 +346,65 @@ def test_xlsx_rows_carry_headers_and_pages_are_row_spans(tmp_path):
     assert {c.heading for c in chunks if c.page == 2} == {"Revenue, rows 201-400"}
 
 
+def make_tables_xlsx(path: Path) -> Path:
+    """A sheet with four tables one below another, between blank rows (the second, third and
+    fourth with a header of their own), and a blank row between groups of the first table."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Summary"
+    rows = {1: ["Revenue by region"], 2: ["Region", "Q1", "Q2"], 3: ["Americas", 5482, 5610],
+            4: ["EMEA", 4100, 4230], 6: ["APAC", 3900, 4010],  # row 5 blank: a group of the same table
+            9: ["Product", "Q1", "Q2"], 10: ["Widgets", 1200, 1350], 11: ["Gadgets", 800, 950],
+            13: ["Headcount by office"], 14: ["Office", "Staff", "Manager", "Opened"],
+            15: ["Lisbon", 40, "Ana Costa", 2019], 16: ["Osaka", 25, "Ken Mori", 2021],
+            18: ["Name", "Email"], 19: ["Ana Costa", "ana@example.com"]}
+    for number, values in rows.items():
+        for column, value in enumerate(values, 1):
+            ws.cell(number, column, value)
+    ws.cell(17, 1, "")  # a cell with an empty string still reads as a blank row
+    wb.save(path)
+    return path
+
+
+def test_xlsx_tables_below_one_another_each_take_their_header(tmp_path):
+    doc = load(make_tables_xlsx(tmp_path / "summary.xlsx"))
+    assert doc.pages[0].text.split("\n") == [
+        "# Summary", "Revenue by region", "",
+        "Region: Americas | Q1: 5482 | Q2: 5610", "Region: EMEA | Q1: 4100 | Q2: 4230",
+        "Region: APAC | Q1: 3900 | Q2: 4010",  # after a blank row, still the first table
+        "Product: Widgets | Q1: 1200 | Q2: 1350", "Product: Gadgets | Q1: 800 | Q2: 950",  # text over figures
+        "Headcount by office", "",  # a title, then a header of other columns
+        "Office: Lisbon; Manager: Ana Costa | Staff: 40 | Opened: 2019",
+        "Office: Osaka; Manager: Ken Mori | Staff: 25 | Opened: 2021",
+        "Name: Ana Costa; Email: ana@example.com"]  # all text, but not the columns of the table above
+    rows = [parse_row(line) for line in doc.pages[0].text.split("\n")]
+    assert rows[7].label == "Product: Gadgets" and rows[7].cells == (("Q1", "800"), ("Q2", "950"))
+
+
+def test_sheet_rows_after_a_gap_that_are_not_a_new_table():
+    def lines(rows: dict[int, list[str]]) -> list[str]:
+        out: list[str] = []
+        tables = office.SheetTables(lambda number, line: out.append(line))
+        for number, values in rows.items():
+            tables.add(number, values)
+        tables.release()
+        return out
+
+    assert lines({1: ["Company", "Founded"], 2: ["Acme", "1998"], 4: ["Beta", "2001"], 5: ["Gamma", "2003"]}) == [
+        "Company: Acme | Founded: 1998", "Company: Beta | Founded: 2001", "Company: Gamma | Founded: 2003"]
+    assert lines({1: ["Name", "Role"], 2: ["Alice", "CFO"], 4: ["Bob", "Support"], 5: ["Carol", "Sales"]}) == [
+        "Name: Alice; Role: CFO", "Name: Bob; Role: Support", "Name: Carol; Role: Sales"]  # same columns, no title
+    assert lines({1: ["Item", "Price", "Stock"], 2: ["Cog", "3", "9"], 4: ["Notes", "see below"],
+                  5: ["Bolt", "1", "50"]}) == [  # a figure right of the text row's cells
+        "Item: Cog | Price: 3 | Stock: 9", "Item: Notes; Price: see below", "Item: Bolt | Price: 1 | Stock: 50"]
+    assert lines({1: ["Region", "Q1"], 2: ["EMEA", "5"], 4: ["Totals"], 5: ["All", "9"]}) == [
+        "Region: EMEA | Q1: 5", "Region: Totals", "Region: All | Q1: 9"]  # a one-cell row over data: no header
+    assert lines({1: ["Region", "Q1", "Q2"], 2: ["EMEA", "5", "6"], 4: ["", "Three Months Ended", "", "Six Months", ""],
+                  5: ["", "2023", "2022", "2023", "2022"], 6: ["Net sales", "1", "2", "3", "4"]}) == [
+        "Region: EMEA | Q1: 5 | Q2: 6",
+        "Net sales | Three Months Ended 2023: 1 | Three Months Ended 2022: 2 | Six Months 2023: 3 | Six Months 2022: 4"]
+
+
 def test_csv_dialect_encoding_and_pages(tmp_path):
     doc = load(make_csv(tmp_path / "cafes.csv"))
     assert doc.kind == "csv" and doc.title == "cafes"
@@ -353,6 +412,9 @@ def test_csv_dialect_encoding_and_pages(tmp_path):
     assert doc.pages[0].text.split("\n")[1] == "Café: Café 0; City: Genève | Seats: 20"  # cp1252, ";" sniffed
     small = load(make_csv(tmp_path / "small.csv", rows=3, encoding="utf-8"))
     assert small.pages[0].text == "Café: Café 0; City: Genève | Seats: 20\nCafé: Café 1; City: Zürich | Seats: 21"
+    (tmp_path / "two.csv").write_text("City,Seats\nLisbon,20\n\n,,\nCity,Tables,Opened\nOsaka,4,2019\n")
+    assert load(tmp_path / "two.csv").pages[0].text == (
+        "City: Lisbon | Seats: 20\nCity: Osaka | Tables: 4 | Opened: 2019")  # a second table, its own header
 
 
 def test_row_format_and_number_formats():
