@@ -62,7 +62,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from pptx.shapes.group import GroupShape
 
 from ingest.load import OLE_MAGIC, PACKAGES
-from ingest.pdf_layout import CELL_SEP, parse_row
+from ingest.pdf_layout import CELL_SEP, is_figure_cell, parse_row
 from rag.errors import FileTooLarge, MalformedFile, MislabelledType, ParseTimeout, PasswordProtected
 from rag.types import Page
 
@@ -295,9 +295,7 @@ def _clean_cell(value: str) -> str:
     return " ".join(value.split()).replace(CELL_SEP.strip(), "/")
 
 
-def is_figure(cell: str) -> bool:
-    """Whether a "Header: value" cell is a figure that the row format carries as a cell."""
-    return parse_row("x" + CELL_SEP + cell) is not None
+is_figure = is_figure_cell  # whether a "Header: value" cell is a figure that the row format carries as a cell
 
 
 def _header_like(values: list[str]) -> bool:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.pdf_layout import CELL_SEP, Row, TableCarry, parse_row, strip_furniture, structure_page, text_grid_rows
+from ingest.pdf_layout import (CELL_SEP, Row, TableCarry, is_figure_cell, parse_row, strip_furniture, structure_page,
+                               text_grid_rows)
 
 Q3 = "Three Months Ended June 30"
 H1 = "Six Months Ended June 30"
@@ -552,3 +553,18 @@ def test_a_name_centred_over_two_columns_heads_both():
     row = rows_by_label(structure_page(PERCENT_CHANGE))["Infrastructure cloud services and license support"]
     assert [h for h, _ in row.cells] == ["Year Ended May 31 2023", "Year Ended May 31 Percent Change Actual",
                                          "Year Ended May 31 Percent Change Constant", "Year Ended May 31 2022"]
+
+
+def test_is_figure_cell_reads_a_cell_as_parse_row_does():
+    """The shortcut the spreadsheet reader takes for every cell agrees with parse_row."""
+    import random
+
+    known = {"5,482": True, "Revenue: 5,482": True, "Q1 2023: $(3.5)": True, "Margin: 12 %": True, "—": True,
+             "Region: Americas": False, "": False, "Note: see 5": False, "a: b: 7": True, "x | 5": False, "5 | 6": True,
+             "5 | a": False, " 5 ": True}
+    assert {c: is_figure_cell(c) for c in known} == known
+    rnd = random.Random(7)
+    alphabet = list("0123456789,.$()%-—–: |/*pt nmNMa\n") + ["pts", "n/m", " | ", ": ", "1,234"]
+    for _ in range(30_000):
+        cell = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 9)))
+        assert is_figure_cell(cell) == (parse_row("x" + CELL_SEP + cell) is not None), repr(cell)
