@@ -130,12 +130,21 @@ class Extracted:
     meta: dict = field(default_factory=dict)
 
 
-class Deadline:
-    """A time budget for reading one file; `check()` raises ParseTimeout once it is spent."""
+Progress = Callable[[int, int, str], None]  # (done, total, unit): 3 of 60 "slide"s read
 
-    def __init__(self, path: Path, seconds: float):
+
+class Deadline:
+    """A time budget for reading one file; `check()` raises ParseTimeout once it is spent.
+    It also carries the file's progress callback: `report(done, total, unit)`."""
+
+    def __init__(self, path: Path, seconds: float, progress: Progress | None = None):
         self.path, self.seconds = path, seconds
         self.end = time.monotonic() + seconds
+        self.progress = progress
+
+    def report(self, done: int, total: int, unit: str) -> None:
+        if self.progress is not None:
+            self.progress(done, total, unit)
 
     def check(self, where: str = "") -> None:
         if time.monotonic() > self.end:
@@ -578,13 +587,15 @@ def _page_furniture(document, seen: Callable[[], str]) -> Iterator[str]:
 
 
 def _docx_blocks(document) -> Iterator[tuple[str, object]]:
-    """("page", None) at each page break, ("text", line) and ("table", rows), in document order
+    """("pages", how many) first, then ("page", None) at each page break, ("text", line) and
+    ("table", rows), in document order
     (content controls opened: cover pages and tables of contents sit in them), then the end
     matter (see read_docx). Works on the XML elements: python-docx's per-paragraph objects cost
     a millisecond each on a long document."""
     body = document.element.body
     levels = _heading_levels(document)
     breaks, rendered = _page_breaks(body)
+    yield "pages", 1 + sum(breaks.values())
     blocks = body.xpath("./w:p | ./w:tbl | ./w:sdt/w:sdtContent/w:p | ./w:sdt/w:sdtContent/w:tbl")
     notes = _Notes(document, blocks)
     seen: list[str] = []  # the body's text, for telling page furniture from what the body says
@@ -640,11 +651,16 @@ def read_docx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
         if kind == "page":
             pages.append(Page(len(pages) + 1, "\n\n".join(lines)))
             lines = []
+            deadline.report(len(pages), total, "page")
+        elif kind == "pages":
+            total = item
+            deadline.report(0, total, "page")
         elif kind == "text":
             lines.append(item)
         else:
             lines.append("\n".join(table_lines(item)))
     pages.append(Page(len(pages) + 1, "\n\n".join(lines)))
+    deadline.report(len(pages), len(pages), "page")
     title = _library(path, what, lambda: document.core_properties.title)
     return Extracted(pages, title, next((p.text for p in pages if p.text.strip()), ""))
 
@@ -685,6 +701,8 @@ def read_pptx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
     what = "PowerPoint presentation"
     prs = _library(path, what, lambda: pptx.Presentation(io.BytesIO(data)))
     pages = []
+    total = _library(path, what, lambda: len(prs.slides))
+    deadline.report(0, total, "slide")
     for number, (title, body, notes) in enumerate(_guarded(path, what, (_slide(s) for s in prs.slides)), 1):
         deadline.check(f"slide {number}")
         lines = [f"# {title or f'Slide {number}'}"]
@@ -692,6 +710,7 @@ def read_pptx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
         if notes:
             lines.append(f"Notes: {notes}")
         pages.append(Page(number, "\n\n".join(lines)))
+        deadline.report(number, total, "slide")
     title = _library(path, what, lambda: prs.core_properties.title)
     first_title = pages[0].text.split("\n", 1)[0][2:] if pages else ""
     return Extracted(pages, title, first_title)
@@ -864,11 +883,14 @@ def read_xlsx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
                                                                keep_links=False))
     try:
         pages: list[Page] = []
-        for ws in _library(path, what, lambda: book.worksheets):
+        sheets = _library(path, what, lambda: book.worksheets)
+        deadline.report(0, len(sheets), "sheet")
+        for done, ws in enumerate(sheets, 1):
             sheet = _SheetPages(ws.title, pages, deadline)
             for number, values in _guarded(path, what, _sheet_rows(path, ws, deadline)):
                 sheet.add(number, values)
             sheet.close()
+            deadline.report(done, len(sheets), "sheet")
         title = _library(path, what, lambda: book.properties.title if book.properties is not None else None)
     finally:
         book.close()
@@ -883,15 +905,25 @@ def read_csv(path: Path, text: str, deadline: Deadline) -> Extracted:
         dialect = csv.excel
     pages: list[Page] = []
     sheet = _SheetPages(None, pages, deadline)
+    # the rows at most: one a line break (\n, \r\n or \r), and the last (a quoted cell may hold breaks)
+    total = text.count("\n") + text.count("\r") - text.count("\r\n") + 1
+    deadline.report(0, total, "row")
+    number = 0
     for number, values in enumerate(_guarded(path, "CSV file", csv.reader(io.StringIO(text, newline=""), dialect)), 1):
         sheet.add(number, values)
+        if number % 5000 == 0:
+            deadline.report(number, total, "row")
     sheet.close()
+    deadline.report(number, number, "row")
     return Extracted(pages, None, "")
 
 
-def extract(path: Path, data: bytes, kind: str, timeout_s: float, text: str | None = None) -> Extracted:
-    """The pages of an Office or CSV file (`text`: a CSV file's decoded text). Raises FileRejected."""
-    deadline = Deadline(path, timeout_s)
+def extract(path: Path, data: bytes, kind: str, timeout_s: float, text: str | None = None,
+            progress: Progress | None = None) -> Extracted:
+    """The pages of an Office or CSV file (`text`: a CSV file's decoded text). Raises FileRejected.
+    `progress(done, total, unit)` hears how far reading is, by page (.docx, as Word's saved page
+    breaks count them), slide, sheet, or row (.csv, of an estimate from its line breaks)."""
+    deadline = Deadline(path, timeout_s, progress)
     if kind == "csv":
         return read_csv(path, text or "", deadline)
     open_package(path, data, kind).close()

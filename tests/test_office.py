@@ -417,6 +417,19 @@ def test_csv_dialect_encoding_and_pages(tmp_path):
         "City: Lisbon | Seats: 20\nCity: Osaka | Tables: 4 | Opened: 2019")  # a second table, its own header
 
 
+def test_reading_reports_progress_by_page_slide_sheet_and_row(tmp_path):
+    seen: list[tuple] = []
+    with PdfParser(60, on_page=lambda path, *report: seen.append((path.name, *report))) as parser:
+        for path in (make_docx(tmp_path / "report.docx"), make_pptx(tmp_path / "plan.pptx"),
+                     make_xlsx(tmp_path / "sales.xlsx"), make_csv(tmp_path / "cafes.csv", rows=12_000)):
+            list(load_file(path, MAX_BYTES, parser))
+    assert seen == [("report.docx", 0, 2, "page"), ("report.docx", 1, 2, "page"), ("report.docx", 2, 2, "page"),
+                    ("plan.pptx", 0, 2, "slide"), ("plan.pptx", 1, 2, "slide"), ("plan.pptx", 2, 2, "slide"),
+                    ("sales.xlsx", 0, 2, "sheet"), ("sales.xlsx", 1, 2, "sheet"), ("sales.xlsx", 2, 2, "sheet"),
+                    ("cafes.csv", 0, 12_001, "row"), ("cafes.csv", 5000, 12_001, "row"),
+                    ("cafes.csv", 10_000, 12_001, "row"), ("cafes.csv", 12_000, 12_000, "row")]
+
+
 def test_row_format_and_number_formats():
     rows = office.TableRows()
     assert rows.add(["Sales (in millions)"]) == "Sales (in millions)"  # a title before the header
@@ -448,9 +461,16 @@ def test_pipeline_indexes_each_kind_and_answers_from_an_xlsx_row(tmp_path, embed
     files = [make_docx(docs / "report.docx"), make_pptx(docs / "plan.pptx"), make_xlsx(docs / "sales.xlsx", 40),
              make_csv(docs / "cafes.csv", 30)]
     settings = Settings.load(data_dir=tmp_path / "data", llm_base_url="")
-    report = ingest_paths(files, settings, embedder=embedder)
+    events = []
+    report = ingest_paths(files, settings, embedder=embedder, progress=events.append)
     assert [(f.status, f.pages) for f in report.files] == [("indexed", 2), ("indexed", 2), ("indexed", 2),
                                                            ("indexed", 1)]
+    labels = " | ".join(e.label() for e in events if e.stage == "read")
+    for says in ("Reading report.docx (file 1 of 4): page 2 of 2", "Reading plan.pptx (file 2 of 4): slide 1 of 2",
+                 "Reading plan.pptx (file 2 of 4): 2 slides read", "Reading sales.xlsx (file 3 of 4): sheet 2 of 2",
+                 "Reading cafes.csv (file 4 of 4): 30 rows read"):
+        assert says in labels
+    assert [e.fraction for e in events] == sorted(e.fraction for e in events)
     store = LocalStore(settings.data_dir)
     assert store.check() == []
     assert {d["kind"] for d in store.documents()} == {"docx", "pptx", "xlsx", "csv"}
