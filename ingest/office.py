@@ -22,9 +22,9 @@ compression ratio no real file has or too much unpacked data (zip bombs), a DTD 
 part (entity-expansion "billion laughs"), too many parts. Python's zipfile never inflates a
 part past its declared size (it fails the CRC check), so the declared sizes bound the work.
 Macros (vbaProject.bin) are never read, let alone run: `.docm`, `.pptm` and `.xlsm` (saved with
-macros) are read as `.docx`, `.pptx` and `.xlsx`; python-docx and python-pptx hold the VBA project
-as an opaque part that nothing here opens, openpyxl skips it (keep_vba=False). An encrypted package is an OLE file
-with an EncryptionInfo stream: PasswordProtected.
+macros) are read as `.docx`, `.pptx` and `.xlsx`; python-docx and python-pptx hold the VBA
+project as an opaque part that nothing here opens, openpyxl skips it (keep_vba=False). An
+encrypted package is an OLE file with an EncryptionInfo stream: PasswordProtected.
 
 Parsing runs in this process, not in a worker like the PDF parser's: the caps bound what a
 file can cost (at most MAX_PARSED_XML of XML is parsed whole; the costliest such file, 31 MB
@@ -109,6 +109,7 @@ _PARAGRAPHS = lxml.etree.XPath(".//w:p[not(ancestor::mc:Fallback)]", namespaces=
 _HF_RUNS = "./w:r | ./w:hyperlink/w:r | ./w:ins/w:r | ./w:smartTag/w:r | ./w:sdt/w:sdtContent/w:r"
 _HF_TEXT = lxml.etree.XPath(f"({_HF_RUNS})/*[self::w:t or self::w:tab or self::w:fldChar]", namespaces=_W)
 _W_FLD_CHAR, _W_FLD_TYPE = qn("w:fldChar"), qn("w:fldCharType")
+MAX_FURNITURE_TEXTS = 20  # header and footer texts looked for in the body (each a search of it)
 _PAGE_FURNITURE = re.compile(r"^[\W\d_]*(?:(?:page|pages|pg|p)\b[\W\d_]*)?(?:of\b[\W\d_]*)?$", re.I)
 # What the parsing libraries raise on a damaged or hostile file (not bugs of ours).
 LIBRARY_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, zlib.error,
@@ -493,29 +494,21 @@ def _part_xml(part):
 
 
 class _Notes:
-    """A document's footnotes and endnotes: the text of each, and the body blocks (paragraphs,
-    tables) that reference them. Notes are numbered 1, 2, ... in the order the body first
-    references them, as Word numbers them by default; an empty note is left out."""
+    """A document's footnotes and endnotes: the text of each, and where the body refers to them.
+    Notes are numbered 1, 2, ... in the order the body first refers to them, as Word numbers them
+    by default; an empty note is left out."""
 
-    def __init__(self, document, blocks: list):
+    def __init__(self, document):
         self.text: dict[tuple[str, str], str] = {}
-        self.refs: dict[object, list[tuple[str, str]]] = {}  # block -> the notes it references
         self.numbers = {"Footnote": 0, "Endnote": 0}
         self.done: set[tuple[str, str]] = set()
+        self.endnotes: list[tuple[str, str]] = []  # in the order the body refers to them
         for kind, reltype in (("Footnote", RT.FOOTNOTES), ("Endnote", RT.ENDNOTES)):
             for part in _related_parts(document, reltype):
                 for note in _NOTES(_part_xml(part)):
                     text = " ".join(t for t in map(_paragraph_text, _PARAGRAPHS(note)) if t)
                     if text:
                         self.text.setdefault((kind, note.get(_W_ID, "")), text)
-        if not self.text:
-            return
-        top = set(blocks)
-        for ref in _NOTE_REFS(document.element.body):
-            block = next((a for a in ref.iterancestors() if a in top), None)
-            if block is not None:
-                kind = "Footnote" if ref.tag == _W_FOOTNOTE_REF else "Endnote"
-                self.refs.setdefault(block, []).append((kind, ref.get(_W_ID, "")))
 
     def line(self, key: tuple[str, str]) -> str | None:
         """ "Footnote 3: its text", once per note."""
@@ -526,15 +519,20 @@ class _Notes:
         return f"{key[0]} {self.numbers[key[0]]}: {self.text[key]}"
 
     def after(self, block) -> Iterator[str]:
-        """The footnotes a block references, to follow it (on its page, as Word prints them)."""
-        for key in self.refs.get(block, ()):
-            if key[0] == "Footnote" and (line := self.line(key)):
+        """The footnotes a body block (a paragraph, a table) refers to, to follow it (on its page,
+        as Word prints them); its endnotes are kept for the end. Blocks do not nest, so the
+        searches cost one pass over the body."""
+        for ref in _NOTE_REFS(block):
+            key = ("Footnote" if ref.tag == _W_FOOTNOTE_REF else "Endnote", ref.get(_W_ID, ""))
+            if key[0] == "Endnote":
+                self.endnotes.append(key)
+            elif line := self.line(key):
                 yield line
 
     def end(self) -> Iterator[str]:
         """The endnotes, under an "Endnotes" heading, then any note no body block references
         (one in a text box, say) under "Notes": at the end of the document."""
-        endnotes = [line for b in self.refs.values() for k in b if k[0] == "Endnote" and (line := self.line(k))]
+        endnotes = [line for k in self.endnotes if (line := self.line(k))]
         if endnotes:
             yield "# Endnotes"
             yield from endnotes
@@ -576,9 +574,11 @@ def _page_furniture(document, seen: Callable[[], str]) -> Iterator[str]:
         return
     body = seen()
     title = " ".join((document.core_properties.title or "").split()).lower()
-    lines = []
+    lines, budget = [], MAX_FURNITURE_TEXTS  # real headers hold a few; a crafted one could hold a million
     for what, texts in found.items():
-        unique = [t for t in dict.fromkeys(texts) if t.lower() not in body and t.lower() != title]
+        texts = list(dict.fromkeys(texts))[:budget]
+        budget -= len(texts)
+        unique = [t for t in texts if t.lower() not in body and t.lower() != title]
         if unique:
             lines.append(f"{what}: " + "; ".join(unique))
     if lines:
@@ -588,37 +588,35 @@ def _page_furniture(document, seen: Callable[[], str]) -> Iterator[str]:
 
 def _docx_blocks(document) -> Iterator[tuple[str, object]]:
     """("pages", how many) first, then ("page", None) at each page break, ("text", line) and
-    ("table", rows), in document order
-    (content controls opened: cover pages and tables of contents sit in them), then the end
-    matter (see read_docx). Works on the XML elements: python-docx's per-paragraph objects cost
-    a millisecond each on a long document."""
+    ("table", rows), in document order (content controls opened: cover pages and tables of
+    contents sit in them), then the end matter (see read_docx). Works on the XML elements:
+    python-docx's per-paragraph objects cost a millisecond each on a long document."""
     body = document.element.body
     levels = _heading_levels(document)
     breaks, rendered = _page_breaks(body)
     yield "pages", 1 + sum(breaks.values())
     blocks = body.xpath("./w:p | ./w:tbl | ./w:sdt/w:sdtContent/w:p | ./w:sdt/w:sdtContent/w:tbl")
-    notes = _Notes(document, blocks)
+    notes = _Notes(document)
     seen: list[str] = []  # the body's text, for telling page furniture from what the body says
     for el in blocks:
+        n = 0
         if el.tag == _W_TBL:
             rows = _docx_table(el, document)
             seen.extend(v for values, _ in rows for v in values)
             yield "table", rows
-            for line in notes.after(el):
-                yield "text", line
-            continue
-        n = breaks.get(el, 0)
-        if n and rendered:
-            before = Paragraph(el, document).rendered_page_breaks[0].preceding_paragraph_fragment
-            if before is None or not before.text.strip():  # the break comes first: a page starts here
-                yield "page", None
-                n -= 1
-        text = _paragraph_text(el)
-        if text:
-            seen.append(text)
-            level = levels.get(_P_STYLE(el))
-            yield "text", ("#" * level + " " + text) if level else text
-        if notes.refs:
+        else:
+            n = breaks.get(el, 0)
+            if n and rendered:
+                before = Paragraph(el, document).rendered_page_breaks[0].preceding_paragraph_fragment
+                if before is None or not before.text.strip():  # the break comes first: a page starts here
+                    yield "page", None
+                    n -= 1
+            text = _paragraph_text(el)
+            if text:
+                seen.append(text)
+                level = levels.get(_P_STYLE(el))
+                yield "text", ("#" * level + " " + text) if level else text
+        if notes.text:
             for line in notes.after(el):
                 yield "text", line
         for _ in range(n):

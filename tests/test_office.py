@@ -535,6 +535,27 @@ def test_hostile_or_damaged_footnotes_are_refused(tmp_path):
     assert err.reason == "malformed" and "XMLSyntaxError" in err.message
 
 
+def test_a_crafted_header_of_many_texts_costs_little(tmp_path):
+    """Each header text is looked for in the body: a header of 30,000 texts is cut to the first
+    MAX_FURNITURE_TEXTS, so a 30,000-paragraph body is not searched 30,000 times."""
+    d = docx.Document()
+    d.add_paragraph("body")
+    d.sections[0].header.paragraphs[0].text = "placeholder"
+    d.save(tmp_path / "src.docx")
+    paragraphs = lambda text: "".join(f"<w:p><w:r><w:t>{text} {i}</w:t></w:r></w:p>"  # noqa: E731
+                                      for i in range(30_000)).encode()
+    body = paragraphs("Body paragraph about the budget of the year")
+    data = repack((tmp_path / "src.docx").read_bytes(), {
+        "word/document.xml": lambda x: x.replace(b"<w:body>", b"<w:body>" + body),
+        "word/header1.xml": lambda x: x.split(b"<w:p>")[0] + paragraphs("Tag") + b"</w:hdr>"})
+    (tmp_path / "tags.docx").write_bytes(data)
+    started = time.perf_counter()
+    doc = load(tmp_path / "tags.docx")
+    assert time.perf_counter() - started < 3
+    header = doc.pages[-1].text.rsplit("\n", 1)[-1]
+    assert header.startswith("Page header: Tag 0; Tag 1;") and header.count(";") == office.MAX_FURNITURE_TEXTS - 1
+
+
 def test_a_dtd_hidden_behind_a_long_comment_is_refused(tmp_path):
     path = tmp_path / "hidden.docx"
     hide = lambda x: b"<!--" + b"x" * (100 << 10) + b"-->" + with_laughs(x, b"hello")  # noqa: E731
