@@ -27,7 +27,9 @@ from rag.types import Page
 
 KINDS = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text",
          ".html": "html", ".htm": "html", ".jsonl": "jsonl",
-         ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv"}  # the last four: ingest/office.py
+         ".docx": "docx", ".pptx": "pptx", ".xlsx": "xlsx", ".csv": "csv",  # these and the next: ingest/office.py
+         ".docm": "docx", ".pptm": "pptx", ".xlsm": "xlsx"}  # macro-enabled: read as the others, macros never read
+
 # The Office kinds that are ZIP packages (ingest/office.py looks inside), as a person names them.
 PACKAGES = {"docx": "a Word document", "pptx": "a PowerPoint presentation", "xlsx": "an Excel workbook"}
 _OLD_OFFICE = {".doc": ".docx", ".xls": ".xlsx", ".ppt": ".pptx"}  # binary formats: save as these
@@ -176,7 +178,9 @@ class PdfParser:
         self.memory_mb = memory_mb
         self.ocr = ocr
         self.ocr_page_s = ocr_page_s
-        self.on_page = on_page  # callback(path, pages_done, pages_total) for progress reports
+        # callback(path, done, total[, unit]) for progress reports: PDF pages; Office files (read by
+        # load_office in this process) add the unit they count: "page", "slide", "sheet" or "row"
+        self.on_page = on_page
         self._proc: subprocess.Popen | None = None
         self._lines: queue.Queue | None = None
 
@@ -363,7 +367,7 @@ def load_file(path: Path, max_bytes: int, pdf_parser: PdfParser, source: str | N
         yield doc
         return
     if kind in OFFICE_KINDS:
-        yield load_office(path, data, kind, source, pdf_parser.timeout_s)
+        yield load_office(path, data, kind, source, pdf_parser.timeout_s, pdf_parser.on_page)
         return
     text = decode_text(data, path)
     if kind == "jsonl":
@@ -380,11 +384,14 @@ def load_file(path: Path, max_bytes: int, pdf_parser: PdfParser, source: str | N
     yield LoadedDoc(source, title or path.name, sha256_bytes(data), [Page(1, text)], kind, size)
 
 
-def load_office(path: Path, data: bytes, kind: str, source: str, timeout_s: float) -> LoadedDoc:
-    """A .docx, .pptx, .xlsx or .csv file as one document (see ingest/office.py)."""
+def load_office(path: Path, data: bytes, kind: str, source: str, timeout_s: float, on_page=None) -> LoadedDoc:
+    """A .docx, .pptx, .xlsx or .csv file as one document (see ingest/office.py); `on_page` as
+    PdfParser's, with the unit counted."""
     from ingest import office  # imported on first use: the Office libraries take 0.4 s to import
 
-    extracted = office.extract(path, data, kind, timeout_s, decode_text(data, path) if kind == "csv" else None)
+    progress = None if on_page is None else (lambda done, total, unit: on_page(path, done, total, unit))
+    extracted = office.extract(path, data, kind, timeout_s, decode_text(data, path) if kind == "csv" else None,
+                               progress)
     pages = [Page(p.number, clean_text(p.text)) for p in extracted.pages]
     if not any(p.text for p in pages):
         raise EmptyFile(f"{path}: no text in the file")

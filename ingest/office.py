@@ -1,10 +1,13 @@
 """Office and tabular files -> pages of text that the chunker understands.
 
 - `.docx`: paragraphs in order; Word headings become Markdown "#" lines (so they become the
-  chunks' heading path); pages follow the page breaks Word saved with the file.
+  chunks' heading path); pages follow the page breaks Word saved with the file; footnotes follow
+  the paragraph that refers to them, endnotes end the document, page headers and footers are
+  furniture left out unless they hold text found nowhere else (see read_docx).
 - `.pptx`: one page per slide: its title (a heading), text, tables and speaker notes ("Notes: ...").
 - `.xlsx` / `.csv`: each sheet (or each ROWS_PER_PAGE rows of a big one) is a page headed by
-  the sheet's name and row span; every row carries its column headers.
+  the sheet's name and row span; every row carries its column headers, those of its own table
+  when a sheet holds several one below another (SheetTables).
 
 Table rows are written in the row format of ingest/pdf_layout.py (`parse_row` reads them):
 text cells lead as the row's label, figures follow as "Header: value" cells,
@@ -18,8 +21,10 @@ Office files are ZIP packages, and hostile ones are refused before a library ope
 compression ratio no real file has or too much unpacked data (zip bombs), a DTD in any XML
 part (entity-expansion "billion laughs"), too many parts. Python's zipfile never inflates a
 part past its declared size (it fails the CRC check), so the declared sizes bound the work.
-Macros (vbaProject.bin) are never read, let alone run. An encrypted package is an OLE file
-with an EncryptionInfo stream: PasswordProtected.
+Macros (vbaProject.bin) are never read, let alone run: `.docm`, `.pptm` and `.xlsm` (saved with
+macros) are read as `.docx`, `.pptx` and `.xlsx`; python-docx and python-pptx hold the VBA
+project as an opaque part that nothing here opens, openpyxl skips it (keep_vba=False). An
+encrypted package is an OLE file with an EncryptionInfo stream: PasswordProtected.
 
 Parsing runs in this process, not in a worker like the PDF parser's: the caps bound what a
 file can cost (at most MAX_PARSED_XML of XML is parsed whole; the costliest such file, 31 MB
@@ -45,8 +50,10 @@ import lxml.etree
 import openpyxl
 import pptx
 from docx.enum.style import WD_STYLE_TYPE
+from docx.opc.constants import RELATIONSHIP_TYPE as RT
 from docx.opc.part import PartFactory
 from docx.oxml.ns import qn
+from docx.oxml.parser import parse_xml
 from docx.package import Package
 from docx.parts.document import DocumentPart
 from docx.table import Table
@@ -55,7 +62,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from pptx.shapes.group import GroupShape
 
 from ingest.load import OLE_MAGIC, PACKAGES
-from ingest.pdf_layout import CELL_SEP, parse_row
+from ingest.pdf_layout import CELL_SEP, is_figure_cell, parse_row
 from rag.errors import FileTooLarge, MalformedFile, MislabelledType, ParseTimeout, PasswordProtected
 from rag.types import Page
 
@@ -82,13 +89,28 @@ _PROLOG = re.compile(r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*", re.S)
 _YEAR = re.compile(r"^(?:19|20)\d\d$")
 _HEADING_STYLE = re.compile(r"^heading (\d)$", re.I)
 _W_TBL = qn("w:tbl")
-_W = {"w": "http://schemas.openxmlformats.org/wordprocessingml/2006/main"}
+_W = {"w": "http://schemas.openxmlformats.org/wordprocessingml/2006/main",
+      "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006"}
 # A paragraph's text: the runs in it, in hyperlinks, tracked insertions, fields and content controls
 # (text boxes are left out: Word stores each twice). Tabs and breaks separate words.
 _RUNS = "./w:r | ./w:hyperlink/w:r | ./w:ins/w:r | ./w:fldSimple/w:r | ./w:smartTag/w:r | ./w:sdt/w:sdtContent/w:r"
 _P_TEXT = lxml.etree.XPath(f"({_RUNS})/*[self::w:t or self::w:tab or self::w:br or self::w:cr]", namespaces=_W)
 _W_T = qn("w:t")
 _P_STYLE = lxml.etree.XPath("string(./w:pPr/w:pStyle/@w:val)", namespaces=_W, smart_strings=False)
+# Footnotes and endnotes: the references in the body, and the notes in their parts (but for the
+# separator lines, which Word keeps there as notes with a type).
+_NOTE_REFS = lxml.etree.XPath(".//w:footnoteReference | .//w:endnoteReference", namespaces=_W)
+_W_FOOTNOTE_REF, _W_ID = qn("w:footnoteReference"), qn("w:id")
+_NOTES = lxml.etree.XPath("./w:footnote[not(@w:type)] | ./w:endnote[not(@w:type)]", namespaces=_W)
+# A story's paragraphs, those in text boxes once (Word keeps a second, fallback copy of each).
+_PARAGRAPHS = lxml.etree.XPath(".//w:p[not(ancestor::mc:Fallback)]", namespaces=_W)
+# Page headers and footers: a paragraph's text outside fields (PAGE, NUMPAGES, DATE, STYLEREF...:
+# runs of a w:fldSimple are left out, w:fldChar marks the others), split at its tabs.
+_HF_RUNS = "./w:r | ./w:hyperlink/w:r | ./w:ins/w:r | ./w:smartTag/w:r | ./w:sdt/w:sdtContent/w:r"
+_HF_TEXT = lxml.etree.XPath(f"({_HF_RUNS})/*[self::w:t or self::w:tab or self::w:fldChar]", namespaces=_W)
+_W_FLD_CHAR, _W_FLD_TYPE = qn("w:fldChar"), qn("w:fldCharType")
+MAX_FURNITURE_TEXTS = 20  # header and footer texts looked for in the body (each a search of it)
+_PAGE_FURNITURE = re.compile(r"^[\W\d_]*(?:(?:page|pages|pg|p)\b[\W\d_]*)?(?:of\b[\W\d_]*)?$", re.I)
 # What the parsing libraries raise on a damaged or hostile file (not bugs of ours).
 LIBRARY_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError, zlib.error,
                   zipfile.BadZipFile, zipfile.LargeZipFile, lxml.etree.LxmlError, ET.ParseError,
@@ -109,12 +131,21 @@ class Extracted:
     meta: dict = field(default_factory=dict)
 
 
-class Deadline:
-    """A time budget for reading one file; `check()` raises ParseTimeout once it is spent."""
+Progress = Callable[[int, int, str], None]  # (done, total, unit): 3 of 60 "slide"s read
 
-    def __init__(self, path: Path, seconds: float):
+
+class Deadline:
+    """A time budget for reading one file; `check()` raises ParseTimeout once it is spent.
+    It also carries the file's progress callback: `report(done, total, unit)`."""
+
+    def __init__(self, path: Path, seconds: float, progress: Progress | None = None):
         self.path, self.seconds = path, seconds
         self.end = time.monotonic() + seconds
+        self.progress = progress
+
+    def report(self, done: int, total: int, unit: str) -> None:
+        if self.progress is not None:
+            self.progress(done, total, unit)
 
     def check(self, where: str = "") -> None:
         if time.monotonic() > self.end:
@@ -159,7 +190,7 @@ def describe_ole(path: Path, data: bytes, kind: str) -> MislabelledType | Passwo
     if any(name in data for name in _ENCRYPTED_STREAMS):
         return PasswordProtected(f"{path}: password-protected (encrypted) {_SAVE_AS[kind]} file; "
                                  "remove the password and add it again")
-    return MislabelledType(f"{path}: named .{kind} but the content is an old binary MS Office file "
+    return MislabelledType(f"{path}: named {path.suffix} but the content is an old binary MS Office file "
                            f"(.doc/.xls/.ppt); open it in {_SAVE_AS[kind]} and save it as .{kind}, then add it again")
 
 
@@ -179,8 +210,9 @@ def open_package(path: Path, data: bytes, kind: str) -> zipfile.ZipFile:
     what = package_kind(set(types.values()))
     if what != kind:
         found = PACKAGES[what] if what else "a ZIP archive that is not " + PACKAGES[kind]
-        raise MislabelledType(f"{path}: named .{kind} but the content is {found}"
-                              + (f"; rename it to .{what}" if what else ""))
+        macros = what is not None and any(c.endswith(_MAIN_TYPES[what][1]) for c in types.values())
+        raise MislabelledType(f"{path}: named {path.suffix} but the content is {found}"
+                              + (f"; rename it to .{what[:-1] + 'm' if macros else what}" if what else ""))
     parsed = sum(i.file_size for i in infos if _parsed_whole(i.filename in xml, types.get(i.filename, "")))
     if parsed > MAX_PARSED_XML:
         raise FileTooLarge(f"{path}: its XML unpacks to {parsed / 2**20:,.0f} MB, over the "
@@ -273,9 +305,7 @@ def _clean_cell(value: str) -> str:
     return " ".join(value.split()).replace(CELL_SEP.strip(), "/")
 
 
-def is_figure(cell: str) -> bool:
-    """Whether a "Header: value" cell is a figure that the row format carries as a cell."""
-    return parse_row("x" + CELL_SEP + cell) is not None
+is_figure = is_figure_cell  # whether a "Header: value" cell is a figure that the row format carries as a cell
 
 
 def _header_like(values: list[str]) -> bool:
@@ -293,6 +323,7 @@ class TableRows:
         self.header: list[str] | None = None
         self.started = False  # the first row of two or more cells was seen: the header is decided
         self.spanning = False  # the header may take a second row
+        self.blank = False  # the last row added had no text
 
     def add(self, values: list[str], merged: list[bool] | None = None) -> str | None:
         """The line for one row (None for a header or an empty row). `merged[i]` marks a cell that
@@ -302,6 +333,7 @@ class TableRows:
         header = _fill_spans(values, merged, gaps=False)
         values = ["" if m else v for v, m in zip(values, merged)]
         filled = [v for v in values if v]
+        self.blank = not filled
         if not filled:
             return None
         if not self.started and sum(1 for v in header if v) >= 2:  # a merged cell counts for each column
@@ -444,33 +476,169 @@ def _page_breaks(body) -> tuple[dict, bool]:
     return {p: len(p.xpath(what)) for p in found}, bool(rendered)
 
 
+def _paragraph_text(p) -> str:
+    return " ".join("".join((x.text or "") if x.tag == _W_T else " " for x in _P_TEXT(p)).split())
+
+
+def _related_parts(document, reltype: str) -> list:
+    """The parts the main document part relates to by `reltype` (its footnotes, its headers...)."""
+    return [r.target_part for r in document.part.rels.values() if r.reltype == reltype and not r.is_external]
+
+
+def _part_xml(part):
+    """A part's XML root: python-docx parsed the parts it knows (headers, footers); the others
+    (footnotes, endnotes) are bytes, parsed here by python-docx's own parser (entities are not
+    resolved; open_package refused any part declaring a DTD, and counted it in MAX_PARSED_XML)."""
+    element = getattr(part, "element", None)
+    return element if element is not None else parse_xml(part.blob)
+
+
+class _Notes:
+    """A document's footnotes and endnotes: the text of each, and where the body refers to them.
+    Notes are numbered 1, 2, ... in the order the body first refers to them, as Word numbers them
+    by default; an empty note is left out."""
+
+    def __init__(self, document):
+        self.text: dict[tuple[str, str], str] = {}
+        self.numbers = {"Footnote": 0, "Endnote": 0}
+        self.done: set[tuple[str, str]] = set()
+        self.endnotes: list[tuple[str, str]] = []  # in the order the body refers to them
+        for kind, reltype in (("Footnote", RT.FOOTNOTES), ("Endnote", RT.ENDNOTES)):
+            for part in _related_parts(document, reltype):
+                for note in _NOTES(_part_xml(part)):
+                    text = " ".join(t for t in map(_paragraph_text, _PARAGRAPHS(note)) if t)
+                    if text:
+                        self.text.setdefault((kind, note.get(_W_ID, "")), text)
+
+    def line(self, key: tuple[str, str]) -> str | None:
+        """ "Footnote 3: its text", once per note."""
+        if key in self.done or key not in self.text:
+            return None
+        self.done.add(key)
+        self.numbers[key[0]] += 1
+        return f"{key[0]} {self.numbers[key[0]]}: {self.text[key]}"
+
+    def after(self, block) -> Iterator[str]:
+        """The footnotes a body block (a paragraph, a table) refers to, to follow it (on its page,
+        as Word prints them); its endnotes are kept for the end. Blocks do not nest, so the
+        searches cost one pass over the body."""
+        for ref in _NOTE_REFS(block):
+            key = ("Footnote" if ref.tag == _W_FOOTNOTE_REF else "Endnote", ref.get(_W_ID, ""))
+            if key[0] == "Endnote":
+                self.endnotes.append(key)
+            elif line := self.line(key):
+                yield line
+
+    def end(self) -> Iterator[str]:
+        """The endnotes, under an "Endnotes" heading, then any note no body block references
+        (one in a text box, say) under "Notes": at the end of the document."""
+        endnotes = [line for k in self.endnotes if (line := self.line(k))]
+        if endnotes:
+            yield "# Endnotes"
+            yield from endnotes
+        rest = [line for k in list(self.text) if (line := self.line(k))]
+        if rest:
+            yield "# Notes"
+            yield from rest
+
+
+def _static_parts(p) -> list[str]:
+    """A header or footer paragraph's text outside fields (page numbers, dates, the heading a
+    running header repeats), in the pieces its tabs separate (left, centre and right)."""
+    parts, current, depth = [], [], 0
+    for x in _HF_TEXT(p):
+        if x.tag == _W_FLD_CHAR:
+            kind = x.get(_W_FLD_TYPE)
+            depth += 1 if kind == "begin" else -1 if kind == "end" and depth else 0
+        elif x.tag == _W_T:
+            if depth == 0:
+                current.append(x.text or "")
+        else:  # a tab
+            parts.append("".join(current))
+            current = []
+    parts.append("".join(current))
+    return [" ".join(t.split()) for t in parts]
+
+
+def _page_furniture(document, seen: Callable[[], str]) -> Iterator[str]:
+    """The text of the page headers and footers that is not furniture: not page numbers or
+    fields, not what the body or the title already say (a running title). Usually nothing;
+    a letterhead, a project name or a classification that the body never states is kept,
+    once, at the end of the document (`seen`: the body's text, lower case)."""
+    found: dict[str, list[str]] = {"Page header": [], "Page footer": []}
+    for what, reltype in (("Page header", RT.HEADER), ("Page footer", RT.FOOTER)):
+        for part in _related_parts(document, reltype):
+            for p in _PARAGRAPHS(_part_xml(part)):
+                found[what] += [t for t in _static_parts(p) if t and not _PAGE_FURNITURE.match(t)]
+    if not any(found.values()):
+        return
+    body = seen()
+    title = " ".join((document.core_properties.title or "").split()).lower()
+    lines, budget = [], MAX_FURNITURE_TEXTS  # real headers hold a few; a crafted one could hold a million
+    for what, texts in found.items():
+        texts = list(dict.fromkeys(texts))[:budget]
+        budget -= len(texts)
+        unique = [t for t in texts if t.lower() not in body and t.lower() != title]
+        if unique:
+            lines.append(f"{what}: " + "; ".join(unique))
+    if lines:
+        yield "# Page headers and footers"
+        yield from lines
+
+
 def _docx_blocks(document) -> Iterator[tuple[str, object]]:
-    """("page", None) at each page break, ("text", line) and ("table", rows), in document order
-    (content controls opened: cover pages and tables of contents sit in them). Works on the XML
-    elements: python-docx's per-paragraph objects cost a millisecond each on a long document."""
+    """("pages", how many) first, then ("page", None) at each page break, ("text", line) and
+    ("table", rows), in document order (content controls opened: cover pages and tables of
+    contents sit in them), then the end matter (see read_docx). Works on the XML elements:
+    python-docx's per-paragraph objects cost a millisecond each on a long document."""
     body = document.element.body
     levels = _heading_levels(document)
     breaks, rendered = _page_breaks(body)
-    for el in body.xpath("./w:p | ./w:tbl | ./w:sdt/w:sdtContent/w:p | ./w:sdt/w:sdtContent/w:tbl"):
+    yield "pages", 1 + sum(breaks.values())
+    blocks = body.xpath("./w:p | ./w:tbl | ./w:sdt/w:sdtContent/w:p | ./w:sdt/w:sdtContent/w:tbl")
+    notes = _Notes(document)
+    seen: list[str] = []  # the body's text, for telling page furniture from what the body says
+    for el in blocks:
+        n = 0
         if el.tag == _W_TBL:
-            yield "table", _docx_table(el, document)
-            continue
-        n = breaks.get(el, 0)
-        if n and rendered:
-            before = Paragraph(el, document).rendered_page_breaks[0].preceding_paragraph_fragment
-            if before is None or not before.text.strip():  # the break comes first: a page starts here
-                yield "page", None
-                n -= 1
-        text = " ".join("".join((x.text or "") if x.tag == _W_T else " " for x in _P_TEXT(el)).split())
-        if text:
-            level = levels.get(_P_STYLE(el))
-            yield "text", ("#" * level + " " + text) if level else text
+            rows = _docx_table(el, document)
+            seen.extend(v for values, _ in rows for v in values)
+            yield "table", rows
+        else:
+            n = breaks.get(el, 0)
+            if n and rendered:
+                before = Paragraph(el, document).rendered_page_breaks[0].preceding_paragraph_fragment
+                if before is None or not before.text.strip():  # the break comes first: a page starts here
+                    yield "page", None
+                    n -= 1
+            text = _paragraph_text(el)
+            if text:
+                seen.append(text)
+                level = levels.get(_P_STYLE(el))
+                yield "text", ("#" * level + " " + text) if level else text
+        if notes.text:
+            for line in notes.after(el):
+                yield "text", line
         for _ in range(n):
             yield "page", None
+    for line in notes.end():
+        yield "text", line
+    for line in _page_furniture(document, lambda: " ".join(" ".join(seen).split()).lower()):
+        yield "text", line
 
 
 def read_docx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
-    """Pages of a Word document: paragraphs, "#" headings and table rows, cut at page breaks."""
+    """Pages of a Word document: paragraphs, "#" headings and table rows, cut at page breaks.
+
+    Footnotes are read: each follows the paragraph (or table) that references it, on its page,
+    as "Footnote 1: text" (the body keeps no mark: a "1" or "[1]" would spoil a figure in a table
+    cell, and "[n]" reads as a citation). Endnotes end the document under "# Endnotes", as Word
+    prints them. Page headers and footers are page furniture, kept out of the chunks as the PDF
+    path keeps it out: page numbers and other fields, text the body or the title already holds
+    (a running title), are dropped; what is left is text found nowhere else (a letterhead, a
+    project name, a "Confidential" notice), added once at the end of the document under
+    "# Page headers and footers", so that a question about it finds it without it repeating in
+    every chunk."""
     what = "Word document"
     document = _library(path, what, lambda: Package.open(io.BytesIO(data)).main_document_part.document)
     pages: list[Page] = []
@@ -481,11 +649,16 @@ def read_docx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
         if kind == "page":
             pages.append(Page(len(pages) + 1, "\n\n".join(lines)))
             lines = []
+            deadline.report(len(pages), total, "page")
+        elif kind == "pages":
+            total = item
+            deadline.report(0, total, "page")
         elif kind == "text":
             lines.append(item)
         else:
             lines.append("\n".join(table_lines(item)))
     pages.append(Page(len(pages) + 1, "\n\n".join(lines)))
+    deadline.report(len(pages), len(pages), "page")
     title = _library(path, what, lambda: document.core_properties.title)
     return Extracted(pages, title, next((p.text for p in pages if p.text.strip()), ""))
 
@@ -526,6 +699,8 @@ def read_pptx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
     what = "PowerPoint presentation"
     prs = _library(path, what, lambda: pptx.Presentation(io.BytesIO(data)))
     pages = []
+    total = _library(path, what, lambda: len(prs.slides))
+    deadline.report(0, total, "slide")
     for number, (title, body, notes) in enumerate(_guarded(path, what, (_slide(s) for s in prs.slides)), 1):
         deadline.check(f"slide {number}")
         lines = [f"# {title or f'Slide {number}'}"]
@@ -533,12 +708,115 @@ def read_pptx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
         if notes:
             lines.append(f"Notes: {notes}")
         pages.append(Page(number, "\n\n".join(lines)))
+        deadline.report(number, total, "slide")
     title = _library(path, what, lambda: prs.core_properties.title)
     first_title = pages[0].text.split("\n", 1)[0][2:] if pages else ""
     return Extracted(pages, title, first_title)
 
 
 # -------------------------------------------------------- .xlsx and .csv
+def _filled(values: list[str]) -> list[int]:
+    return [i for i, v in enumerate(values) if v]
+
+
+class SheetTables:
+    """The row lines of a sheet (or a CSV file) that may hold several tables, one below another.
+
+    TableRows finds the first table's header. After blank rows, a new table starts when the rows
+    there read as a header over its first row: a row of text cells (no figures but years), under
+    an optional one-cell title row and over an optional second header row (when the first spans
+    columns, as TableRows joins them), then a row of two or more cells, none right of the header's
+    last column, with either
+      - a figure, each of its figures under a header cell (text over numbers; but a year over a
+        year is data over data: "Acme", "1998" over "Beta", "2001"), or
+      - a title row over the header, or
+      - a header over other columns than the table above's header.
+    Otherwise the rows after the gap continue the table above: a blank row between groups of one
+    table keeps its header. So a second all-text table of the same columns, with no title, is read
+    with the first table's header (nothing tells it from more rows). Only the rows after a gap are
+    looked at twice; a sheet without blank rows costs what one table does.
+
+    Lines go to `emit(row number, line)`: rows after a gap are held until they are decided."""
+
+    def __init__(self, emit: Callable[[int, str], None]):
+        self.emit = emit
+        self.table = TableRows()
+        self.last = 0  # the number of the last row with text
+        self.held: list[tuple[int, list[str], list[str]]] = []  # after a gap, undecided: number, values, cleaned
+
+    def add(self, number: int, values: list[str]) -> None:
+        """Row `number` (1-based, as the spreadsheet counts) with its cells' texts."""
+        if not self.held and (number == self.last + 1 or not self.table.started):
+            line = self.table.add(values)  # the common case: the next row of the table
+            if not self.table.blank:
+                self.last = number
+                if line:
+                    self.emit(number, line)
+            return
+        if not any(v and not v.isspace() for v in values):
+            return
+        gap, self.last = number > self.last + 1, number
+        clean = [_clean_cell(v) for v in values]
+        if self.held and gap:
+            self.release()
+        if self.held:
+            if self._extends_head(clean):
+                self.held.append((number, values, clean))
+                return
+            if self._new_table(clean):
+                self.table, held, self.held = TableRows(), self.held + [(number, values, clean)], []
+                for n, v, _ in held:
+                    if line := self.table.add(v):
+                        self.emit(n, line)
+                return
+            self.release()
+        elif gap and (self._header_row(clean) or len(cells := _filled(clean)) == 1 and not is_figure(clean[cells[0]])):
+            self.held = [(number, values, clean)]
+            return
+        if line := self.table.add(values):
+            self.emit(number, line)
+
+    def release(self) -> None:
+        """The held rows, as rows of the table above (at a further gap, a non-header, the end)."""
+        held, self.held = self.held, []
+        for n, v, _ in held:
+            if line := self.table.add(v):
+                self.emit(n, line)
+
+    @staticmethod
+    def _header_row(clean: list[str]) -> bool:
+        return len(_filled(clean)) >= 2 and _header_like(clean)
+
+    def _heads(self) -> list[list[str]]:
+        """The held header rows (the held rows but a title)."""
+        return [c for _, _, c in self.held if len(_filled(c)) >= 2]
+
+    def _extends_head(self, clean: list[str]) -> bool:
+        """Whether a row continues the held head: a header under a title, or a second header row
+        under a first that spans columns, its label column empty."""
+        heads = self._heads()
+        if not heads:
+            return self._header_row(clean)
+        return (len(heads) == 1 and not clean[0] and self._header_row(clean)
+                and _spans(heads[0], [False] * len(heads[0])))
+
+    def _new_table(self, clean: list[str]) -> bool:
+        """Whether the held rows head a new table whose first row is `clean` (see the class)."""
+        heads = self._heads()
+        cells = _filled(clean)
+        if not heads or len(cells) < 2:
+            return False
+        named = {i for h in heads for i in _filled(h)}
+        if max(cells) > max(named):
+            return False
+        figures = [i for i in cells if is_figure(clean[i])]
+        if figures:  # each under a header cell; a year over a year is data over data ("Acme", "1998")
+            return all(i in named for i in figures) and not any(
+                i < len(h) and _YEAR.match(h[i]) and _YEAR.match(clean[i]) for h in heads for i in figures)
+        above = self.table.header
+        return len(heads) < len(self.held) or (above is not None and _filled(heads[0]) != _filled(above))
+
+
 class _SheetPages:
     """The row lines of one sheet, cut into pages of ROWS_PER_PAGE rows, each headed by the
     sheet's name ("# Revenue"), with the row span when it takes several ("# Revenue, rows
@@ -546,7 +824,7 @@ class _SheetPages:
 
     def __init__(self, name: str | None, pages: list[Page], deadline: Deadline):
         self.name, self.pages, self.deadline = name, pages, deadline
-        self.table = TableRows()
+        self.tables = SheetTables(self._place)
         self.done: list[tuple[int, int, list[str]]] = []  # first row, last row, lines
         self.lines: list[str] = []
         self.first = self.last = 0
@@ -555,9 +833,9 @@ class _SheetPages:
         """Row number `row` (1-based, as the spreadsheet counts) with its cells' texts."""
         if row % 1000 == 0:
             self.deadline.check(f"row {row:,}" if self.name is None else f"sheet {self.name} row {row:,}")
-        line = self.table.add(values)
-        if not line:
-            return
+        self.tables.add(row, values)
+
+    def _place(self, row: int, line: str) -> None:
         if self.lines and row - self.first >= ROWS_PER_PAGE:
             self.done.append((self.first, self.last, self.lines))
             self.lines = []
@@ -568,6 +846,7 @@ class _SheetPages:
 
     def close(self) -> None:
         """Add this sheet's pages."""
+        self.tables.release()
         if self.lines:
             self.done.append((self.first, self.last, self.lines))
         single = len(self.done) == 1
@@ -602,11 +881,14 @@ def read_xlsx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
                                                                keep_links=False))
     try:
         pages: list[Page] = []
-        for ws in _library(path, what, lambda: book.worksheets):
+        sheets = _library(path, what, lambda: book.worksheets)
+        deadline.report(0, len(sheets), "sheet")
+        for done, ws in enumerate(sheets, 1):
             sheet = _SheetPages(ws.title, pages, deadline)
             for number, values in _guarded(path, what, _sheet_rows(path, ws, deadline)):
                 sheet.add(number, values)
             sheet.close()
+            deadline.report(done, len(sheets), "sheet")
         title = _library(path, what, lambda: book.properties.title if book.properties is not None else None)
     finally:
         book.close()
@@ -621,15 +903,25 @@ def read_csv(path: Path, text: str, deadline: Deadline) -> Extracted:
         dialect = csv.excel
     pages: list[Page] = []
     sheet = _SheetPages(None, pages, deadline)
+    # the rows at most: one a line break (\n, \r\n or \r), and the last (a quoted cell may hold breaks)
+    total = text.count("\n") + text.count("\r") - text.count("\r\n") + 1
+    deadline.report(0, total, "row")
+    number = 0
     for number, values in enumerate(_guarded(path, "CSV file", csv.reader(io.StringIO(text, newline=""), dialect)), 1):
         sheet.add(number, values)
+        if number % 5000 == 0:
+            deadline.report(number, total, "row")
     sheet.close()
+    deadline.report(number, number, "row")
     return Extracted(pages, None, "")
 
 
-def extract(path: Path, data: bytes, kind: str, timeout_s: float, text: str | None = None) -> Extracted:
-    """The pages of an Office or CSV file (`text`: a CSV file's decoded text). Raises FileRejected."""
-    deadline = Deadline(path, timeout_s)
+def extract(path: Path, data: bytes, kind: str, timeout_s: float, text: str | None = None,
+            progress: Progress | None = None) -> Extracted:
+    """The pages of an Office or CSV file (`text`: a CSV file's decoded text). Raises FileRejected.
+    `progress(done, total, unit)` hears how far reading is, by page (.docx, as Word's saved page
+    breaks count them), slide, sheet, or row (.csv, of an estimate from its line breaks)."""
+    deadline = Deadline(path, timeout_s, progress)
     if kind == "csv":
         return read_csv(path, text or "", deadline)
     open_package(path, data, kind).close()

@@ -767,6 +767,16 @@ def is_row_line(line: str) -> bool:
     return parse_row(line) is not None or line.count(CELL_SEP) >= 2
 
 
+def is_figure_cell(cell: str) -> bool:
+    """Whether parse_row reads `cell` ("Header: value", or a bare value) as a cell of figures, as
+    in `parse_row("label" + CELL_SEP + cell) is not None`, without building and splitting a row
+    (a spreadsheet asks this of every cell)."""
+    if CELL_SEP in cell:
+        return parse_row("x" + CELL_SEP + cell) is not None
+    m = _ROW_CELL.match(cell.strip())
+    return m is not None and _NUMBER.match(m.group("value")) is not None
+
+
 def parse_row(line: str) -> Row | None:
     """A row line written by `structure_page`, read back; None for any other line."""
     if CELL_SEP not in line:
@@ -782,5 +792,5 @@ def parse_row(line: str) -> Row | None:
     return Row(lm.group("label"), lm.group("unit"), tuple(cells))
 
 
-__all__ = ["CELL_SEP", "Row", "is_figure", "is_row_line", "parse_row", "strip_furniture", "structure_page",
-           "text_grid_rows"]
+__all__ = ["CELL_SEP", "Row", "is_figure", "is_figure_cell", "is_row_line", "parse_row", "strip_furniture",
+           "structure_page", "text_grid_rows"]

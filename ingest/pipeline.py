@@ -32,8 +32,9 @@ STAGE_WORDS = {"read": "Reading", "chunk": "Chunking", "embed": "Embedding", "pu
 class ProgressEvent:
     """Where an ingest run stands: the file and stage now being worked on, and the whole run.
 
-    stage: read (done/total = pages), chunk, embed (done/total = passages of the current batch,
-    `file` names the batch's files), publish, unchanged or error (a file finished early), done.
+    stage: read (done/total = pages, or the `unit` an Office file counts), chunk, embed (done/total =
+    passages of the current batch, `file` names the batch's files), publish, unchanged or error (a
+    file finished early), done.
     """
     stage: str
     file: str
@@ -43,6 +44,7 @@ class ProgressEvent:
     total: int = 0
     fraction: float = 0.0  # of the whole run's work
     eta_s: float | None = None
+    unit: str = "page"  # what done/total count while reading: page, slide, sheet, row
 
     def label(self) -> str:
         word = STAGE_WORDS.get(self.stage, self.stage)
@@ -53,8 +55,8 @@ class ProgressEvent:
         else:
             text = f"{word} {self.file} (file {self.index} of {self.files})"
             if self.stage == "read" and self.total:  # the page being read, or all read
-                text += (f": page {self.done + 1} of {self.total}" if self.done < self.total
-                         else f": {self.total} pages read")
+                text += (f": {self.unit} {self.done + 1:,} of {self.total:,}" if self.done < self.total
+                         else f": {self.total:,} {self.unit}s read")
         if self.eta_s is not None and self.stage != "done":
             text += f" · about {_duration(self.eta_s)} left"
         return text
@@ -87,13 +89,14 @@ class _Tracker:
     def add(self, work: float) -> None:
         self.done += work
 
-    def emit(self, stage: str, file: str, index: int, done: int = 0, total: int = 0, partial: float = 0.0) -> None:
+    def emit(self, stage: str, file: str, index: int, done: int = 0, total: int = 0, partial: float = 0.0,
+             unit: str = "page") -> None:
         if self.progress is None:
             return
         fraction = 1.0 if stage == "done" else min(0.99, (self.done + partial) / self.total)
         elapsed = time.monotonic() - self.started
         eta = elapsed * (1 - fraction) / fraction if fraction >= 0.05 and elapsed >= 2 else None
-        self.progress(ProgressEvent(stage, file, index, len(self.weights), done, total, fraction, eta))
+        self.progress(ProgressEvent(stage, file, index, len(self.weights), done, total, fraction, eta, unit))
 
 
 @dataclass
@@ -231,9 +234,9 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
     seen_sources: set[str] = set()
     current = {"file": "", "index": 0, "weight": 0}
 
-    def on_page(path: Path, done: int, total: int) -> None:
-        partial = current["weight"] * READ_SHARE * done / total if total else 0.0
-        track.emit("read", current["file"], current["index"], done, total, partial)
+    def on_page(path: Path, done: int, total: int, unit: str = "page") -> None:
+        partial = current["weight"] * READ_SHARE * min(done, total) / total if total else 0.0
+        track.emit("read", current["file"], current["index"], done, total, partial, unit)
 
     def flush() -> None:
         nonlocal batch, embedded

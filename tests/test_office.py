@@ -73,6 +73,89 @@ def make_docx(path: Path) -> Path:
     return path
 
 
+W_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def add_notes(d, kind: str, notes: dict[int, str]) -> None:
+    """Give a python-docx document a footnotes (or endnotes) part as Word writes it: the two
+    separator notes, then a note per id; python-docx saves it with its relationship and type."""
+    from docx.opc.constants import CONTENT_TYPE as CT, RELATIONSHIP_TYPE as RT
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+
+    tag = kind[:-1]  # footnote, endnote
+    xml = f'<w:{kind} {W_NS}>'
+    xml += "".join(f'<w:{tag} w:type="{t}" w:id="{i}"><w:p><w:r><w:{t}/></w:r></w:p></w:{tag}>'
+                   for i, t in ((-1, "separator"), (0, "continuationSeparator")))
+    for i, text in notes.items():
+        paras = "".join(f'<w:p><w:r><w:t xml:space="preserve">{t}</w:t></w:r></w:p>' for t in text.split("\n"))
+        xml += (f'<w:{tag} w:id="{i}"><w:p><w:pPr><w:pStyle w:val="{tag.capitalize()}Text"/></w:pPr>'
+                f'<w:r><w:{tag}Ref/></w:r></w:p>{paras}</w:{tag}>').replace("</w:p><w:p><w:r><w:t", "<w:r><w:t", 1)
+    xml += f"</w:{kind}>"
+    ctype, reltype = {"footnotes": (CT.WML_FOOTNOTES, RT.FOOTNOTES), "endnotes": (CT.WML_ENDNOTES, RT.ENDNOTES)}[kind]
+    d.part.relate_to(Part(PackURI(f"/word/{kind}.xml"), ctype, xml.encode(), d.part.package), reltype)
+
+
+def note_ref(run, kind: str, note_id: int) -> None:
+    """A footnote (or endnote) reference in a run, as Word writes it."""
+    from docx.oxml import parse_xml
+
+    run._r.append(parse_xml(f'<w:{kind}Reference {W_NS} w:id="{note_id}"/>'))
+
+
+def add_field(paragraph, instr: str, result: str, simple: bool = False) -> None:
+    """A field (PAGE, NUMPAGES...) with its last result, as a w:fldSimple or as w:fldChar runs."""
+    from docx.oxml import parse_xml
+
+    if simple:
+        paragraph._p.append(parse_xml(f'<w:fldSimple {W_NS} w:instr=" {instr} "><w:r><w:t>{result}</w:t></w:r>'
+                                      "</w:fldSimple>"))
+        return
+    for body in ('<w:fldChar w:fldCharType="begin"/>', f'<w:instrText xml:space="preserve"> {instr} </w:instrText>',
+                 '<w:fldChar w:fldCharType="separate"/>', f"<w:t>{result}</w:t>", '<w:fldChar w:fldCharType="end"/>'):
+        paragraph._p.append(parse_xml(f"<w:r {W_NS}>{body}</w:r>"))
+
+
+def make_noted_docx(path: Path) -> Path:
+    """A report with footnotes (one in a table cell), an endnote, a note nothing references,
+    and page headers and footers: a running title, page numbers, and text found nowhere else."""
+    d = docx.Document()
+    d.core_properties.title = "Quarterly Report"
+    d.add_heading("Results", 1)
+    p = d.add_paragraph("Revenue grew 12% in the quarter.")
+    note_ref(p.add_run(), "footnote", 2)  # the first referenced: footnote 1, whatever its id
+    d.add_paragraph("Costs were flat.")
+    t = d.add_table(rows=2, cols=2)
+    for r, row in enumerate([["Region", "Revenue"], ["Americas", "5,482"]]):
+        for c, v in enumerate(row):
+            t.cell(r, c).text = v
+    note_ref(t.cell(1, 1).paragraphs[0].add_run(), "footnote", 1)
+    d.add_page_break()
+    d.add_heading("Outlook", 1)
+    p = d.add_paragraph("We expect steady growth.")
+    note_ref(p.add_run(), "endnote", 1)
+    add_notes(d, "footnotes", {1: "Unaudited figure.", 2: "Excluding the sale of the Lisbon unit.\nSee note 4.",
+                               3: "Prepared by the Ottawa office."})
+    add_notes(d, "endnotes", {1: "Forecast by the planning team in Porto."})
+    section = d.sections[0]
+    head = section.header.paragraphs[0]
+    head.add_run("Quarterly Report")  # a running title: the document's title
+    head.add_run().add_tab()
+    head.add_run("Project Falcon")
+    head.add_run().add_tab()
+    add_field(head, "STYLEREF Heading1", "Results")
+    foot = section.footer.paragraphs[0]
+    foot.add_run("Page ")
+    add_field(foot, "PAGE", "1")
+    foot.add_run(" of ")
+    add_field(foot, "NUMPAGES", "2", simple=True)
+    section.footer.add_paragraph("Confidential: do not distribute")
+    section.different_first_page_header_footer = True
+    section.first_page_header.paragraphs[0].text = "ACME Corporation, 1 Main Street, Springfield"
+    d.save(path)
+    return path
+
+
 def make_pptx(path: Path) -> Path:
     p = pptx.Presentation()
     s = p.slides.add_slide(p.slide_layouts[1])
@@ -190,6 +273,52 @@ def test_docx_pages_follow_the_breaks_word_rendered(tmp_path):
     assert [p.text for p in doc.pages] == ["first page", "second page\n\nstill second"]
 
 
+def test_docx_footnotes_follow_their_reference_and_endnotes_end_the_document(tmp_path):
+    doc = load(make_noted_docx(tmp_path / "noted.docx"))
+    assert doc.pages[0].text == (
+        "## Results\n\nRevenue grew 12% in the quarter.\n\n"
+        "Footnote 1: Excluding the sale of the Lisbon unit. See note 4.\n\n"  # numbered as referenced
+        "Costs were flat.\n\nRegion: Americas | Revenue: 5,482\n\n"  # no mark spoils the figure cell
+        "Footnote 2: Unaudited figure.")  # after the table that references it
+    assert doc.pages[1].text.startswith(
+        "## Outlook\n\nWe expect steady growth.\n\n# Endnotes\n\nEndnote 1: Forecast by the planning team in Porto."
+        "\n\n# Notes\n\nFootnote 3: Prepared by the Ottawa office.\n\n")  # referenced nowhere: kept at the end
+    chunks, _ = chunk_pages("d", doc.pages, doc.kind, words, 200, 20)
+    lisbon = [c for c in chunks if "Lisbon" in c.text]
+    assert len(lisbon) == 1 and lisbon[0].page == 1 and "Revenue grew 12%" in lisbon[0].text
+    porto = [c for c in chunks if "Porto" in c.text]
+    assert len(porto) == 1 and porto[0].page == 2 and porto[0].heading == "Endnotes"
+
+
+def test_docx_page_headers_and_footers_are_kept_out_unless_unique(tmp_path):
+    """Running titles, page numbers and other fields stay out of the chunks; header or footer
+    text that the document says nowhere else is kept once, at its end."""
+    doc = load(make_noted_docx(tmp_path / "noted.docx"))
+    assert doc.pages[1].text.endswith(
+        "# Page headers and footers\n\nPage header: Project Falcon; ACME Corporation, 1 Main Street, Springfield"
+        "\n\nPage footer: Confidential: do not distribute")
+    chunks, _ = chunk_pages("d", doc.pages, doc.kind, words, 200, 20)
+    assert [c.heading for c in chunks if "Project Falcon" in c.text] == ["Page headers and footers"]
+    assert not any("Page 1" in c.text or "Quarterly Report" in c.text for c in chunks)
+
+    furniture = docx.Document()  # only furniture: the text is the same as without any header
+    furniture.core_properties.title = "Budget"
+    furniture.add_paragraph("Budget 2024")
+    furniture.add_paragraph("Travel is capped at 5% of costs.")
+    head = furniture.sections[0].header.paragraphs[0]
+    head.add_run("Budget 2024")  # said in the body
+    head.add_run().add_tab()
+    add_field(head, "DATE", "12 March 2024")
+    foot = furniture.sections[0].footer.paragraphs[0]
+    foot.add_run("- ")
+    add_field(foot, "PAGE", "7", simple=True)
+    foot.add_run(" -")
+    furniture.sections[0].footer.add_paragraph("Page 7 of 9")
+    furniture.save(tmp_path / "furniture.docx")
+    assert [p.text for p in load(tmp_path / "furniture.docx").pages] == [
+        "Budget 2024\n\nTravel is capped at 5% of costs."]
+
+
 def test_pptx_one_page_per_slide_with_notes(tmp_path):
     doc = load(make_pptx(tmp_path / "plan.pptx"))
     assert doc.kind == "pptx" and doc.title == "Growth plan"
@@ -217,6 +346,65 @@ def test_xlsx_rows_carry_headers_and_pages_are_row_spans(tmp_path):
     assert {c.heading for c in chunks if c.page == 2} == {"Revenue, rows 201-400"}
 
 
+def make_tables_xlsx(path: Path) -> Path:
+    """A sheet with four tables one below another, between blank rows (the second, third and
+    fourth with a header of their own), and a blank row between groups of the first table."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Summary"
+    rows = {1: ["Revenue by region"], 2: ["Region", "Q1", "Q2"], 3: ["Americas", 5482, 5610],
+            4: ["EMEA", 4100, 4230], 6: ["APAC", 3900, 4010],  # row 5 blank: a group of the same table
+            9: ["Product", "Q1", "Q2"], 10: ["Widgets", 1200, 1350], 11: ["Gadgets", 800, 950],
+            13: ["Headcount by office"], 14: ["Office", "Staff", "Manager", "Opened"],
+            15: ["Lisbon", 40, "Ana Costa", 2019], 16: ["Osaka", 25, "Ken Mori", 2021],
+            18: ["Name", "Email"], 19: ["Ana Costa", "ana@example.com"]}
+    for number, values in rows.items():
+        for column, value in enumerate(values, 1):
+            ws.cell(number, column, value)
+    ws.cell(17, 1, "")  # a cell with an empty string still reads as a blank row
+    wb.save(path)
+    return path
+
+
+def test_xlsx_tables_below_one_another_each_take_their_header(tmp_path):
+    doc = load(make_tables_xlsx(tmp_path / "summary.xlsx"))
+    assert doc.pages[0].text.split("\n") == [
+        "# Summary", "Revenue by region", "",
+        "Region: Americas | Q1: 5482 | Q2: 5610", "Region: EMEA | Q1: 4100 | Q2: 4230",
+        "Region: APAC | Q1: 3900 | Q2: 4010",  # after a blank row, still the first table
+        "Product: Widgets | Q1: 1200 | Q2: 1350", "Product: Gadgets | Q1: 800 | Q2: 950",  # text over figures
+        "Headcount by office", "",  # a title, then a header of other columns
+        "Office: Lisbon; Manager: Ana Costa | Staff: 40 | Opened: 2019",
+        "Office: Osaka; Manager: Ken Mori | Staff: 25 | Opened: 2021",
+        "Name: Ana Costa; Email: ana@example.com"]  # all text, but not the columns of the table above
+    rows = [parse_row(line) for line in doc.pages[0].text.split("\n")]
+    assert rows[7].label == "Product: Gadgets" and rows[7].cells == (("Q1", "800"), ("Q2", "950"))
+
+
+def test_sheet_rows_after_a_gap_that_are_not_a_new_table():
+    def lines(rows: dict[int, list[str]]) -> list[str]:
+        out: list[str] = []
+        tables = office.SheetTables(lambda number, line: out.append(line))
+        for number, values in rows.items():
+            tables.add(number, values)
+        tables.release()
+        return out
+
+    assert lines({1: ["Company", "Founded"], 2: ["Acme", "1998"], 4: ["Beta", "2001"], 5: ["Gamma", "2003"]}) == [
+        "Company: Acme | Founded: 1998", "Company: Beta | Founded: 2001", "Company: Gamma | Founded: 2003"]
+    assert lines({1: ["Name", "Role"], 2: ["Alice", "CFO"], 4: ["Bob", "Support"], 5: ["Carol", "Sales"]}) == [
+        "Name: Alice; Role: CFO", "Name: Bob; Role: Support", "Name: Carol; Role: Sales"]  # same columns, no title
+    assert lines({1: ["Item", "Price", "Stock"], 2: ["Cog", "3", "9"], 4: ["Notes", "see below"],
+                  5: ["Bolt", "1", "50"]}) == [  # a figure right of the text row's cells
+        "Item: Cog | Price: 3 | Stock: 9", "Item: Notes; Price: see below", "Item: Bolt | Price: 1 | Stock: 50"]
+    assert lines({1: ["Region", "Q1"], 2: ["EMEA", "5"], 4: ["Totals"], 5: ["All", "9"]}) == [
+        "Region: EMEA | Q1: 5", "Region: Totals", "Region: All | Q1: 9"]  # a one-cell row over data: no header
+    assert lines({1: ["Region", "Q1", "Q2"], 2: ["EMEA", "5", "6"], 4: ["", "Three Months Ended", "", "Six Months", ""],
+                  5: ["", "2023", "2022", "2023", "2022"], 6: ["Net sales", "1", "2", "3", "4"]}) == [
+        "Region: EMEA | Q1: 5 | Q2: 6",
+        "Net sales | Three Months Ended 2023: 1 | Three Months Ended 2022: 2 | Six Months 2023: 3 | Six Months 2022: 4"]
+
+
 def test_csv_dialect_encoding_and_pages(tmp_path):
     doc = load(make_csv(tmp_path / "cafes.csv"))
     assert doc.kind == "csv" and doc.title == "cafes"
@@ -224,6 +412,22 @@ def test_csv_dialect_encoding_and_pages(tmp_path):
     assert doc.pages[0].text.split("\n")[1] == "Café: Café 0; City: Genève | Seats: 20"  # cp1252, ";" sniffed
     small = load(make_csv(tmp_path / "small.csv", rows=3, encoding="utf-8"))
     assert small.pages[0].text == "Café: Café 0; City: Genève | Seats: 20\nCafé: Café 1; City: Zürich | Seats: 21"
+    (tmp_path / "two.csv").write_text("City,Seats\nLisbon,20\n\n,,\nCity,Tables,Opened\nOsaka,4,2019\n")
+    assert load(tmp_path / "two.csv").pages[0].text == (
+        "City: Lisbon | Seats: 20\nCity: Osaka | Tables: 4 | Opened: 2019")  # a second table, its own header
+
+
+def test_reading_reports_progress_by_page_slide_sheet_and_row(tmp_path):
+    seen: list[tuple] = []
+    with PdfParser(60, on_page=lambda path, *report: seen.append((path.name, *report))) as parser:
+        for path in (make_docx(tmp_path / "report.docx"), make_pptx(tmp_path / "plan.pptx"),
+                     make_xlsx(tmp_path / "sales.xlsx"), make_csv(tmp_path / "cafes.csv", rows=12_000)):
+            list(load_file(path, MAX_BYTES, parser))
+    assert seen == [("report.docx", 0, 2, "page"), ("report.docx", 1, 2, "page"), ("report.docx", 2, 2, "page"),
+                    ("plan.pptx", 0, 2, "slide"), ("plan.pptx", 1, 2, "slide"), ("plan.pptx", 2, 2, "slide"),
+                    ("sales.xlsx", 0, 2, "sheet"), ("sales.xlsx", 1, 2, "sheet"), ("sales.xlsx", 2, 2, "sheet"),
+                    ("cafes.csv", 0, 12_001, "row"), ("cafes.csv", 5000, 12_001, "row"),
+                    ("cafes.csv", 10_000, 12_001, "row"), ("cafes.csv", 12_000, 12_000, "row")]
 
 
 def test_row_format_and_number_formats():
@@ -257,9 +461,16 @@ def test_pipeline_indexes_each_kind_and_answers_from_an_xlsx_row(tmp_path, embed
     files = [make_docx(docs / "report.docx"), make_pptx(docs / "plan.pptx"), make_xlsx(docs / "sales.xlsx", 40),
              make_csv(docs / "cafes.csv", 30)]
     settings = Settings.load(data_dir=tmp_path / "data", llm_base_url="")
-    report = ingest_paths(files, settings, embedder=embedder)
+    events = []
+    report = ingest_paths(files, settings, embedder=embedder, progress=events.append)
     assert [(f.status, f.pages) for f in report.files] == [("indexed", 2), ("indexed", 2), ("indexed", 2),
                                                            ("indexed", 1)]
+    labels = " | ".join(e.label() for e in events if e.stage == "read")
+    for says in ("Reading report.docx (file 1 of 4): page 2 of 2", "Reading plan.pptx (file 2 of 4): slide 1 of 2",
+                 "Reading plan.pptx (file 2 of 4): 2 slides read", "Reading sales.xlsx (file 3 of 4): sheet 2 of 2",
+                 "Reading cafes.csv (file 4 of 4): 30 rows read"):
+        assert says in labels
+    assert [e.fraction for e in events] == sorted(e.fraction for e in events)
     store = LocalStore(settings.data_dir)
     assert store.check() == []
     assert {d["kind"] for d in store.documents()} == {"docx", "pptx", "xlsx", "csv"}
@@ -310,6 +521,39 @@ def test_billion_laughs_is_refused(tmp_path, name, part, marker):
     err = rejected(path)
     assert err.reason == "malformed" and "DTD" in err.message and part in err.message
     assert time.perf_counter() - started < 2
+
+
+def test_hostile_or_damaged_footnotes_are_refused(tmp_path):
+    src = make_noted_docx(tmp_path / "src.docx").read_bytes()
+    (tmp_path / "laughs.docx").write_bytes(repack(src, {"word/footnotes.xml": lambda x: with_laughs(x, b"Unaudited")}))
+    started = time.perf_counter()
+    err = rejected(tmp_path / "laughs.docx")
+    assert err.reason == "malformed" and "DTD" in err.message and "word/footnotes.xml" in err.message
+    assert time.perf_counter() - started < 2
+    (tmp_path / "cut.docx").write_bytes(repack(src, {"word/footnotes.xml": lambda x: x[:len(x) // 2]}))
+    err = rejected(tmp_path / "cut.docx")
+    assert err.reason == "malformed" and "XMLSyntaxError" in err.message
+
+
+def test_a_crafted_header_of_many_texts_costs_little(tmp_path):
+    """Each header text is looked for in the body: a header of 30,000 texts is cut to the first
+    MAX_FURNITURE_TEXTS, so a 30,000-paragraph body is not searched 30,000 times."""
+    d = docx.Document()
+    d.add_paragraph("body")
+    d.sections[0].header.paragraphs[0].text = "placeholder"
+    d.save(tmp_path / "src.docx")
+    paragraphs = lambda text: "".join(f"<w:p><w:r><w:t>{text} {i}</w:t></w:r></w:p>"  # noqa: E731
+                                      for i in range(30_000)).encode()
+    body = paragraphs("Body paragraph about the budget of the year")
+    data = repack((tmp_path / "src.docx").read_bytes(), {
+        "word/document.xml": lambda x: x.replace(b"<w:body>", b"<w:body>" + body),
+        "word/header1.xml": lambda x: x.split(b"<w:p>")[0] + paragraphs("Tag") + b"</w:hdr>"})
+    (tmp_path / "tags.docx").write_bytes(data)
+    started = time.perf_counter()
+    doc = load(tmp_path / "tags.docx")
+    assert time.perf_counter() - started < 3
+    header = doc.pages[-1].text.rsplit("\n", 1)[-1]
+    assert header.startswith("Page header: Tag 0; Tag 1;") and header.count(";") == office.MAX_FURNITURE_TEXTS - 1
 
 
 def test_a_dtd_hidden_behind_a_long_comment_is_refused(tmp_path):
@@ -397,6 +641,67 @@ def test_macros_are_ignored_and_the_text_is_read(tmp_path):
     book = repack(make_xlsx(tmp_path / "b.xlsx", 5).read_bytes(), add={"xl/vbaProject.bin": macro})
     (tmp_path / "macro.xlsx").write_bytes(book)
     assert "Region: Nordics" in load(tmp_path / "macro.xlsx").pages[0].text
+
+
+MACRO = b"Attribute VB_Name = \"Module1\"\nSub AutoOpen()\n Shell \"calc.exe\"\nEnd Sub\n"
+_MAIN = {"docx": ("word/document.xml", "wordprocessingml.document.main+xml", "ms-word.document.macroEnabled.main+xml"),
+         "pptx": ("ppt/presentation.xml", "presentationml.presentation.main+xml",
+                  "ms-powerpoint.presentation.macroEnabled.main+xml"),
+         "xlsx": ("xl/workbook.xml", "spreadsheetml.sheet.main+xml", "ms-excel.sheet.macroEnabled.main+xml")}
+
+
+def macro_enabled(data: bytes, kind: str) -> bytes:
+    """A package as Office saves it with macros (.docm/.pptm/.xlsm): the macro-enabled main content
+    type, a VBA project part (vbaProject.bin, whose AutoOpen would start a program) and the main
+    part's relationship to it."""
+    main, plain, macro = _MAIN[kind]
+    folder, name = main.rsplit("/", 1)
+    rels = f"{folder}/_rels/{name}.rels"
+    vba_rel = (b'<Relationship Id="rIdVba" Type="http://schemas.microsoft.com/office/2006/relationships/vbaProject" '
+               b'Target="vbaProject.bin"/></Relationships>')
+    vba_type = b'<Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/>'
+
+    def types(x: bytes) -> bytes:
+        x = x.replace(b"application/vnd.openxmlformats-officedocument." + plain.encode(),
+                      b"application/vnd." + macro.encode())
+        return x if b'Extension="bin"' in x else x.replace(b"<Default ", vba_type + b"<Default ", 1)
+
+    return repack(data, {"[Content_Types].xml": types, rels: lambda x: x.replace(b"</Relationships>", vba_rel)},
+                  add={f"{folder}/vbaProject.bin": MACRO})
+
+
+def test_macro_enabled_files_are_read_as_their_plain_kind(tmp_path):
+    """.docm/.pptm/.xlsm: the content is read as .docx/.pptx/.xlsx would be; the macros are not."""
+    for name, make in (("report.docx", make_docx), ("plan.pptx", make_pptx), ("sales.xlsx", make_xlsx)):
+        plain = load(make(tmp_path / name))
+        macro = tmp_path / (name[:-1] + "m")
+        macro.write_bytes(macro_enabled((tmp_path / name).read_bytes(), plain.kind))
+        with zipfile.ZipFile(macro) as z:
+            assert "ms-" in z.read("[Content_Types].xml").decode() and any(
+                n.endswith("vbaProject.bin") for n in z.namelist())
+        doc = load(macro)
+        assert doc.kind == plain.kind and doc.title == plain.title
+        assert [p.text for p in doc.pages] == [p.text for p in plain.pages]
+        assert not any("calc.exe" in p.text or "AutoOpen" in p.text for p in doc.pages)
+
+
+def test_macro_enabled_files_are_sniffed_like_the_others(tmp_path):
+    book = macro_enabled(make_xlsx(tmp_path / "b.xlsx", 5).read_bytes(), "xlsx")
+    cases = {"book.docm": (book, "named .docm but the content is an Excel workbook; rename it to .xlsm"),
+             "pdf.xlsm": (b"%PDF-1.4\n1 0 obj\n", "named .xlsm but the content is a PDF, not an Excel workbook"),
+             "deck.pptm": (docx_bytes("hello"), "named .pptm but the content is a Word document; rename it to .docx"),
+             "old.docm": (ole_file("Root Entry", "WordDocument"), "named .docm but the content is an old binary")}
+    for name, (data, says) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        err = rejected(tmp_path / name)
+        assert err.reason == "mislabelled_type" and says in err.message, (name, err.message)
+    (tmp_path / "locked.xlsm").write_bytes(ole_file("Root Entry", "EncryptionInfo", "EncryptedPackage"))
+    assert rejected(tmp_path / "locked.xlsm").reason == "password_protected"
+    laughs = repack(macro_enabled(docx_bytes("hello"), "docx"),
+                    {"word/document.xml": lambda x: with_laughs(x, b"hello")})
+    (tmp_path / "laughs.docm").write_bytes(laughs)
+    err = rejected(tmp_path / "laughs.docm")
+    assert err.reason == "malformed" and "DTD" in err.message
 
 
 def test_hostile_sheet_dimensions_and_row_numbers(tmp_path):

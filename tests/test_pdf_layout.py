@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.pdf_layout import CELL_SEP, Row, TableCarry, is_figure, parse_row, strip_furniture, structure_page, text_grid_rows
+from ingest.pdf_layout import (CELL_SEP, Row, TableCarry, is_figure, is_figure_cell, parse_row, strip_furniture,
+                               structure_page, text_grid_rows)
 
 Q3 = "Three Months Ended June 30"
 H1 = "Six Months Ended June 30"
@@ -575,3 +576,18 @@ def test_guidance_ranges_are_cells_under_their_period_headers():
                                                          ("Full Year FY24 Guidance", "~11.4%")]
     assert rows["Y/Y Growth"].cells[0] == ("Q2 FY24 Guidance", "~10%")
     assert not is_figure("333-230498") and not is_figure("2022 - 2023")  # a file number, a span of years
+
+
+def test_is_figure_cell_reads_a_cell_as_parse_row_does():
+    """The shortcut the spreadsheet reader takes for every cell agrees with parse_row."""
+    import random
+
+    known = {"5,482": True, "Revenue: 5,482": True, "Q1 2023: $(3.5)": True, "Margin: 12 %": True, "—": True,
+             "Region: Americas": False, "": False, "Note: see 5": False, "a: b: 7": True, "x | 5": False, "5 | 6": True,
+             "5 | a": False, " 5 ": True}
+    assert {c: is_figure_cell(c) for c in known} == known
+    rnd = random.Random(7)
+    alphabet = list("0123456789,.$()%-—–: |/*pt nmNMa\n") + ["pts", "n/m", " | ", ": ", "1,234"]
+    for _ in range(30_000):
+        cell = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 9)))
+        assert is_figure_cell(cell) == (parse_row("x" + CELL_SEP + cell) is not None), repr(cell)
