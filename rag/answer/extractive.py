@@ -168,6 +168,11 @@ def qualifier_clash(question: str, text: str, heading: str = "") -> bool:
     return False
 
 
+def _no_period_words(text: str) -> str:
+    """A header or label without its period words and days, which name no metric."""
+    return _DAY.sub(" ", PERIOD_WORDS.sub(" ", text))
+
+
 def _share(terms: set[str], found: set[str]) -> float:
     return len(terms & found) / len(terms) if terms else 0.0
 
@@ -221,11 +226,12 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         if u.passage in elsewhere and not subject <= uterms:
             out.append(UnitScore(-SUBJECT_PENALTY, period_fit=0.0))  # another company's report
             continue
+        # how the period its filing reports fits the asked one, for a unit that names none
+        report_fit = _report_fit(dated.get(u.passage, asked), reported.get(u.passage), u.text) \
+            if asked.explicit else None
         if row is None:
             s = (LEXICAL_WEIGHT + (0.0 if clash else COVERAGE_WEIGHT)) * _share(mine, uterms) - (
                 QUALIFIER_PENALTY if clash else 0.0)
-            report_fit = _report_fit(dated.get(u.passage, asked), reported.get(u.passage), u.text) \
-                if asked.explicit else None
             if asked.explicit and (prose_disagrees(asked, question, u.text) or (report_fit or 0.0) < 0):
                 s -= WRONG_PERIOD_PENALTY
                 out.append(UnitScore(s, period_fit=-1.0))
@@ -241,11 +247,11 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
                                 annual=u.passage in annual)
         if fit == 0 and asked.explicit and cell is not None and not names_period(row.cells[cell][0]):
             # a cell under no period header ("... core earnings were | $494") is its filing's period
-            if (_report_fit(dated.get(u.passage, asked), reported.get(u.passage), u.text) or 0.0) < 0:
+            if (report_fit or 0.0) < 0:
                 fit = -1.0
         # the row's label and its cell's header name the metric ("GAAP" under "Net Income")
-        header = _DAY.sub(" ", PERIOD_WORDS.sub(" ", row.cells[cell][0])) if cell is not None else ""
-        label = _DAY.sub(" ", PERIOD_WORDS.sub(" ", row.label)) if transposed(row) else row.label
+        header = _no_period_words(row.cells[cell][0]) if cell is not None else ""
+        label = _no_period_words(row.label) if transposed(row) else row.label
         label_terms = set(_terms(f"{label} {header}"))
         # "EPS" asked is the "Earnings per share - diluted" column
         label_fit = len((mine | eps_words) & label_terms) / len(label_terms) if label_terms else 0.0
