@@ -305,12 +305,9 @@ def _clean_cell(value: str) -> str:
     return " ".join(value.split()).replace(CELL_SEP.strip(), "/")
 
 
-is_figure = is_figure_cell  # whether a "Header: value" cell is a figure that the row format carries as a cell
-
-
 def _header_like(values: list[str]) -> bool:
     """A header row: no figures in it, other than years ("2023")."""
-    return all(not v or _YEAR.match(v) or not is_figure(v) for v in values)
+    return all(not v or _YEAR.match(v) or not is_figure_cell(v) for v in values)
 
 
 class TableRows:
@@ -383,7 +380,7 @@ def row_line(header: list[str], values: list[str]) -> str:
             continue
         name = header[i] if i < len(header) else ""
         cell = f"{name}: {v}" if name and name != v else v
-        (cells if is_figure(cell) else label).append(cell)
+        (cells if is_figure_cell(cell) else label).append(cell)
     if not cells:
         return "; ".join(label)
     if not label:
@@ -770,7 +767,8 @@ class SheetTables:
                         self.emit(n, line)
                 return
             self.release()
-        elif gap and (self._header_row(clean) or len(cells := _filled(clean)) == 1 and not is_figure(clean[cells[0]])):
+        elif gap and (self._header_row(clean)
+                      or len(cells := _filled(clean)) == 1 and not is_figure_cell(clean[cells[0]])):
             self.held = [(number, values, clean)]
             return
         if line := self.table.add(values):
@@ -809,7 +807,7 @@ class SheetTables:
         named = {i for h in heads for i in _filled(h)}
         if max(cells) > max(named):
             return False
-        figures = [i for i in cells if is_figure(clean[i])]
+        figures = [i for i in cells if is_figure_cell(clean[i])]
         if figures:  # each under a header cell; a year over a year is data over data ("Acme", "1998")
             return all(i in named for i in figures) and not any(
                 i < len(h) and _YEAR.match(h[i]) and _YEAR.match(clean[i]) for h in heads for i in figures)
