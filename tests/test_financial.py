@@ -2,13 +2,16 @@
 unreported quarter, as a person asks them; and the shape of the financial question set."""
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections import Counter
 
 import pytest
 
 from ingest.pipeline import ingest_paths
 from rag.answer import Answerer
+from rag.answer.evaluate import figures as figures_in
 from tests.conftest import ROOT, shared_eval
 
 SET = ROOT / "tests" / "data" / "financial_questions.jsonl"
@@ -25,15 +28,64 @@ def test_the_question_set_has_the_promised_mix():
     assert set(splits) == {"tune", "test"} and abs(splits["tune"] - splits["test"]) <= 4
 
 
-def test_the_dev_set_shares_no_figure_or_question_with_test():
-    test = [json.loads(line) for line in SET.read_text().splitlines() if line.strip()]
-    test = [c for c in test if c["split"] == "test"]
-    dev = [json.loads(line) for line in (SET.parent / "financial_dev_questions.jsonl").read_text().splitlines()]
-    assert len(dev) >= 40 and {c["split"] for c in dev} == {"dev"}
+def figure(case: dict) -> tuple:
+    """A case's (source, answer), a figure read as the scorer reads it: "(640)" and "$640" are one."""
+    if case["kind"] in {"figure", "followup"}:
+        return case["source"], frozenset(figures_in(case["answer"]))
+    return case["source"], case["answer"]
+
+
+DEV_SETS = [("financial_dev_questions.jsonl", "dev"), ("financial_dev2_questions.jsonl", "dev2")]
+
+
+def _cases(name: str) -> list[dict]:
+    return [json.loads(line) for line in (SET.parent / name).read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("name, split", DEV_SETS)
+def test_a_dev_set_shares_no_figure_or_question_with_test(name, split):
+    test = [c for c in _cases(SET.name) if c["split"] == "test"]
+    dev = _cases(name)
+    assert len(dev) >= 40 and {c["split"] for c in dev} == {split} and len({c["id"] for c in dev}) == len(dev)
     assert all(c["unanswerable"] == (c["kind"] == "unreported") for c in dev)
-    figures = {(c["source"], c["answer"]) for c in test if not c["unanswerable"]}
-    assert not [c["id"] for c in dev if not c["unanswerable"] and (c["source"], c["answer"]) in figures]
-    assert not {c["question"].lower() for c in dev} & {c["question"].lower() for c in test}
+    assert all(c.get("history") for c in dev if c["kind"] == "followup")
+    # a failure names the dev cases only, so nothing of test is printed
+    test_figures = {figure(c) for c in test if not c["unanswerable"]}
+    questions = {c["question"].lower() for c in test}
+    same_figure = [c["id"] for c in dev if not c["unanswerable"] and figure(c) in test_figures]
+    same_question = [c["id"] for c in dev if c["question"].lower() in questions]
+    assert not same_figure, f"{split} cases with a test figure: {same_figure}"
+    assert not same_question, f"{split} cases with a test question: {same_question}"
+
+
+@functools.lru_cache(maxsize=None)
+def _reader(name: str):
+    from pypdf import PdfReader
+
+    return PdfReader(shared_eval("financial", name))
+
+
+@functools.lru_cache(maxsize=None)
+def _page_text(name: str, page: int) -> str:
+    """A PDF page's text with "$ 2.45", "17.3 %" and "(27,620 )" closed up as printed."""
+    text = _reader(name).pages[page - 1].extract_text() or ""
+    return re.sub(r"\s+(?=[%)])", "", re.sub(r"(?<=[$(])\s+", "", text))
+
+
+def _printed(figure: str, text: str) -> bool:
+    """The figure, whole (not 525 in 1,525 or 5,250), is in the text."""
+    return re.search(r"(?<![\d,.])" + re.escape(figure) + r"(?![\d]|[,.]\d)", text) is not None
+
+
+@pytest.mark.parametrize("name, split", DEV_SETS)
+def test_every_dev_figure_is_printed_on_its_page(name, split):
+    shared_eval("financial")
+    cases = [c for c in _cases(name) if c["kind"] in {"figure", "followup"}]
+    assert cases
+    missing = [(c["id"], c["answer"], c["source"], c["page"]) for c in cases
+               if not _printed(c["answer"], _page_text(c["source"], c["page"]))]
+    assert not missing
+    assert all({"source": c["source"], "page": c["page"]} in c["sources"] for c in cases)
 
 
 @pytest.mark.slow
