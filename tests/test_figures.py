@@ -129,9 +129,26 @@ def test_quote_spans_cover_exactly_the_quoted_unit():
      "What was eBay's international gross merchandise volume in the first quarter of 2023?"),
     ("What was McDonald's GAAP diluted EPS in the second quarter of 2023?", "And on a non-GAAP basis?",
      "What was McDonald's non-GAAP diluted EPS in the second quarter of 2023?"),
+    # a fragment that names only a period, once "the same quarter a year earlier" is read
+    ("What was Acme's operating income in the second quarter of 2023?", "And in the same quarter a year earlier?",
+     "What was Acme's operating income in the second quarter of 2022?"),
+    # another line item: the question about it, with the subject and the period kept
+    ("What did eBay spend on product development in the second quarter of 2023?",
+     "How about general and administrative?",
+     "What was eBay's general and administrative in the second quarter of 2023?"),
+    # another "in ..." qualifier takes the place of the previous one, not beside it
+    ("How much stock-based compensation did Acme record in research and development for the nine months "
+     "ended October 31, 2022?", "And in marketing and sales?",
+     "How much stock-based compensation did Acme record in marketing and sales for the nine months "
+     "ended October 31, 2022?"),
 ])
 def test_follow_ups_keep_the_subject_and_drop_the_old_predicate(previous, follow_up, expected):
     assert heuristic_rewrite(follow_up, [previous]) == expected
+
+
+def test_what_about_a_region_narrows_the_previous_question_instead_of_replacing_its_line():
+    rewritten = heuristic_rewrite("What about the Americas?", ["What were Oracle's total revenues in fiscal 2023?"])
+    assert "Americas" in rewritten and "total revenues" in rewritten
 
 
 def test_subject_of_skips_sentence_capitals_and_periods():

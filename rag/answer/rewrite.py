@@ -85,7 +85,7 @@ def heuristic_rewrite(question: str, history: list[str]) -> str:
     if not history or not looks_like_follow_up(question):
         return question
     prev = history[-1]
-    q = question.strip()
+    q = _that_period(question.strip(), prev)
     if _period_only(q):
         new_period = _LEAD_ONLY.sub("", q.rstrip("?.! ")).strip()
         base = _PERIOD_PHRASE.sub("", prev.rstrip("?.! ")).strip()
@@ -99,19 +99,17 @@ def heuristic_rewrite(question: str, history: list[str]) -> str:
         if not re.match(r"^(the|fiscal|fy|q[1-4]|(19|20)\d\d)\b", new_period, re.I) and prep:
             new_period = "the " + new_period
         return f"{base} {prep}{new_period}?"
-    swapped = _swap_sibling(prev, _LEAD.sub("", q).rstrip("?.! "))
+    fragment = _LEAD.sub("", q).rstrip("?.! ")
+    swapped = _swap_sibling(prev, fragment) or _swap_phrase(prev, fragment)
     if swapped:  # "And international?" after "What was eBay's U.S. gross merchandise volume ...?"
         return swapped
-    that = _THAT_PERIOD.search(q)
-    if that:  # "in that quarter", "for the same period": the previous question's period
-        period = _PERIOD_PHRASE.search(prev)
-        if period and period.group().strip():
-            phrase = period.group().strip()
-            if _YEAR_EARLIER.search(q):  # "the same quarter a year earlier": one year back
-                phrase = re.sub(r"\b(?:19|20)\d\d\b", lambda m: str(int(m.group()) - 1), phrase)
-                q = _YEAR_EARLIER.sub("", q)
-            q = re.sub(r"\s+", " ", q[:that.start()] + " " + phrase + q[that.end():]).replace(" ?", "?").strip()
     subject = subject_of(prev)
+    item = _other_item(fragment)
+    period = _PERIOD_PHRASE.search(prev)
+    if item and subject and period and period.group().strip():
+        # "How about general and administrative?" after "What did eBay spend on product
+        # development in Q2 2023?": the same question about another line
+        return f"What was {_possessive(subject)} {item} {period.group().strip()}?"
     if subject and subject_of(q) is None:
         body = _LEAD.sub("", q).strip()
         body = body[:1].upper() + body[1:]
@@ -134,6 +132,57 @@ def heuristic_rewrite(question: str, history: list[str]) -> str:
             borrowed.append(word)
             have.add(stem[0])
     return f"{question.rstrip()} ({' '.join(borrowed)})" if borrowed else question
+
+
+def _that_period(q: str, prev: str) -> str:
+    """ "in that quarter", "for the same period" become the previous question's period, "the same
+    quarter a year earlier" that period one year back."""
+    that = _THAT_PERIOD.search(q)
+    period = _PERIOD_PHRASE.search(prev)
+    if not that or not period or not period.group().strip():
+        return q
+    phrase = period.group().strip()
+    if _YEAR_EARLIER.search(q):
+        phrase = re.sub(r"\b(?:19|20)\d\d\b", lambda m: str(int(m.group()) - 1), phrase)
+        q = _YEAR_EARLIER.sub("", q)
+        that = _THAT_PERIOD.search(q)
+    return re.sub(r"\s+", " ", q[:that.start()] + " " + phrase + q[that.end():]).replace(" ?", "?").strip()
+
+
+_ABOUT = re.compile(r"^(?:how|what) about\s+(?:the\s+)?", re.I)
+_NOT_ITEM = re.compile(r"^(?:in|on|for|from|at|during|over|by|with|without|excluding|including|as|per|"
+                       r"it|its|that|this|those|these|them|they)\b", re.I)
+
+
+def _other_item(fragment: str) -> str | None:
+    """The line item a "How about X?" follow-up asks instead of the previous one ("general and
+    administrative"); None when X is a period, a qualifier of the kind `_SIBLINGS` knows (that
+    narrows the previous question, it does not replace its line), or not a bare noun phrase."""
+    if not _ABOUT.match(fragment):
+        return None
+    item = _ABOUT.sub("", fragment).strip()
+    if not item or _NOT_ITEM.match(item) or _PERIOD_PHRASE.fullmatch(item) or not analyse(item):
+        return None
+    if any(re.search(rf"(?<![\w-])(?:{group})(?![\w-])", item, re.I) for group in _SIBLINGS):
+        return None
+    return item
+
+
+_PREP_PHRASE = r"(?P<prep>in|from|for)\s+(?P<what>(?!the\s+(?:same|prior|previous)\b)[^,?]+?)"
+
+
+def _swap_phrase(prev: str, fragment: str) -> str | None:
+    """ "And in marketing and sales?" after "... expense did Salesforce record in research and
+    development for the nine months ...?": the previous question with its "in ..." phrase (not its
+    period) replaced by the fragment's."""
+    m = re.fullmatch(_PREP_PHRASE, fragment.strip(), re.I)
+    if not m or _PERIOD_PHRASE.search(m.group("what")):
+        return None
+    for old in re.finditer(rf"\b{m.group('prep')}\s+(?P<what>.+?)(?=\s+(?:in|for|during|over|as of|at)\b|[,?]|$)",
+                           prev, re.I):
+        if not _PERIOD_PHRASE.search(old.group("what")) and not _REFERS_BACK.search(old.group("what")):
+            return f"{prev[:old.start('what')]}{m.group('what')}{prev[old.end('what'):]}".rstrip("?.! ") + "?"
+    return None
 
 
 # Qualifiers that stand in for each other in reports: a fragment naming one of them asks the
