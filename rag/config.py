@@ -62,6 +62,10 @@ class Settings:
     prf_k: int = 2
     prf_alpha: float = 0.75
     w_prf: float = 1.75
+    # The answerer's second BM25 list for a figure question that names its period (the metric,
+    # and the period as column headers name it), fused at this weight; 0 = off. Chosen on the
+    # financial tune/dev/dev2 sets (0.3 / 0.5 / 0.75 / 1.0 tried; see the README's issue 10).
+    w_period: float = 0.3
     # L2 reranker: "none", "maxsim" (packaged MiniLM, sentence-level), "cross-encoder"
     # (RAG_RERANKER_MODEL: a local path or hub id) or "remote" (a /v1/rerank endpoint).
     reranker: str = "none"

@@ -36,6 +36,11 @@ class FunnelConfig:
     prf_k: int = 0
     prf_alpha: float = 0.75
     w_prf: float = 1.75
+    # A second BM25 list for a figure question that names its period (the answerer gives its
+    # terms: the metric, and the period as column headers name it, "Three Months Ended June 30
+    # 2023"), fused with this weight. Statement rows sat at rank 100-200 of the plain lists in
+    # 100-page filings, where "total revenues" and "fiscal 2023" fill the prose.
+    w_period: float = 0.3
     rerank_m: int = 100         # how many fused candidates the L2 reranker sees
     w_rerank: float = 0.5       # final = w * L2 + (1 - w) * fused, both min-max normalised
     # Context selection
@@ -71,7 +76,8 @@ def minmax(scores: np.ndarray) -> np.ndarray:
 def fuse(lists: dict[str, tuple[np.ndarray, np.ndarray]], config: FunnelConfig
          ) -> tuple[list[int], dict[int, dict[str, float]], dict[int, dict[str, int]]]:
     """L1: fused order of vids, with per-stage scores and ranks kept."""
-    weights = {"dense": config.w_dense, "bm25": config.w_sparse, "dense_prf": config.w_prf}
+    weights = {"dense": config.w_dense, "bm25": config.w_sparse, "dense_prf": config.w_prf,
+               "bm25_period": config.w_period}
     scores: dict[int, dict[str, float]] = {}
     ranks: dict[int, dict[str, int]] = {}
     fused: dict[int, float] = {}
@@ -131,7 +137,10 @@ class Retriever:
     def reranker_name(self) -> str:
         return self.reranker.name if self.reranker is not None else "none"
 
-    def search(self, query: str, k: int = 10, select: bool = True) -> SearchResult:
+    def search(self, query: str, k: int = 10, select: bool = True,
+               period_terms: list[str] | None = None) -> SearchResult:
+        """`period_terms`: BM25 terms of a second sparse list ("bm25_period", see
+        FunnelConfig.w_period); none by default."""
         cfg = self.config
         timings: dict[str, float] = {}
         result = SearchResult(query, [], timings, self.reranker_name)
@@ -151,6 +160,8 @@ class Retriever:
         t1 = time.perf_counter()
         if snap.sparse is not None and cfg.sparse_k:
             lists["bm25"] = snap.sparse.search(analyse(query), cfg.sparse_k)
+            if period_terms and cfg.w_period:
+                lists["bm25_period"] = snap.sparse.search(period_terms, cfg.sparse_k)
         timings["bm25"] = (time.perf_counter() - t1) * 1000
         result.candidates = lists
         t1 = time.perf_counter()

@@ -151,6 +151,30 @@ def test_what_about_a_region_narrows_the_previous_question_instead_of_replacing_
     assert "Americas" in rewritten and "total revenues" in rewritten
 
 
+def test_the_asked_period_is_searched_for_as_column_headers_name_it():
+    from rag.answer.extractive import period_terms
+    from rag.answer.periods import header_words
+    from rag.store.sparse import analyse
+
+    assert header_words(question_period("eBay's net revenues in the second quarter of 2023")) == \
+        "Three Months Ended June 30 2023"
+    assert header_words(question_period("net income for the first half of 2024")) == "Six Months Ended June 30 2024"
+    assert header_words(question_period("revenues in fiscal 2023")) == "Year Ended 2023"
+    assert header_words(question_period("What is the revenue?")) == ""
+    calendars = {"/docs/SALESFORCE_2023Q3_10Q.pdf": {"end_month": 1, "lag": 0},
+                 "/docs/RETAILER_10K.pdf": {"end_month": 1, "lag": 1}}
+    terms = period_terms("What were Salesforce's subscription revenues in the third quarter of fiscal 2023?",
+                         lambda: calendars)
+    # the fiscal quarter on Salesforce's own calendar (not the retailer's), and no question words
+    assert terms == analyse("Salesforce's subscription revenues") + analyse("Three Months Ended October 31 2022")
+    asked = []
+    # a calendar period needs no fiscal calendar, so the library is not asked for one
+    assert period_terms("What was Acme's net income in the first quarter of 2022?",
+                        lambda: asked.append(1) or {}) and not asked
+    assert period_terms("Who was Oracle's CEO in fiscal 2023?", lambda: calendars) == []
+    assert period_terms("What are Oracle's main risks?", lambda: calendars) == []
+
+
 def test_subject_of_skips_sentence_capitals_and_periods():
     assert subject_of("Tell me about the snake plant") is None
     assert subject_of("What was PG&E's core EPS in Q2 2023?") == "PG&E's"

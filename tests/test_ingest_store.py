@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,3 +247,14 @@ def test_the_hnsw_build_gets_512mb_or_more_never_less(tmp_path, store_backend):
             conn.execute(f"SET LOCAL maintenance_work_mem = '{given}'")
             store._hnsw_build_memory(conn)
             assert conn.execute("SHOW maintenance_work_mem").fetchone()[0] == used
+
+
+def test_the_fiscal_calendars_of_live_documents_are_listed_by_source(tmp_path, settings, embedder, store_backend):
+    """The answerer dates a fiscal question by its company's calendar: both backends list it."""
+    docs = tmp_path / "docs"
+    write_docs(docs, 2, words=30)
+    (docs / "acme-q1.md").write_text("# Acme results\n\nAcme reported results for its first quarter fiscal 2024 "
+                                     "ended April 30, 2023. Revenue grew.\n")
+    ingest_paths(sorted(docs.iterdir()), settings, embedder=embedder)
+    calendars = store_at(settings.data_dir).fiscal_calendars()
+    assert {Path(source).name: c for source, c in calendars.items()} == {"acme-q1.md": {"end_month": 1, "lag": 0}}

@@ -115,6 +115,25 @@ def test_dense_prf_moves_the_query_and_keeps_stage_scores(tmp_path, settings, em
         FunnelConfig(prf_k=-1)
 
 
+def test_period_terms_add_a_weighted_bm25_list_that_can_bring_a_chunk_into_the_pool(tmp_path, settings, embedder):
+    from rag.store.sparse import analyse
+
+    ingest_paths(write_docs(tmp_path / "docs", 8, words=60), settings, embedder=embedder)
+    store = LocalStore(settings.data_dir)
+    query, terms = "river valley", analyse("topic5")
+    plain = Retriever(store, embedder, FunnelConfig(prf_k=0)).search(query, k=3, select=False)
+    top = plain.candidates["fused"][0][:3].tolist()
+    res = Retriever(store, embedder, FunnelConfig(prf_k=0, w_period=5.0)).search(
+        query, k=3, select=False, period_terms=terms)
+    vids, scores = store.snapshot().sparse.search(terms, 200)
+    assert res.candidates["bm25_period"][0].tolist() == vids.tolist() and len(vids) == 1
+    assert vids[0] not in top and res.hits[0].chunk.id == store.chunks_by_vid([vids[0]])[vids[0]][0].id
+    assert res.hits[0].ranks["bm25_period"] == 1
+    off = Retriever(store, embedder, FunnelConfig(prf_k=0, w_period=0)).search(
+        query, k=3, select=False, period_terms=terms)
+    assert "bm25_period" not in off.candidates and [h.chunk.id for h in off.hits] == [h.chunk.id for h in plain.hits]
+
+
 def test_search_cli_json_lines(tmp_path, settings, embedder):
     docs = write_docs(tmp_path / "docs", 3)
     ingest_paths(docs, settings, embedder=embedder)

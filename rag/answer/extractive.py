@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
 from ingest.pdf_layout import Row, parse_row
 from rag.answer.citations import Citation
 from rag.answer.rewrite import subject_of
-from rag.answer.periods import (PERIOD_WORDS, YEAR, Period, agreement, durations, header_period, names_month,
-                                 names_period, on_calendar, quarters, question_period)
+from rag.answer.periods import (PERIOD_WORDS, YEAR, Period, agreement, durations, header_period, header_words,
+                                 names_month, names_period, on_calendar, quarters, question_period)
 from rag.answer.support import Sentence, passage_sentences
 from rag.store.sparse import analyse
 from rag.types import Hit
@@ -395,6 +396,30 @@ def strong_row(question: str, units: list[Sentence], hits) -> bool:
     return False
 
 
+_QUESTION_WORDS = frozenset(analyse("what which how much many were did does do has have had"))
+_NOT_A_FIGURE = re.compile(r"^\s*(?:who|whom|whose|why|where)\b", re.I)
+
+
+def period_terms(question: str, calendars: Callable[[], dict[str, dict]]) -> list[str]:
+    """BM25 terms for a figure question that names its period: its metric and subject, and the
+    period as the filings' column headers name it ("second quarter of 2023" is "Three Months
+    Ended June 30 2023"; a fiscal period on the calendar of the subject's filings, from
+    `calendars()`: source -> fiscal calendar). [] for other questions."""
+    asked = question_period(question)
+    if asked.year is None or _NOT_A_FIGURE.match(question):
+        return []
+    phrases = {header_words(asked)}
+    if asked.fiscal:
+        want = subject_terms(subject_of(question))
+        mine = [c for source, c in calendars().items()
+                if want & set(analyse(re.sub(r"[\W_]+", " ", re.split(r"[\\/]", source)[-1])))]
+        phrases = {header_words(on_calendar(asked, question, c)) for c in mine} or phrases
+    words = " ".join(sorted(p for p in phrases if p))
+    if not words:
+        return []
+    return [t for t in analyse(PERIOD_WORDS.sub(" ", question)) if t not in _QUESTION_WORDS] + analyse(words)
+
+
 def absent_subject(question: str, hits) -> str | None:
     """The company (or other named subject) the question asks about when no passage found
     names it, neither in its text nor in its document's name: "What was Tesla's revenue in
@@ -600,5 +625,5 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
     return text, [cite], f"the asked period ({asked.describe()}) is not among the columns of the best rows"
 
 
-__all__ = ["MAX_EMBEDDED_UNITS", "absent_subject", "NOTICE", "embed_text", "extract", "metric_terms", "prose_disagrees", "row_statement",
+__all__ = ["MAX_EMBEDDED_UNITS", "absent_subject", "NOTICE", "embed_text", "extract", "metric_terms", "period_terms", "prose_disagrees", "row_statement",
            "rerank_by_units", "score_units", "strong_row", "shortlist", "trim_quote", "unit_features"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from calendar import monthrange
 from dataclasses import dataclass
 
 MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
@@ -306,5 +307,21 @@ def on_calendar(asked: Period, question: str, calendar: dict | None) -> Period:
     return Period(months, last // 12, last % 12 + 1, False, asked.prior, asked.change)
 
 
-__all__ = ["MONTH_NAMES", "PERIOD_WORDS", "YEAR", "Period", "agreement", "fiscal_calendar", "header_period", "names_month",
-           "names_period", "on_calendar", "quarters", "question_period", "report_period"]
+_HEADER_LENGTH = {3: "Three Months Ended", 6: "Six Months Ended", 9: "Nine Months Ended", 12: "Year Ended"}
+
+
+def header_words(asked: Period) -> str:
+    """The asked period as a filing's column header names it: the second quarter of 2023 of a
+    calendar-year filer is "Three Months Ended June 30 2023", Oracle's fiscal 2023 "Year Ended
+    2023" (its month unknown here). "" when the question names no year or no length or end."""
+    if asked.year is None or (asked.months is None and asked.end_month is None):
+        return ""
+    parts = [_HEADER_LENGTH.get(asked.months or 0, "Ended")]
+    if asked.end_month:
+        parts.append(f"{MONTH_NAMES[asked.end_month - 1].capitalize()} "
+                     f"{monthrange(asked.year, asked.end_month)[1]}")
+    return " ".join(parts + [str(asked.year)])
+
+
+__all__ = ["MONTH_NAMES", "PERIOD_WORDS", "YEAR", "Period", "agreement", "fiscal_calendar", "header_period", "header_words",
+           "names_month", "names_period", "on_calendar", "quarters", "question_period", "report_period"]

@@ -149,6 +149,15 @@ class Catalog:
                                      char_start=row[6], char_end=row[7], heading=row[8]), row[9], facts[row[2]])
         return out
 
+    def fiscal_calendars(self) -> dict[str, dict]:
+        """Document source -> its fiscal calendar, for the live documents that state one."""
+        out = {}
+        for source, meta in self._exec("SELECT source, meta FROM documents WHERE status = 'live'").fetchall():
+            calendar = rules.hit_facts(meta).get("fiscal_calendar")
+            if calendar:
+                out[source] = calendar
+        return out
+
     def live_sources(self) -> dict[int, str]:
         """vid -> document source, for every live chunk (evaluation maps chunks to documents)."""
         return dict(self._exec(
