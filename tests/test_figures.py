@@ -260,6 +260,10 @@ def test_non_gaap_guidance_and_other_lengths_of_period_are_not_the_answer():
     assert qualifier_clash(margin, "Non-GAAP operating margin | Three Months Ended March 31 2023: 29.6%", heading)
     assert not qualifier_clash("What was the non-GAAP operating income?", "Operating income | 2023: 744",
                                "Non-GAAP results")
+    # ... and a row that says "GAAP" itself is the GAAP figure, under a non-GAAP heading too
+    assert qualifier_clash("What was Salesforce's non-GAAP diluted EPS?",
+                           "GAAP diluted net income per share | Three Months Ended April 30 2023: $0.20",
+                           "SALESFORCE 2024Q1 EARNINGS > Non-GAAP diluted net income per share")
     # a forecast is no answer to what was reported, but a rating "with a stable outlook" is a fact
     assert forecast_clash(q, "2023 EPS guidance updated for GAAP earnings to $1.04 to $1.13 per share.")
     assert not forecast_clash("What EPS guidance did PG&E give for 2023?", "2023 EPS guidance updated to $1.04")

@@ -159,10 +159,13 @@ def share_clash(question: str, label: str) -> bool:
 
 def qualifier_clash(question: str, text: str, heading: str = "") -> bool:
     """The question asks for a non-GAAP (adjusted, core) figure and the unit is not one (its
-    heading may say so: a table under "Non-GAAP results"), or the question asks for a GAAP
+    heading may say so: a table under "Non-GAAP results"; but a unit that says "GAAP" itself is
+    the GAAP figure, whatever its heading), or the question asks for a GAAP
     figure and the unit is only a non-GAAP one (whatever the heading: "Non-GAAP operating
     margin" under "Reconciliation of GAAP to Non-GAAP" is still the non-GAAP figure)."""
     if _NON_GAAP.search(question):
+        if _GAAP.search(text) and not _NON_GAAP.search(text):
+            return True  # "GAAP diluted net income per share" is the GAAP figure, under any heading
         return not _NON_GAAP.search(f"{heading} {text}")
     if _GAAP.search(question):
         return bool(_NON_GAAP.search(text)) and not _GAAP.search(text)
