@@ -75,7 +75,6 @@ def full_bm25s_load(store, version: int):
     """The PostgreSQL replica's load as it was before bm25_live: every live chunk's terms read
     at once and bm25s built from them (the exact matrix too, for a small library)."""
     from rag.store.postgres import PgDense
-    from rag.store.rules import Snapshot
     from rag.store.sparse import SparseIndex
 
     conn = store.conn

@@ -144,3 +144,25 @@ def test_a_database_from_before_index_changes_gets_them_when_opened(store_backen
     snap = replica.snapshot()
     assert snap.version == 2 and snap.sparse.segments[0] is first.sparse.segments[0]
     same_as_bm25s(replica, snap.sparse, [analyse("search the guide")])
+
+
+def test_the_background_load_compacts_after_serving(store_backend, settings, monkeypatch):
+    """Once dead chunks and deltas are a quarter of the postings, the loader thread rewrites them
+    into one segment after the new version is served; the scores stay bm25s's."""
+    import rag.store.bm25_live as bm25_live
+
+    monkeypatch.setattr(bm25_live.LiveBM25, "needs_compaction", lambda self: self.untidy > 0)  # any
+    rng = np.random.default_rng(11)
+    writer, replica = store_at(settings.data_dir), store_at(settings.data_dir)
+    for i in range(4):
+        add(writer, rng, f"doc-{i}.md", 12)
+    first = replica.snapshot()
+    add(writer, rng, "doc-4.md", 12)
+    delete(writer, ["doc-1.md"])
+    assert replica.snapshot(stale_ok=True) is first  # served meanwhile; the load is under way
+    loader = replica._reloader
+    if loader is not None:
+        loader.join(60)
+    snap = replica.snapshot(stale_ok=True)
+    assert snap.version == 6 and len(snap.sparse.segments) == 1 and snap.sparse.n_dead == 0
+    same_as_bm25s(replica, snap.sparse, [analyse("search the guide"), analyse("answers and sources cited")])
