@@ -56,7 +56,17 @@ class Publisher:
         """Tidy up after the commit (old index versions); a crash here loses nothing."""
 
     def _load(self, version: int) -> Snapshot:
+        """The indexes of the live version (which may be past `version`), for searches; the
+        caller holds the load lock. It may build on the snapshot held (PostgreSQL: by delta)."""
         raise NotImplementedError
+
+    def _load_fresh(self, version: int) -> Snapshot:
+        """A load that owes nothing to the snapshot held (what `check` compares)."""
+        return self._load(version)
+
+    def _after_load(self) -> None:
+        """After a background load is served, in its thread: tidy the snapshot up (PostgreSQL
+        compacts its BM25 postings); swapping in a result is the hook's to do, under the lock."""
 
     def _thread_done(self) -> None:
         """A thread of ours ends (the background loader): release what it holds (its connection)."""
@@ -158,6 +168,7 @@ class Publisher:
                 if self._snapshot is None or self._snapshot.version != version:
                     self._snapshot = self._load(version)
             self.reload_error = None
+            self._after_load()
         except Exception as e:  # noqa: BLE001 - recorded, shown (Service.status) and retried
             log.exception("loading the live index version failed; searches keep version %s", old)
             self.reload_error = {"error": f"{type(e).__name__}: {e}", "at": time.time(), "serving": old}
@@ -184,7 +195,7 @@ class Publisher:
             if len(live):
                 problems.append("chunks are live but no index version was published")
             return problems
-        return problems + rules.index_problems(version, live, self._load(version))
+        return problems + rules.index_problems(version, live, self._load_fresh(version))
 
 
 @contextlib.contextmanager
