@@ -146,6 +146,8 @@ def _that_period(q: str, prev: str) -> str:
         phrase = re.sub(r"\b(?:19|20)\d\d\b", lambda m: str(int(m.group()) - 1), phrase)
         q = _YEAR_EARLIER.sub("", q)
         that = _THAT_PERIOD.search(q)
+        if that is None:
+            return q
     return re.sub(r"\s+", " ", q[:that.start()] + " " + phrase + q[that.end():]).replace(" ?", "?").strip()
 
 
