@@ -14,6 +14,7 @@ from rag.answer.citations import quote_spans, reflow
 from rag.config import Settings
 from rag.errors import RagError
 from rag.service import Service
+from rag.status import short_count
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 BROWSER_COOKIE = "docchat_browser"
@@ -108,8 +109,8 @@ def _status_box() -> dict | None:
         return None
     st.caption("Index")
     c1, c2, c3 = st.columns(3)
-    c1.metric("Docs", status["documents"])
-    c2.metric("Chunks", status["chunks"])
+    c1.metric("Docs", short_count(status["documents"]), help=f"{status['documents']:,} documents")
+    c2.metric("Chunks", short_count(status["chunks"]), help=f"{status['chunks']:,} chunks")
     c3.metric("Version", status["index_version"])
     st.caption(f"LLM: {status['llm']}  \nReranker: {status['reranker']}")
     for note in status["notices"]:

@@ -54,6 +54,13 @@ def test_app_opens_on_chat_with_sidebar_status_and_degraded_notices(indexed):
     assert "No LLM configured" in notes and "No L2 reranker" in notes
 
 
+def test_sidebar_counts_fit_their_column():
+    from rag.status import short_count
+
+    assert [short_count(n) for n in (0, 950, 1000, 1160, 9_960, 34_567, 1_234_567)] == \
+        ["0", "950", "1k", "1.2k", "10k", "35k", "1.2M"]
+
+
 def test_chat_answers_cites_and_opens_the_source_panel(indexed):
     at = page("pages/chat.py").run()
     at.chat_input[0].set_value("How often does the office ficus need watering?").run()
