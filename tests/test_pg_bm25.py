@@ -70,6 +70,16 @@ def same_as_bm25s(store, sparse: LiveBM25, queries: list[list[str]]) -> None:
         np.testing.assert_allclose(top[1], ref_scores[:10], rtol=1e-6)
 
 
+def library(settings, seed: int, docs: int, chunks: int):
+    """A writer and a replica on one database with `docs` documents of `chunks` chunks published:
+    (rng, writer, replica, the replica's snapshot)."""
+    rng = np.random.default_rng(seed)
+    writer, replica = store_at(settings.data_dir), store_at(settings.data_dir)
+    for i in range(docs):
+        add(writer, rng, f"doc-{i}.md", chunks)
+    return rng, writer, replica, replica.snapshot()
+
+
 def test_publishes_and_deletes_by_delta_score_as_bm25s_from_scratch(store_backend, settings):
     rng = np.random.default_rng(7)
     writer, replica = store_at(settings.data_dir), store_at(settings.data_dir)
@@ -118,11 +128,7 @@ def test_publishes_and_deletes_by_delta_score_as_bm25s_from_scratch(store_backen
 def test_a_version_without_its_change_row_is_loaded_in_full(store_backend, settings):
     """A writer that does not log changes (an older app on a migrated database), or a replica
     behind by more versions than index_changes keeps: the replica loads the version in full."""
-    rng = np.random.default_rng(3)
-    writer, replica = store_at(settings.data_dir), store_at(settings.data_dir)
-    for i in range(3):
-        add(writer, rng, f"doc-{i}.md", 10)
-    first = replica.snapshot()
+    rng, writer, replica, first = library(settings, seed=3, docs=3, chunks=10)
     add(writer, rng, "doc-3.md", 10)
     with writer.transaction() as conn:
         conn.execute("DELETE FROM index_changes WHERE version = 4")
@@ -152,11 +158,7 @@ def test_the_background_load_compacts_after_serving(store_backend, settings, mon
     import rag.store.bm25_live as bm25_live
 
     monkeypatch.setattr(bm25_live.LiveBM25, "needs_compaction", lambda self: self.untidy > 0)  # any
-    rng = np.random.default_rng(11)
-    writer, replica = store_at(settings.data_dir), store_at(settings.data_dir)
-    for i in range(4):
-        add(writer, rng, f"doc-{i}.md", 12)
-    first = replica.snapshot()
+    rng, writer, replica, first = library(settings, seed=11, docs=4, chunks=12)
     add(writer, rng, "doc-4.md", 12)
     delete(writer, ["doc-1.md"])
     assert replica.snapshot(stale_ok=True) is first  # served meanwhile; the load is under way
