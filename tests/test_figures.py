@@ -476,6 +476,9 @@ def test_a_per_share_column_is_not_in_millions():
                     "Six Months Ended June 30 Earnings per Common Share 2022: 0.09")
     assert row_statement(row, 0).endswith("186 (in millions)")
     assert row_statement(row, 1).endswith("Share 2022: 0.09")
+    per_share_row = parse_row("Net Income Per Common Share, Diluted (in millions) | "
+                              "Three Months Ended June 30 2023: $0.19")
+    assert row_statement(per_share_row, 0).endswith("June 30 2023: $0.19")
 
 
 def test_a_table_title_may_take_two_lines_and_prose_is_no_title():

@@ -342,8 +342,8 @@ _PER_SHARE_COLUMN = re.compile(r"per (?:common )?share|earnings per|\beps\b", re
 
 def row_statement(row: Row, cell: int) -> str:
     header, value = row.cells[cell]
-    # a table "in millions, except per share amounts": not the unit of its per-share column
-    unit = f" ({row.unit})" if row.unit and not _PER_SHARE_COLUMN.search(header) else ""
+    # a table "in millions, except per share amounts": not the unit of its per-share column or row
+    unit = f" ({row.unit})" if row.unit and not _PER_SHARE_COLUMN.search(f"{row.label} {header}") else ""
     return f"{row.label}, {header}: {value}{unit}" if header else f"{row.label}: {value}{unit}"
 
 
