@@ -44,7 +44,7 @@ def file_message(message: str | None, path: str) -> str:
 
 def reload_notice(serving: dict) -> str | None:
     """What the status says while this replica searches an older index version than the live
-    one (store.serving()): the new one is loading, or failed to load (retried on the next search)."""
+    one (store.serving()): the new one is loading, or failed to load (retried by a later search)."""
     old, live = serving["serving"], serving["live"]
     if old is None or old == live:
         return None
@@ -53,8 +53,10 @@ def reload_notice(serving: dict) -> str | None:
         return (f"Index version {live} is loading; searches use version {old} meanwhile"
                 + (f" (the last try failed: {err})." if err else "."))
     if err:
+        wait = serving["error"].get("retry_in_s")
+        when = f" in {wait:g} s or later" if wait else ""
         return (f"Index version {live} could not be loaded ({err}); searches use version {old} "
-                "until it can (tried again on the next search).")
+                f"until it can (tried again by a search{when}).")
     return None
 
 

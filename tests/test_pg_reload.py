@@ -7,6 +7,7 @@ runs once it is let go), so "a search during the reload" is deterministic: no sl
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -104,8 +105,13 @@ def test_a_failed_reload_keeps_the_old_snapshot_shows_why_and_is_retried(store_b
                for n in notes), notes
     assert seen["conn"].closed  # the failed loader let its connection go
 
-    del replica._load  # the cause goes away; the next search tries again, and that load succeeds
+    assert replica.reload_error["retry_in_s"] == replica.RELOAD_RETRY_S
+    assert any("tried again by a search in 1 s or later" in n for n in notes), notes
+    del replica._load  # the cause goes away; a search after the back-off tries again, and succeeds
     entered, release, seen = hold_loader(replica)
+    assert search("base 0 about topic0", k=3).index_version == 1
+    assert not entered.wait(0.3)  # within the back-off: no new load
+    time.sleep(replica.RELOAD_RETRY_S)
     result = search("base 0 about topic0", k=3)  # served from the old snapshot meanwhile
     assert result.index_version == 1 and result.hits
     assert entered.wait(60)

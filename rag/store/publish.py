@@ -31,12 +31,19 @@ class Publisher:
     # in a thread; False: they wait for it (the local store, whose load reads prebuilt files).
     background_reload = False
     reload_error: dict | None = None  # the last background load's failure, until one succeeds
+    # A failed background load is tried again by a search no sooner than this long after it,
+    # doubling with each failure in a row up to the cap: a database that refuses every load
+    # is not asked again by every search of every replica.
+    RELOAD_RETRY_S = 1.0
+    RELOAD_RETRY_MAX_S = 60.0
 
     def _init_snapshots(self) -> None:
         self._snapshot = None
         self._snapshot_lock = threading.Lock()  # one load at a time, blocking or in the background
         self._reloader: threading.Thread | None = None  # the background load under way
         self._reloader_lock = threading.Lock()
+        self._failed_loads = 0       # background loads failed in a row
+        self._retry_at = 0.0         # time.monotonic() before which no background load starts
 
     # ------------------------------------------------------------------ hooks
     def _publish_lock(self) -> contextlib.AbstractContextManager:
@@ -151,15 +158,15 @@ class Publisher:
     def _reload_in_background(self) -> None:
         """Load the live version in a thread of its own, unless one is at it already."""
         with self._reloader_lock:
-            if self._reloader is not None:
+            if self._reloader is not None or time.monotonic() < self._retry_at:
                 return
             self._reloader = threading.Thread(target=self._reload, name="snapshot-reload", daemon=True)
             self._reloader.start()
 
     def _reload(self) -> None:
         """The background loader: swap the new snapshot in (one assignment: a search holds the
-        old one or the new one, never a mix), or keep the old one and record why not; the next
-        search that finds the version moved on tries again. It holds the load lock, as a
+        old one or the new one, never a mix), or keep the old one and record why not; a search
+        that finds the version moved on tries again once the back-off (RELOAD_RETRY_S) is over. It holds the load lock, as a
         blocking load does: one load at a time, and a caller of snapshot() waits for this one."""
         old = self._snapshot.version if self._snapshot is not None else None
         try:
@@ -168,10 +175,15 @@ class Publisher:
                 if self._snapshot is None or self._snapshot.version != version:
                     self._snapshot = self._load(version)
             self.reload_error = None
+            self._failed_loads, self._retry_at = 0, 0.0
             self._after_load()
         except Exception as e:  # noqa: BLE001 - recorded, shown (Service.status) and retried
             log.exception("loading the live index version failed; searches keep version %s", old)
-            self.reload_error = {"error": f"{type(e).__name__}: {e}", "at": time.time(), "serving": old}
+            self._failed_loads += 1
+            wait = min(self.RELOAD_RETRY_MAX_S, self.RELOAD_RETRY_S * 2 ** (self._failed_loads - 1))
+            self._retry_at = time.monotonic() + wait
+            self.reload_error = {"error": f"{type(e).__name__}: {e}", "at": time.time(), "serving": old,
+                                 "retry_in_s": wait}
         finally:
             try:
                 self._thread_done()
