@@ -31,7 +31,7 @@ import numpy as np
 from rag.config import Settings
 from rag.embed import MINILM_MAX_TOKENS, MiniLMEmbedder, embedder_from_settings, minilm_path, tuned_model_id
 from rag.errors import RagError
-from rag.store import LocalStore
+from rag.store import Store, open_store
 from rag.store.local import now_iso
 from rag.types import file_sha256, index_text
 
@@ -85,19 +85,16 @@ def _matches(source: str, page: int, targets: tuple[tuple[str, int | None], ...]
     return any(_is_document(source, s) and (p is None or p == page) for s, p in targets)
 
 
-def mine_pairs(store: LocalStore, embedder, examples: list[Example], negatives_from: int = 50
+def mine_pairs(store: Store, embedder, examples: list[Example], negatives_from: int = 50
                ) -> tuple[list[tuple[str, str, str]], list[str]]:
     """(question, positive text, hard negative text) per example, from the live index."""
-    rows = store.conn.execute(
-        "SELECT c.vid, d.source, c.page, c.heading, c.text, c.embedding FROM chunks c "
-        "JOIN documents d ON d.id = c.doc_id WHERE d.status = 'live' ORDER BY c.vid").fetchall()
+    rows, vectors = store.live_chunks_and_vectors()
     if not rows:
-        raise RagError(f"the index in {store.data_dir} is empty: ingest your documents first")
+        raise RagError(f"the index in {store.where} is empty: ingest your documents first")
     by_name: dict[str, list[int]] = {}
     for i, (_, source, *_rest) in enumerate(rows):
         by_name.setdefault(source, []).append(i)
         by_name.setdefault(Path(source).name, []).append(i)
-    vectors = np.vstack([np.frombuffer(r[5], dtype=np.float32) for r in rows])
     Q = embedder.embed([e.question for e in examples])
     pairs, skipped = [], []
     for e, q in zip(examples, Q):
@@ -178,7 +175,7 @@ def tune_embedder(settings: Settings, examples: list[Example], out: Path, source
     if (out / "model.safetensors").exists():
         raise RagError(f"{out} already holds a model: choose a new --out folder (indexes built with "
                        "the old one would no longer match it)")
-    store = LocalStore(settings.data_dir)
+    store = open_store(settings)
     store.check_embedder(embedder.id, embedder.dim)
     t0 = time.perf_counter()
     pairs, skipped = mine_pairs(store, embedder, examples)

@@ -43,6 +43,19 @@ def test_pairs_come_from_the_expected_document_and_contrast_with_another(plants_
     assert len(skipped) == 1 and "missing report" in skipped[0] and "not in the index" in skipped[0]
 
 
+def test_pairs_are_mined_from_either_backend(tmp_path, store_backend, settings, embedder):
+    from ingest.pipeline import ingest_paths
+    from tests.conftest import store_at, write_docs
+
+    docs = write_docs(tmp_path / "docs", 3, words=60)
+    ingest_paths(docs, settings, embedder=embedder)
+    store = store_at(settings.data_dir)
+    examples = [Example("What is doc 1 about? topic1", ((docs[1].name, None),))]
+    pairs, skipped = mine_pairs(store, embedder, examples)
+    assert not skipped and len(pairs) == 1
+    assert "topic1" in pairs[0][1] and "topic1" not in pairs[0][2]
+
+
 def test_tuning_writes_a_model_with_its_own_id_and_a_report(tuned, embedder):
     out, report = tuned
     cases = examples_from_set(SHIPPED_SET)

@@ -187,6 +187,17 @@ class Catalog:
                 out[cid] = rules.from_f16(blob, dim)
         return out
 
+    def live_chunks_and_vectors(self) -> tuple[list[tuple[int, str, int, str | None, str]], np.ndarray]:
+        """Every live chunk as (vid, document source, page, heading, text), in vid order, and
+        their vectors, one row each (rag/tune.py mines training pairs from them)."""
+        rows, vectors = [], []
+        for vid, source, page, heading, text, value in self._exec(
+                "SELECT c.vid, d.source, c.page, c.heading, c.text, c.embedding FROM chunks c "
+                "JOIN documents d ON d.id = c.doc_id WHERE d.status = 'live' ORDER BY c.vid"):
+            rows.append((vid, source, page, heading, text))
+            vectors.append(np.asarray(self._vector_of(value), dtype=np.float32))
+        return rows, (np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32))
+
     def chunk_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
         """chunk id -> its chunk vector as a 1 x dim matrix."""
         out: dict[str, np.ndarray] = {}
