@@ -490,14 +490,47 @@ def _part_xml(part):
     return element if element is not None else parse_xml(part.blob)
 
 
+# How Word prints note numbers unless the document's settings say otherwise (w:footnotePr,
+# w:endnotePr): footnotes 1, 2, 3 and endnotes i, ii, iii
+_NOTE_FORMATS = {"Footnote": "decimal", "Endnote": "lowerRoman"}
+_ROMAN = [(1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"), (50, "l"), (40, "xl"),
+          (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i")]
+
+
+def note_mark(n: int, fmt: str) -> str:
+    """The n-th note's mark in a Word number format: 4 is "iv" (lowerRoman), "D" (upperLetter;
+    Word goes on "aa", "bb" after "z"); formats not listed here print as 1, 2, 3."""
+    if fmt in {"lowerRoman", "upperRoman"}:
+        out = ""
+        for value, letters in _ROMAN:
+            count, n = divmod(n, value)
+            out += letters * count
+        return out.upper() if fmt == "upperRoman" else out
+    if fmt in {"lowerLetter", "upperLetter"}:
+        mark = chr(ord("a") + (n - 1) % 26) * ((n - 1) // 26 + 1)
+        return mark.upper() if fmt == "upperLetter" else mark
+    return str(n)
+
+
+def _note_formats(document) -> dict[str, str]:
+    formats = dict(_NOTE_FORMATS)
+    settings = document.settings.element
+    for kind, tag in (("Footnote", "w:footnotePr"), ("Endnote", "w:endnotePr")):
+        fmt = settings.find(f"{qn(tag)}/{qn('w:numFmt')}")
+        if fmt is not None and fmt.get(qn("w:val")):
+            formats[kind] = fmt.get(qn("w:val"))
+    return formats
+
+
 class _Notes:
     """A document's footnotes and endnotes: the text of each, and where the body refers to them.
-    Notes are numbered 1, 2, ... in the order the body first refers to them, as Word numbers them
-    by default; an empty note is left out."""
+    Notes are numbered in the order the body first refers to them, in the document's format
+    (Word's default: footnotes 1, 2, endnotes i, ii); an empty note is left out."""
 
     def __init__(self, document):
         self.text: dict[tuple[str, str], str] = {}
         self.numbers = {"Footnote": 0, "Endnote": 0}
+        self.formats = _note_formats(document)
         self.done: set[tuple[str, str]] = set()
         self.endnotes: list[tuple[str, str]] = []  # in the order the body refers to them
         for kind, reltype in (("Footnote", RT.FOOTNOTES), ("Endnote", RT.ENDNOTES)):
@@ -513,7 +546,7 @@ class _Notes:
             return None
         self.done.add(key)
         self.numbers[key[0]] += 1
-        return f"{key[0]} {self.numbers[key[0]]}: {self.text[key]}"
+        return f"{key[0]} {note_mark(self.numbers[key[0]], self.formats[key[0]])}: {self.text[key]}"
 
     def after(self, block) -> Iterator[str]:
         """The footnotes a body block (a paragraph, a table) refers to, to follow it (on its page,

@@ -281,13 +281,32 @@ def test_docx_footnotes_follow_their_reference_and_endnotes_end_the_document(tmp
         "Costs were flat.\n\nRegion: Americas | Revenue: 5,482\n\n"  # no mark spoils the figure cell
         "Footnote 2: Unaudited figure.")  # after the table that references it
     assert doc.pages[1].text.startswith(
-        "## Outlook\n\nWe expect steady growth.\n\n# Endnotes\n\nEndnote 1: Forecast by the planning team in Porto."
+        "## Outlook\n\nWe expect steady growth.\n\n# Endnotes\n\nEndnote i: Forecast by the planning team in Porto."
         "\n\n# Notes\n\nFootnote 3: Prepared by the Ottawa office.\n\n")  # referenced nowhere: kept at the end
     chunks, _ = chunk_pages("d", doc.pages, doc.kind, words, 200, 20)
     lisbon = [c for c in chunks if "Lisbon" in c.text]
     assert len(lisbon) == 1 and lisbon[0].page == 1 and "Revenue grew 12%" in lisbon[0].text
     porto = [c for c in chunks if "Porto" in c.text]
     assert len(porto) == 1 and porto[0].page == 2 and porto[0].heading == "Endnotes"
+
+
+def test_note_marks_follow_word_formats_and_the_documents_own_choice(tmp_path):
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
+
+    from ingest.office import note_mark
+
+    assert [note_mark(n, "lowerRoman") for n in (1, 4, 9, 14, 40)] == ["i", "iv", "ix", "xiv", "xl"]
+    assert [note_mark(n, "upperLetter") for n in (1, 26, 27)] == ["A", "Z", "AA"]
+    assert note_mark(12, "decimal") == note_mark(12, "chicago") == "12"
+    path = make_noted_docx(tmp_path / "noted.docx")
+    d = docx.Document(str(path))
+    pr, fmt = OxmlElement("w:endnotePr"), OxmlElement("w:numFmt")
+    fmt.set(qn("w:val"), "decimal")
+    pr.append(fmt)
+    d.settings.element.append(pr)
+    d.save(str(path))
+    assert "Endnote 1: Forecast by the planning team in Porto." in load(path).pages[1].text
 
 
 def test_docx_page_headers_and_footers_are_kept_out_unless_unique(tmp_path):
