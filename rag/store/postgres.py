@@ -28,9 +28,10 @@ index version in one database, for several app replicas and several ingest proce
   them (the same scores; 0.2 s at 100k, 1.5 s at 1M; a version published meanwhile waits). Only
   the first load, with no snapshot yet, makes searches wait. A failed load keeps the old
   snapshot, is recorded (`reload_error`, shown in the app's status) and retried by a later
-  search, after a back-off that doubles with each failure in a row (1 s up to 60 s). A stale snapshot can still name chunks of a document deleted since; search hits are
-  read back through `chunks_by_vid`, which returns live chunks only, so they never reach an
-  answer. Dense search through the HNSW index reads the database, so it is never stale.
+  search, after a back-off that doubles with each failure in a row (1 s up to 60 s). A stale
+  snapshot can still name chunks of a document deleted since; search hits are read back
+  through `chunks_by_vid`, which returns live chunks only, so they never reach an answer.
+  Dense search through the HNSW index reads the database, so it is never stale.
 - Writers: any number of ingest processes. Each holds an advisory lock for its run while it
   works, so a publish drops only the pending rows of runs that died (kill -9 releases the
   lock with the connection) and a rerun can resume those. Publishing takes a short advisory

@@ -166,8 +166,9 @@ class Publisher:
     def _reload(self) -> None:
         """The background loader: swap the new snapshot in (one assignment: a search holds the
         old one or the new one, never a mix), or keep the old one and record why not; a search
-        that finds the version moved on tries again once the back-off (RELOAD_RETRY_S) is over. It holds the load lock, as a
-        blocking load does: one load at a time, and a caller of snapshot() waits for this one."""
+        that finds the version moved on tries again once the back-off (RELOAD_RETRY_S) is over.
+        It holds the load lock, as a blocking load does: one load at a time, and a caller of
+        snapshot() waits for this one."""
         old = self._snapshot.version if self._snapshot is not None else None
         try:
             with self._snapshot_lock:
