@@ -74,6 +74,12 @@ HNSW_WITH = "m = 16, ef_construction = 128"
 KEEP_CHANGES = 1000
 
 
+def _vids_and_terms(rows) -> tuple[np.ndarray, list[list[str]]]:
+    """(vid, stored terms) rows as LiveBM25 takes them: the vids, and each chunk's term list."""
+    return (np.asarray([r[0] for r in rows], dtype=np.int64),
+            [r[1].split() if r[1] else [] for r in rows])
+
+
 def _psycopg():
     try:
         import psycopg
@@ -464,8 +470,7 @@ class PgStore(Publisher, Catalog):
 
             def batches():
                 while rows := cur.fetchmany(TERMS_BATCH):
-                    yield (np.asarray([r[0] for r in rows], dtype=np.int64),
-                           [r[1].split() if r[1] else [] for r in rows])
+                    yield _vids_and_terms(rows)
             sparse = LiveBM25.build(batches())
         vids = sparse.slot_vids
         matrix = self._live_matrix(conn, "") if len(vids) <= self.exact_max else None
@@ -485,8 +490,8 @@ class PgStore(Publisher, Catalog):
             "SELECT r FROM index_changes, unnest(retired) r WHERE version > ?", (since,), conn)], dtype=np.int64)
         rows = self._exec("SELECT c.vid, c.terms FROM chunks c JOIN documents d ON d.id = c.doc_id "
                           "WHERE d.status = 'live' AND d.live_from > ? ORDER BY c.vid", (since,), conn).fetchall()
-        added = np.asarray([r[0] for r in rows], dtype=np.int64)
-        sparse = base.sparse.apply(added, [r[1].split() if r[1] else [] for r in rows], retired)
+        added, terms = _vids_and_terms(rows)
+        sparse = base.sparse.apply(added, terms, retired)
         live = self._exec("SELECT coalesce(sum(n_chunks), 0) FROM documents WHERE status = 'live'",
                           (), conn).fetchone()[0]
         if len(sparse) != live:
