@@ -250,11 +250,18 @@ def test_the_hnsw_build_gets_512mb_or_more_never_less(tmp_path, store_backend):
 
 
 def test_the_fiscal_calendars_of_live_documents_are_listed_by_source(tmp_path, settings, embedder, store_backend):
-    """The answerer dates a fiscal question by its company's calendar: both backends list it."""
+    """The answerer dates a fiscal question by its company's calendar: both backends list it,
+    and an answerer made before the publish reads the new version's."""
+    from rag.answer import Answerer
+
     docs = tmp_path / "docs"
     write_docs(docs, 2, words=30)
+    ingest_paths(sorted(docs.iterdir()), settings, embedder=embedder)
+    answerer = Answerer(settings)
+    assert answerer.fiscal_calendars() == {}
     (docs / "acme-q1.md").write_text("# Acme results\n\nAcme reported results for its first quarter fiscal 2024 "
                                      "ended April 30, 2023. Revenue grew.\n")
     ingest_paths(sorted(docs.iterdir()), settings, embedder=embedder)
     calendars = store_at(settings.data_dir).fiscal_calendars()
     assert {Path(source).name: c for source, c in calendars.items()} == {"acme-q1.md": {"end_month": 1, "lag": 0}}
+    assert answerer.fiscal_calendars() == calendars

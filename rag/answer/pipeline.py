@@ -117,6 +117,7 @@ class Answerer:
         cal = load_calibration(self.embedder.id, settings.data_dir)
         self.abstain_threshold = _threshold(settings.abstain_threshold, cal["abstain_threshold"], "abstain")
         self.support_threshold = _threshold(settings.support_threshold, cal["support_threshold"], "support")
+        self._calendars: tuple[int, dict[str, dict]] = (-1, {})  # (index version, its calendars)
         self.llm = (LLMClient(settings.llm_base_url, settings.llm_model, settings.llm_api_key,
                               settings.llm_timeout_s, settings.llm_max_retries, settings.llm_max_tokens)
                     if settings.llm_base_url else None)
@@ -171,6 +172,15 @@ class Answerer:
         qvec = self.embedder.embed([question])[0] if hits else np.zeros(1, dtype=np.float32)
         evidence = float((svecs @ qvec).max()) if len(sentences) else 0.0
         return sentences, svecs, qvec, evidence
+
+    def fiscal_calendars(self) -> dict[str, dict]:
+        """Document source -> fiscal calendar, read once per index version: a fiscal question
+        asks for them before its search, and reading every document's facts each time grows
+        with the library."""
+        version = self.store.version()
+        if self._calendars[0] != version:
+            self._calendars = (version, self.store.fiscal_calendars())
+        return self._calendars[1]
 
     def cache_key(self, question: str, history: list[str], index_version: int, model: str) -> str:
         parts = [normalise_question(question), *map(normalise_question, history[-4:]), str(index_version),
@@ -323,7 +333,7 @@ def retrieve(a: "Answerer", standalone: str, timings: dict) -> Retrieved:
     t0 = time.perf_counter()
     k = a.settings.answer_k
     res = a.retriever.search(standalone, k=k * UNIT_POOL,
-                             period_terms=period_terms(standalone, a.store.fiscal_calendars))
+                             period_terms=period_terms(standalone, a.fiscal_calendars))
     timings["retrieve"] = (time.perf_counter() - t0) * 1000 - res.timings_ms.get("rerank", 0.0)
     timings["rerank"] = res.timings_ms.get("rerank", 0.0)
     hits = res.hits
