@@ -547,6 +547,23 @@ def test_a_row_of_the_asked_metric_and_period_is_strong_evidence_under_the_compa
     assert not strong_row("What was McDonald's operating income in the third quarter of 2023?", units, hits)
 
 
+def test_a_sentence_holding_the_questions_words_dates_and_subject_is_strong_evidence():
+    """MiniLM scores this long sentence 0.30 against the question, under the abstention
+    threshold; it holds every word of the question but "terms", its date and its subject."""
+    from rag.answer.extractive import covering_sentence, strong_evidence
+    text = ("Oracle Corporation. On June 8, 2022, we completed our acquisition of Cerner Corporation, a "
+            "provider of digital information systems used within hospitals, by means of a merger.")
+    sentence = text.split(". ", 1)[1]
+    chunk = Chunk("c1", "d1", 0, text, 71, 0, len(text), "Basis of Presentation")
+    hits, units = [Hit(chunk, "orcl.pdf")], [Sentence(1, sentence, 20, len(text))]
+    q = "What acquisition did Oracle complete on June 8, 2022, and on what terms?"
+    assert covering_sentence(q, units, hits) and strong_evidence(q, units, hits)
+    assert not covering_sentence(q.replace("2022", "2021"), units, hits)  # the year must be in the sentence
+    assert not covering_sentence(q.replace("Oracle", "Salesforce"), units, hits)  # so must the subject
+    assert not covering_sentence("What did Oracle pay for the hospital data business?", units, hits)
+    assert not covering_sentence("What did Oracle acquire?", units, hits)  # too few words to judge by
+
+
 def test_a_cell_under_no_period_header_speaks_of_its_filings_period():
     from rag.answer.extractive import unit_features
     row = "PG&E Corporation’s non-GAAP core earnings, which exclude non-core items, were | $494"

@@ -23,7 +23,7 @@ import numpy as np
 
 from rag.answer.citations import Citation, check_citations
 from rag.answer.guard import neutralise
-from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, absent_subject, embed_text, extract, passage_calendars, passage_headings, passage_reports, period_terms, rerank_by_units, shortlist, strong_row
+from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, absent_subject, embed_text, extract, passage_calendars, passage_headings, passage_reports, period_terms, rerank_by_units, shortlist, strong_evidence
 from rag.answer.llm import Generation, LLMClient, LLMUnavailable
 from rag.answer.prompts import load_prompt
 from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_follow_up
@@ -250,7 +250,7 @@ class AnswerStream:
 
         out = Drafted(mode="llm" if llm is not None else "extractive")
         missing = absent_subject(standalone, hits)
-        if not hits or missing or (ev.score < a.abstain_threshold and not strong_row(standalone, ev.units, hits)):
+        if not hits or missing or (ev.score < a.abstain_threshold and not strong_evidence(standalone, ev.units, hits)):
             out.abstained = True
             if not hits:
                 out.abstain_reason, out.text = "no indexed documents", NO_DOCUMENTS_TEXT
