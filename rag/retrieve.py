@@ -138,9 +138,10 @@ class Retriever:
         return self.reranker.name if self.reranker is not None else "none"
 
     def search(self, query: str, k: int = 10, select: bool = True,
-               period_terms: list[str] | None = None) -> SearchResult:
+               period_terms: list[str] | None = None, extra_terms: list[str] | None = None) -> SearchResult:
         """`period_terms`: BM25 terms of a second sparse list ("bm25_period", see
-        FunnelConfig.w_period); none by default."""
+        FunnelConfig.w_period); none by default. `extra_terms`: BM25 terms added to the query's
+        own (the answerer's acronyms: "gmv" for "gross merchandise volume")."""
         cfg = self.config
         timings: dict[str, float] = {}
         result = SearchResult(query, [], timings, self.reranker_name)
@@ -159,7 +160,7 @@ class Retriever:
             timings["dense"] = (time.perf_counter() - t1) * 1000
         t1 = time.perf_counter()
         if snap.sparse is not None and cfg.sparse_k:
-            lists["bm25"] = snap.sparse.search(analyse(query), cfg.sparse_k)
+            lists["bm25"] = snap.sparse.search(analyse(query) + list(extra_terms or ()), cfg.sparse_k)
             if period_terms and cfg.w_period:
                 lists["bm25_period"] = snap.sparse.search(period_terms, cfg.sparse_k)
         timings["bm25"] = (time.perf_counter() - t1) * 1000

@@ -564,6 +564,30 @@ def test_a_sentence_holding_the_questions_words_dates_and_subject_is_strong_evid
     assert not covering_sentence("What did Oracle acquire?", units, hits)  # too few words to judge by
 
 
+def test_acronyms_of_the_questions_phrases():
+    from rag.answer.extractive import acronyms
+    assert acronyms("What gross merchandise volume did eBay report for the second quarter of 2023?") == {
+        "gmv": {"gross", "merchandis", "volum"}}
+    assert set(acronyms("What was eBay's total gross merchandise volume in Q3 2022?")) == {"gmv", "tgmv"}
+    assert "fcf" in acronyms("How much free cash flow did Oracle generate in fiscal 2023?")
+    assert acronyms("Who is the Administrator of the General Services Administration?") == {}  # a name
+    assert acronyms("What was McDonald's revenue in 2023?") == {}  # no phrase of three words
+
+
+def test_a_row_labelled_with_the_acronym_of_the_asked_metric_answers_for_the_asked_period():
+    """eBay's 10-Q labels the row "GMV"; its earnings release spells it out, for other quarters."""
+    from rag.answer.extractive import extract
+    texts = ["Total Gross Merchandise Volume (in millions) | Three Months Ended March 31, 2023: 18,410 | "
+             "Three Months Ended December 31, 2022: $18,227",
+             "Supplemental data: GMV (in millions) | Three Months Ended June 30 2023: $18,214 | "
+             "Three Months Ended June 30 2022: $18,549"]
+    hits, units = _hits_units(texts)
+    qvec, uvecs = _vectors(len(units))
+    text, cites, declined = extract("What gross merchandise volume did eBay report for the second quarter of 2023?",
+                                    qvec, units, uvecs, hits)
+    assert declined is None and text.startswith("Supplemental data: GMV, Three Months Ended June 30 2023: $18,214")
+
+
 def test_a_cell_under_no_period_header_speaks_of_its_filings_period():
     from rag.answer.extractive import unit_features
     row = "PG&E Corporation’s non-GAAP core earnings, which exclude non-core items, were | $494"

@@ -134,6 +134,18 @@ def test_period_terms_add_a_weighted_bm25_list_that_can_bring_a_chunk_into_the_p
     assert "bm25_period" not in off.candidates and [h.chunk.id for h in off.hits] == [h.chunk.id for h in plain.hits]
 
 
+def test_extra_terms_join_the_querys_own_bm25_terms(tmp_path, settings, embedder):
+    from rag.store.sparse import analyse
+
+    ingest_paths(write_docs(tmp_path / "docs", 8, words=60), settings, embedder=embedder)
+    store = LocalStore(settings.data_dir)
+    retriever = Retriever(store, embedder, FunnelConfig(prf_k=0))
+    both = retriever.search("river valley", k=3, select=False, extra_terms=analyse("topic5"))
+    alone = store.snapshot().sparse.search(analyse("river valley topic5"), 200)
+    assert both.candidates["bm25"][0].tolist() == alone[0].tolist()
+    assert both.candidates["bm25"][0].tolist() != retriever.search("river valley", k=3).candidates["bm25"][0].tolist()
+
+
 def test_search_cli_json_lines(tmp_path, settings, embedder):
     docs = write_docs(tmp_path / "docs", 3)
     ingest_paths(docs, settings, embedder=embedder)

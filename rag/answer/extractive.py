@@ -71,6 +71,40 @@ def metric_terms(question: str) -> set[str]:
     return {t for t in _terms(PERIOD_WORDS.sub(" ", question)) if len(t) > 1}
 
 
+_PHRASE_BREAK = re.compile(r"[^A-Za-z\s-]+")
+
+
+def acronyms(question: str) -> dict[str, set[str]]:
+    """Acronyms a filing may write for a phrase of the question, with the phrase's terms:
+    "gross merchandise volume" is "GMV", "free cash flow" "FCF". A phrase is the last three to
+    five of a run of lower-case words, none a stopword, question word or period word ("total
+    gross merchandise volume" is "TGMV" or "GMV"; a capitalised run is a name, written out as
+    the question writes it); an acronym that is itself a stopword ("its") is left out."""
+    out: dict[str, set[str]] = {}
+    for part in _PHRASE_BREAK.split(PERIOD_WORDS.sub(",", question)):
+        run: list[str] = []
+        for w in re.split(r"[\s-]+", part) + [""]:
+            terms = analyse(w) if len(w) > 1 and w.islower() else []
+            if terms and terms[0] not in _QUESTION_WORDS:
+                run.append(w)
+                continue
+            for tail in (run[-n:] for n in range(3, min(len(run), 5) + 1)):  # "total [gross merchandise volume]"
+                short = "".join(x[0] for x in tail)
+                if analyse(short) == [short]:
+                    out[short] = set(analyse(" ".join(tail)))
+            run = []
+    return out
+
+
+def with_aliases(terms: set[str], aliases: dict[str, set[str]]) -> set[str]:
+    """A unit's terms with each acronym of the question read as its phrase ("gmv" -> gross,
+    merchandise, volume)."""
+    for short, phrase in aliases.items():
+        if short in terms:
+            terms = (terms - {short}) | phrase
+    return terms
+
+
 def transposed(row: Row) -> bool:
     """A table whose rows are periods and columns metrics ("As of October 31, 2022 | Current:
     $20.9 | Noncurrent: $19.1 | Total: $40.0"): the label dates every cell."""
@@ -216,7 +250,12 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         elsewhere = set()  # no passage's document is named after the subject: nothing to tell apart
     # Question terms that few units contain ("Platform" among rows of "subscription and support
     # revenues"): a unit with them is about the specific thing asked, not its total.
-    unit_terms = [set(_terms(u.text)) for u in units]
+    aliases = acronyms(question)  # "GMV" in a row says "gross merchandise volume"
+
+    def terms_of(text: str) -> set[str]:
+        return with_aliases(set(_terms(text)), aliases)
+
+    unit_terms = [terms_of(u.text) for u in units]
     df = {t: sum(t in ts for ts in unit_terms) for t in terms}
     rare = {t for t, n in df.items() if 0 < n <= max(2, len(units) // 10)}
     # "EPS" names the "Earnings per Common Share" column of a row that also has "Earnings"
@@ -256,15 +295,15 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         # the row's label and its cell's header name the metric ("GAAP" under "Net Income")
         header = _no_period_words(row.cells[cell][0]) if cell is not None else ""
         label = _no_period_words(row.label) if transposed(row) else row.label
-        label_terms = set(_terms(f"{label} {header}"))
+        label_terms = terms_of(f"{label} {header}")
         # "EPS" asked is the "Earnings per share - diluted" column
         label_fit = len((mine | eps_words) & label_terms) / len(label_terms) if label_terms else 0.0
         # how much of the asked metric the row's label, header and table title say together
-        named = _share(mine, label_terms | set(_terms(u.caption)))
+        named = _share(mine, label_terms | terms_of(u.caption))
         statement = row_statement(row, cell if cell is not None else 0)
         # the title over a row's table says what its rows are ("Service" under "Subscription and
         # Support Revenue by ... service offerings")
-        s = LEXICAL_WEIGHT * _metric_share(mine, f"{statement} {u.caption}") + LABEL_WEIGHT * label_fit
+        s = LEXICAL_WEIGHT * _share(mine, terms_of(f"{statement} {u.caption}")) + LABEL_WEIGHT * label_fit
         s += PERIOD_WEIGHT * max(fit, 0.0) if fit > -1 else -WRONG_PERIOD_PENALTY
         if clash:  # another metric: neither the answer nor the row that says the period is missing
             s -= QUALIFIER_PENALTY
@@ -450,7 +489,8 @@ def period_terms(question: str, calendars: Callable[[], dict[str, dict]]) -> lis
     words = " ".join(sorted(p for p in phrases if p))
     if not words:
         return []
-    return [t for t in analyse(PERIOD_WORDS.sub(" ", question)) if t not in _QUESTION_WORDS] + analyse(words)
+    return [t for t in analyse(PERIOD_WORDS.sub(" ", question)) if t not in _QUESTION_WORDS] + \
+        sorted(acronyms(question)) + analyse(words)
 
 
 def absent_subject(question: str, hits) -> str | None:
@@ -658,5 +698,5 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
     return text, [cite], f"the asked period ({asked.describe()}) is not among the columns of the best rows"
 
 
-__all__ = ["MAX_EMBEDDED_UNITS", "absent_subject", "NOTICE", "embed_text", "extract", "metric_terms", "period_terms", "prose_disagrees", "row_statement",
+__all__ = ["MAX_EMBEDDED_UNITS", "absent_subject", "acronyms", "NOTICE", "embed_text", "extract", "metric_terms", "period_terms", "prose_disagrees", "row_statement",
            "rerank_by_units", "score_units", "strong_evidence", "strong_row", "shortlist", "trim_quote", "unit_features"]

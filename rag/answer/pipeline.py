@@ -23,7 +23,7 @@ import numpy as np
 
 from rag.answer.citations import Citation, check_citations
 from rag.answer.guard import neutralise
-from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, absent_subject, embed_text, extract, passage_calendars, passage_headings, passage_reports, period_terms, rerank_by_units, shortlist, strong_evidence
+from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, absent_subject, acronyms, embed_text, extract, passage_calendars, passage_headings, passage_reports, period_terms, rerank_by_units, shortlist, strong_evidence
 from rag.answer.llm import Generation, LLMClient, LLMUnavailable
 from rag.answer.prompts import load_prompt
 from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_follow_up
@@ -332,8 +332,8 @@ def retrieve(a: "Answerer", standalone: str, timings: dict) -> Retrieved:
     """The retrieval funnel for the standalone question: the passages the answerer gets."""
     t0 = time.perf_counter()
     k = a.settings.answer_k
-    res = a.retriever.search(standalone, k=k * UNIT_POOL,
-                             period_terms=period_terms(standalone, a.fiscal_calendars))
+    res = a.retriever.search(standalone, k=k * UNIT_POOL, period_terms=period_terms(standalone, a.fiscal_calendars),
+                             extra_terms=sorted(acronyms(standalone)))
     timings["retrieve"] = (time.perf_counter() - t0) * 1000 - res.timings_ms.get("rerank", 0.0)
     timings["rerank"] = res.timings_ms.get("rerank", 0.0)
     hits = res.hits
