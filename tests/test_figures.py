@@ -175,6 +175,29 @@ def test_the_asked_period_is_searched_for_as_column_headers_name_it():
     assert period_terms("What are Oracle's main risks?", lambda: calendars) == []
 
 
+def test_the_owner_of_a_subject_is_the_company_whose_filings_answer():
+    from rag.answer.rewrite import owner_of
+    q = "What were revenues of McDonald's International Operated Markets segment in the second quarter of 2023?"
+    assert subject_of(q) == "McDonald's International Operated Markets" and owner_of(q) == "McDonald's"
+    assert owner_of("What diluted non-GAAP EPS range did eBay guide to for Q2 2023?") == "eBay"
+    assert owner_of("Who was the EPA's first Administrator?") == "EPA's"
+    assert owner_of("What damage did the Beech A23 suffer?") == "Beech A23"
+
+
+def test_another_companys_row_does_not_answer_for_the_owner_of_a_segment():
+    """eBay's "International - net revenues" row names the asked quarter; McDonald's segment row
+    only other years. Before: the subject was the whole run, which no document name holds."""
+    from rag.answer.extractive import unit_features
+    ebay = "International - net revenues | Three Months Ended June 30 2023: 1,275 | Three Months Ended June 30 2022: 1,223"
+    mcd = "International Operated Markets - revenues (in millions) | 2022: 11,297.0 | 2021: 12,219.8"
+    hits = [Hit(Chunk("c1", "d1", 0, ebay, 48, 0, len(ebay), "EBAY 2023Q2 10Q > RESULTS OF OPERATIONS"), "ebay.pdf"),
+            Hit(Chunk("c2", "d2", 0, mcd, 30, 0, len(mcd), "MCDONALDS 2022 10K > SEGMENTS"), "mcd.pdf")]
+    units = [Sentence(1, ebay, 0, len(ebay)), Sentence(2, mcd, 0, len(mcd))]
+    q = "What were revenues of McDonald's International Operated Markets segment in the second quarter of 2023?"
+    f = unit_features(q, units, {1: hits[0].chunk.heading, 2: hits[1].chunk.heading})
+    assert f[0].score < 0 < f[1].score
+
+
 def test_subject_of_skips_sentence_capitals_and_periods():
     assert subject_of("Tell me about the snake plant") is None
     assert subject_of("What was PG&E's core EPS in Q2 2023?") == "PG&E's"

@@ -23,7 +23,7 @@ import numpy as np
 
 from ingest.pdf_layout import Row, parse_row
 from rag.answer.citations import Citation
-from rag.answer.rewrite import subject_of
+from rag.answer.rewrite import owner_of
 from rag.answer.periods import (PERIOD_WORDS, YEAR, Period, agreement, durations, header_period, header_words,
                                  names_month, names_period, on_calendar, quarters, question_period)
 from rag.answer.support import Sentence, passage_sentences
@@ -239,7 +239,7 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     latest = _latest_year(units)
     own: dict[int, set[str]] = {}
     elsewhere: set[int] = set()  # passages of documents that do not name the question's subject
-    subject = subject_terms(subject_of(question))
+    subject = subject_terms(owner_of(question))
     for n, heading in (headings or {}).items():
         name = (heading or "").split(" > ")[0]  # the document's name, not its captions
         name_terms = set(analyse(_GLUED.sub(" ", name)))
@@ -428,7 +428,7 @@ def strong_row(question: str, units: list[Sentence], hits) -> bool:
     if not asked.explicit:
         return False
     headings = passage_headings(hits)
-    want = subject_terms(subject_of(question))
+    want = subject_terms(owner_of(question))
     for u, sc in zip(units, unit_features(question, units, headings, passage_calendars(hits), passage_reports(hits))):
         if sc.row is None or sc.label_fit < 0.5 or sc.period_fit <= 0:
             continue
@@ -453,7 +453,7 @@ def covering_sentence(question: str, units: list[Sentence], hits) -> bool:
     if len(want) < COVER_MIN_TERMS:
         return False
     numbers = {t for t in want if any(ch.isdigit() for ch in t)}
-    subject = subject_terms(subject_of(question))
+    subject = subject_terms(owner_of(question))
     headings = passage_headings(hits)
     for u in units:
         found = set(_terms(u.text))
@@ -482,7 +482,7 @@ def period_terms(question: str, calendars: Callable[[], dict[str, dict]]) -> lis
         return []
     phrases = {header_words(asked)}
     if asked.fiscal:
-        want = subject_terms(subject_of(question))
+        want = subject_terms(owner_of(question))
         mine = [c for source, c in calendars().items()
                 if want & set(analyse(re.sub(r"[\W_]+", " ", re.split(r"[\\/]", source)[-1])))]
         phrases = {header_words(on_calendar(asked, question, c)) for c in mine} or phrases
@@ -497,7 +497,7 @@ def absent_subject(question: str, hits) -> str | None:
     """The company (or other named subject) the question asks about when no passage found
     names it, neither in its text nor in its document's name: "What was Tesla's revenue in
     2023?" over McDonald's and EPA reports. Another subject's figure must not answer it."""
-    subject = subject_of(question)
+    subject = owner_of(question)
     if not subject or not hits or not re.search(r"['’]s$", subject):
         return None  # only an owner ("Tesla's revenue"): "Americans" or "CEO" are no company
     terms = subject_terms(subject)

@@ -31,7 +31,7 @@ _LEAD = re.compile(r"^\s*(?:and|also|so|ok(?:ay)?|then)\b[\s,]*", re.I)
 _WH_AUX = re.compile(r"^(?P<wh>(?:how|what|which|why|when|where|who)(?: (?:much|many))?) "
                      r"(?P<aux>did|does|do|was|were|is|are|has|have|had|will|would|can) (?P<rest>.+)$", re.I)
 _NOT_SUBJECT = re.compile(r"^(?:what|how|which|why|when|where|who|and|the|in|for|q[1-4]|fy\d*|fiscal|gaap|"
-                          r"non-gaap|i|us|u\.s\.|" + "|".join(MONTH_NAMES) + r")$", re.I)
+                          r"non-gaap|eps|ebitda|i|us|u\.s\.|" + "|".join(MONTH_NAMES) + r")$", re.I)
 _PERIOD_PHRASE = re.compile(
     r"\s*\b(?:in|for|during|of|over)?\s*(?:the\s+)?(?:(?:first|second|third|fourth|1st|2nd|3rd|4th)\s+quarter|"
     r"q[1-4]|(?:first\s+)?(?:three|six|nine|twelve|3|6|9|12)\s+months(?:\s+ended\s+\w+\s+\d{1,2},?)?|first half|full year|"
@@ -60,6 +60,14 @@ def subject_of(question: str) -> str | None:
             best = run
         run = []
     return " ".join(best) or None
+
+
+def owner_of(question: str) -> str | None:
+    """The subject's owner, the company whose documents answer: "McDonald's" of "McDonald's
+    International Operated Markets", "Salesforce's" of "Salesforce's Slack"; else the subject."""
+    subject = subject_of(question)
+    owner = re.match(r"^.*?['’]s\b", subject or "")
+    return owner.group() if owner else subject
 
 
 def _possessive(subject: str) -> str:
