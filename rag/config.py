@@ -66,6 +66,9 @@ class Settings:
     # and the period as column headers name it), fused at this weight; 0 = off. Chosen on the
     # financial tune/dev/dev2 sets (0.3 / 0.5 / 0.75 / 1.0 tried; see the README's issue 10).
     w_period: float = 0.3
+    # ... and that list's top period_pin chunks always reach the answerer's unit rerank; 0 = off.
+    # Chosen on the same sets: 5 (3: no change; 8: two tune cases lost).
+    period_pin: int = 5
     # L2 reranker: "none", "maxsim" (packaged MiniLM, sentence-level), "cross-encoder"
     # (RAG_RERANKER_MODEL: a local path or hub id) or "remote" (a /v1/rerank endpoint).
     reranker: str = "none"

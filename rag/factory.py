@@ -27,7 +27,7 @@ def funnel_config(settings: Settings) -> FunnelConfig:
     return FunnelConfig(dense_k=settings.dense_k, sparse_k=settings.sparse_k, fusion=settings.fusion,
                         rrf_k=settings.rrf_k, w_dense=settings.w_dense, w_sparse=settings.w_sparse,
                         prf_k=settings.prf_k, prf_alpha=settings.prf_alpha, w_prf=settings.w_prf,
-                        w_period=settings.w_period,
+                        w_period=settings.w_period, period_pin=settings.period_pin,
                         rerank_m=settings.rerank_m, w_rerank=settings.w_rerank)
 
 

@@ -41,6 +41,9 @@ class FunnelConfig:
     # 2023"), fused with this weight. Statement rows sat at rank 100-200 of the plain lists in
     # 100-page filings, where "total revenues" and "fiscal 2023" fill the prose.
     w_period: float = 0.3
+    # ... and its top period_pin chunks are always among the k returned (in place of the fused
+    # order's last): a row the period list ranks 1-5 still sat at fused rank 24-52 in 10-Qs.
+    period_pin: int = 5
     rerank_m: int = 100         # how many fused candidates the L2 reranker sees
     w_rerank: float = 0.5       # final = w * L2 + (1 - w) * fused, both min-max normalised
     # Context selection
@@ -53,6 +56,8 @@ class FunnelConfig:
             raise ValueError(f"fusion must be 'rrf' or 'score', not {self.fusion!r}")
         if self.prf_k < 0:
             raise ValueError(f"prf_k must be >= 0, not {self.prf_k}")
+        if self.period_pin < 0:
+            raise ValueError(f"period_pin must be >= 0, not {self.period_pin}")
 
 
 @dataclass
@@ -180,6 +185,8 @@ class Retriever:
         t1 = time.perf_counter()
         # Context selection may drop near-duplicates, so it gets 2k to choose from; L2 sees rerank_m.
         head = order[:max(2 * k if select else k, cfg.rerank_m if self.reranker is not None else 0)]
+        if "bm25_period" in lists and cfg.period_pin:
+            head = pin_into(head, lists["bm25_period"][0][:cfg.period_pin].tolist(), k)
         chunks = self.store.chunks_by_vid(head)
         head = [v for v in head if v in chunks]
         timings["fetch"] = (time.perf_counter() - t1) * 1000
@@ -232,8 +239,18 @@ class Retriever:
         return order, scores, ranks
 
 
+def pin_into(head: list[int], pinned: list[int], k: int) -> list[int]:
+    """`head` with every `pinned` vid among its first k: those missing take the places of the
+    last ones, which move down behind them."""
+    new = [v for v in pinned if v not in head[:k]]
+    if not new:
+        return head
+    keep = head[:max(k - len(new), 0)]
+    return keep + new + [v for v in head[len(keep):] if v not in new]
+
+
 def with_config(retriever: Retriever, **changes) -> Retriever:
     return Retriever(retriever.store, retriever.embedder, replace(retriever.config, **changes), retriever.reranker)
 
 
-__all__ = ["FunnelConfig", "Retriever", "SearchResult", "fuse", "minmax", "select_context", "with_config"]
+__all__ = ["FunnelConfig", "Retriever", "SearchResult", "fuse", "minmax", "pin_into", "select_context", "with_config"]

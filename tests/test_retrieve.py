@@ -134,6 +134,18 @@ def test_period_terms_add_a_weighted_bm25_list_that_can_bring_a_chunk_into_the_p
     assert "bm25_period" not in off.candidates and [h.chunk.id for h in off.hits] == [h.chunk.id for h in plain.hits]
 
 
+def test_pin_into_puts_the_pinned_among_the_first_k():
+    from rag.config import Settings
+    from rag.factory import funnel_config
+    from rag.retrieve import pin_into
+    assert pin_into([1, 2, 3, 4, 5, 6], [9, 2], 4) == [1, 2, 3, 9, 4, 5, 6]
+    assert pin_into([1, 2, 3], [2, 1], 2) == [1, 2, 3]
+    assert pin_into([1, 2, 3, 4], [7, 8, 9], 2) == [7, 8, 9, 1, 2, 3, 4]
+    with pytest.raises(ValueError):
+        FunnelConfig(period_pin=-1)
+    assert funnel_config(Settings(period_pin=2)).period_pin == 2
+
+
 def test_extra_terms_join_the_querys_own_bm25_terms(tmp_path, settings, embedder):
     from rag.store.sparse import analyse
 
