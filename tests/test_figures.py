@@ -514,6 +514,30 @@ def test_a_table_title_may_take_two_lines_and_prose_is_no_title():
     assert table_caption(prose, prose.index("U.S.")) == ""
 
 
+def test_a_row_the_chunk_overlap_repeats_keeps_its_tables_title_and_effects_do_not_answer():
+    """McDonald's 10-K: the share-based compensation table's "Earnings per common share-diluted"
+    row ($0.16, the effect on EPS) is repeated at the top of the next chunk, where only the
+    heading ("DEBT OBLIGATIONS") is over it. It kept answering "diluted EPS for 2021"."""
+    from rag.answer.extractive import effect_clash, extract
+    from rag.answer.support import passage_sentences
+    effect = "Earnings per common share-diluted | 2022: $0.20 | 2021: $0.16 | 2020: $0.10"
+    first = ("Share-based compensation expense and the effect on diluted earnings per common share were as "
+             f"follows:\nShare-based compensation expense (in millions) | 2022: $166.7 | 2021: $139.2\n{effect}")
+    second = f"{effect}\n\nAs of December 31, 2022, there was $161.1 million of unrecognized cost."
+    eps = "Earnings per common share–diluted | Years ended December 31, 2022: $8.33 | 2021: $10.04 | 2020: $6.31"
+    hits = [Hit(Chunk(f"c{i}", "d1", i, t, 56, 0, len(t), f"MCDONALDS 2022 10K > {h}"), "mcd.pdf")
+            for i, (t, h) in enumerate([(second, "DEBT OBLIGATIONS"), (eps, "Net income"), (first, "DEBT OBLIGATIONS")])]
+    units = passage_sentences(hits)
+    assert [u.caption for u in units if u.text == effect] == [
+        "Share-based compensation expense and the effect on diluted earnings per common share were as follows:"] * 2
+    qvec, uvecs = _vectors(len(units))
+    text, _, _ = extract("What were McDonald's diluted earnings per share for full-year 2021?", qvec, units, uvecs, hits)
+    assert "$10.04" in text and "$0.16" not in text
+    caption = units[0].caption
+    assert not effect_clash("What was the effect of share-based compensation on McDonald's diluted EPS?", caption)
+    assert effect_clash("What was McDonald's diluted EPS?", caption)
+
+
 def test_a_change_column_answers_a_question_about_a_change_only():
     growth = question_period("What was McDonald's U.S. comparable sales increase in the second quarter of 2023?")
     amount = question_period("What were McDonald's U.S. revenues in the second quarter of 2023?")

@@ -191,6 +191,17 @@ def share_clash(question: str, label: str) -> bool:
     return bool(_SHARE_ROW.search(label)) and not _ASKS_SHARE.search(question)
 
 
+_EFFECT = re.compile(r"\b(?:effects?|impacts?)\s+(?:on|of)\b", re.I)
+_ASKS_EFFECT = re.compile(r"\b(?:effects?|impacts?|affect(?:ed)?)\b", re.I)
+
+
+def effect_clash(question: str, caption: str) -> bool:
+    """A row of a table of effects ("Share-based compensation expense and the effect on diluted
+    earnings per share": its "Earnings per common share-diluted" row is $0.16, not the EPS) for
+    a question that asks for the figure itself."""
+    return bool(_EFFECT.search(caption)) and not _ASKS_EFFECT.search(question)
+
+
 def qualifier_clash(question: str, text: str, heading: str = "") -> bool:
     """The question asks for a non-GAAP (adjusted, core) figure and the unit is not one (its
     heading may say so: a table under "Non-GAAP results"; but a unit that says "GAAP" itself is
@@ -283,7 +294,7 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
                     s += REPORT_PERIOD_WEIGHT * report_fit
                 out.append(UnitScore(s))
             continue
-        clash = clash or share_clash(question, row.label)
+        clash = clash or share_clash(question, row.label) or effect_clash(question, u.caption)
         # "fiscal 2024" of a company reporting calendar quarters is calendar 2024, not maybe 2023
         asked_here = replace(asked, fiscal=False) if u.passage in plain else asked
         cell, fit = choose_cell(row, asked_here, latest, mine | eps_words, dated.get(u.passage),

@@ -13,7 +13,7 @@ numbers, names and dates that embeddings blur; the cosine half catches paraphras
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,6 +42,8 @@ def passage_sentences(hits: list[Hit]) -> list[Sentence]:
     """Every sentence of the given passages, in passage order, whitespace-normalised;
     instruction-like sentences (rag/answer/guard.py) are left out: they are never evidence."""
     out = []
+    titles: dict[str, str] = {}  # a row -> the title over its table, where a passage shows it
+    untitled: list[int] = []
     for n, hit in enumerate(hits, 1):
         text = hit.chunk.text
         for s, e in split_sentences(text):
@@ -52,8 +54,18 @@ def passage_sentences(hits: list[Hit]) -> list[Sentence]:
                 clean = _WS.sub(" ", text[a:b]).strip(" \u2022")
                 if len(clean) >= _MIN_SENTENCE_CHARS and not is_instruction(clean) and not _caption(clean) \
                         and not _table_title(clean, text, b):
-                    over = (table_caption(text, a) or heading_title(hit.chunk.heading)) if CELL_SEP in clean else ""
+                    over = table_caption(text, a) if CELL_SEP in clean else ""
+                    if over:
+                        titles.setdefault(clean, over)
+                    elif CELL_SEP in clean:
+                        untitled.append(len(out))
+                        over = heading_title(hit.chunk.heading)
                     out.append(Sentence(n, clean, a, b, over))
+    # A row that the chunk overlap repeats at the top of the next chunk has no title over it
+    # there; where another passage shows it under its table's title, that title is its own.
+    for i in untitled:
+        if out[i].text in titles:
+            out[i] = replace(out[i], caption=titles[out[i].text])
     return out
 
 
