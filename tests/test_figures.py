@@ -538,6 +538,17 @@ def test_a_row_the_chunk_overlap_repeats_keeps_its_tables_title_and_effects_do_n
     assert effect_clash("What was McDonald's diluted EPS?", caption)
 
 
+def test_a_runner_up_row_with_the_same_figure_is_not_added():
+    from rag.answer.extractive import extract
+    texts = ["Earnings per common share–diluted | Years ended December 31, 2022: $8.33 | 2021: $10.04",
+             "GAAP earnings per share-diluted | 2022: $8.33 | Amount 2021: $10.04"]
+    hits, units = _hits_units(texts)
+    uvecs = np.eye(2, 4, dtype=np.float32)  # equally close to the question, not near-duplicates
+    qvec = uvecs.sum(axis=0) / np.sqrt(2)
+    text, cites, _ = extract("What were McDonald's diluted earnings per share for 2021?", qvec, units, uvecs, hits)
+    assert text.count("$10.04") == 1 and len(cites) == 1
+
+
 def test_a_change_column_answers_a_question_about_a_change_only():
     growth = question_period("What was McDonald's U.S. comparable sales increase in the second quarter of 2023?")
     amount = question_period("What were McDonald's U.S. revenues in the second quarter of 2023?")

@@ -682,8 +682,11 @@ def covered_periods(row: Row) -> list[str]:
 
 
 def _fact(u: Sentence, sc: UnitScore) -> str:
+    """What a unit says, to tell a runner-up that says something else: a row's figure (another
+    row with the same figure, "GAAP earnings per share-diluted: $10.04" under "Earnings per
+    common share-diluted: $10.04", repeats it), or a sentence's words."""
     if sc.row is not None and sc.cell is not None:
-        return f"{sc.row.label.lower()}|{sc.row.cells[sc.cell][1]}"
+        return "figure " + re.sub(r"[\s$]", "", sc.row.cells[sc.cell][1])
     return " ".join(u.text.lower().split())
 
 
