@@ -431,6 +431,11 @@ def subject_terms(subject: str | None) -> set[str]:
     return {t for t in analyse(subject or "") if len(t) > 1}
 
 
+def passage_terms(n: int, hits, headings: dict[int, str | None]) -> set[str]:
+    """The terms of passage n (1-based) and its heading: where a question's subject may be named."""
+    return set(analyse(f"{headings.get(n) or ''} {hits[n - 1].chunk.text}"))
+
+
 def strong_row(question: str, units: list[Sentence], hits) -> bool:
     """A table row that names the asked metric and has a column for the asked period is
     evidence enough, whatever the cosine of a long row says: the abstention threshold was
@@ -443,8 +448,7 @@ def strong_row(question: str, units: list[Sentence], hits) -> bool:
     for u, sc in zip(units, unit_features(question, units, headings, passage_calendars(hits), passage_reports(hits))):
         if sc.row is None or sc.label_fit < 0.5 or sc.period_fit <= 0:
             continue
-        around = set(analyse(f"{headings.get(u.passage) or ''} {hits[u.passage - 1].chunk.text}"))
-        if want <= around:
+        if want <= passage_terms(u.passage, hits, headings):
             return True
     return False
 
@@ -470,7 +474,7 @@ def covering_sentence(question: str, units: list[Sentence], hits) -> bool:
         found = set(_terms(u.text))
         if not numbers <= found:
             continue
-        found |= subject & set(analyse(f"{headings.get(u.passage) or ''} {hits[u.passage - 1].chunk.text}"))
+        found |= subject & passage_terms(u.passage, hits, headings)
         if subject <= found and len(want & found) >= COVER_SHARE * len(want):
             return True
     return False
@@ -480,6 +484,8 @@ def strong_evidence(question: str, units: list[Sentence], hits) -> bool:
     """Evidence enough to answer below the abstention threshold: a row of the asked metric and
     period, or a sentence holding the question's words."""
     return strong_row(question, units, hits) or covering_sentence(question, units, hits)
+
+
 _NOT_A_FIGURE = re.compile(r"^\s*(?:who|whom|whose|why|where)\b", re.I)
 
 
@@ -712,5 +718,6 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
     return text, [cite], f"the asked period ({asked.describe()}) is not among the columns of the best rows"
 
 
-__all__ = ["MAX_EMBEDDED_UNITS", "absent_subject", "acronyms", "NOTICE", "embed_text", "extract", "metric_terms", "period_terms", "prose_disagrees", "row_statement",
-           "rerank_by_units", "score_units", "strong_evidence", "strong_row", "shortlist", "trim_quote", "unit_features"]
+__all__ = ["MAX_EMBEDDED_UNITS", "absent_subject", "acronyms", "NOTICE", "embed_text", "extract", "metric_terms",
+           "period_terms", "prose_disagrees", "row_statement", "rerank_by_units", "score_units", "strong_evidence",
+           "strong_row", "shortlist", "trim_quote", "unit_features"]

@@ -23,7 +23,9 @@ import numpy as np
 
 from rag.answer.citations import Citation, check_citations
 from rag.answer.guard import neutralise
-from rag.answer.extractive import NOTICE as EXTRACTIVE_NOTICE, absent_subject, acronyms, embed_text, extract, passage_calendars, passage_headings, passage_reports, period_terms, rerank_by_units, shortlist, strong_evidence
+from rag.answer.extractive import (NOTICE as EXTRACTIVE_NOTICE, absent_subject, acronyms, embed_text, extract,
+                                   passage_calendars, passage_headings, passage_reports, period_terms, rerank_by_units,
+                                   shortlist, strong_evidence)
 from rag.answer.llm import Generation, LLMClient, LLMUnavailable
 from rag.answer.prompts import load_prompt
 from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_follow_up
