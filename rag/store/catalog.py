@@ -305,8 +305,12 @@ class Catalog:
                        "meta, chunker_version, status, run_id, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", doc_rows)
             self._many(conn, "INSERT INTO pages (doc_id, page, text) VALUES (?,?,?)", page_rows)
             self._many(conn, "INSERT INTO chunks (id, doc_id, ordinal, page, char_start, char_end, heading, "
-                       "text, n_tokens, terms, embedding, sentence_vectors) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                       chunk_rows)
+                       f"text, n_tokens, terms, {self._pending_vector_column(conn)}, sentence_vectors) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", chunk_rows)
+
+    def _pending_vector_column(self, conn) -> str:
+        """The column a pending chunk's vector is written to (PostgreSQL may park it elsewhere)."""
+        return "embedding"
 
     def _pending_among(self, conn, doc_ids: list[str]) -> set[str]:
         """Which of these documents already have a pending copy (from an earlier run)."""
