@@ -9,7 +9,9 @@
    writing rows and vectors, publishing, building BM25/FAISS or pgvector's HNSW).
 2. Store only, past exact search: the same, into libraries that already hold --base-docs
    other documents, with RAG_PG_EXACT_MAX_CHUNKS=0 so that PostgreSQL has its HNSW index
-   already and maintains it on every insert (what a library past 20,000 chunks pays).
+   already (as a library past 20,000 chunks does): the run's vectors wait outside it and its
+   publish inserts them, or rebuilds the index when they are a quarter of the library or more
+   (here 2,482 chunks into 1,240: a rebuild).
 3. With the model: the first --model-docs documents ingested with the packaged MiniLM each
    time (nothing cached), as a user sees it; embedding dominates.
 Prints documents/s and chunks/s both ways and the ratio PostgreSQL/local (target >= 0.8), and

@@ -93,3 +93,29 @@ def test_two_ingests_at_once(tmp_path, base_index, store_backend):
     else:
         assert 0 in codes and set(codes) <= {0, 2}, [err for _, err in outs]
     assert_consistent(base_index, 3 + 3 * codes.count(0))
+
+
+def test_kill_after_the_hnsw_index_was_dropped_for_a_rebuild(tmp_path, store_backend, embedder, monkeypatch):
+    """PostgreSQL past exact search: a publish of a large share of the library drops the HNSW
+    index to build it again over all. Killed in between, the previous version still serves
+    (searches scan exactly), `check` names the missing index, and a rerun builds it."""
+    if store_backend != "postgres":
+        pytest.skip("pgvector's HNSW index")
+    from rag.search import search
+
+    monkeypatch.setenv("RAG_PG_EXACT_MAX_CHUNKS", "0")
+    data = tmp_path / "data"
+    assert run_ingest(write_docs(tmp_path / "first", 3), data).returncode == 0
+    more = write_docs(tmp_path / "more", 2, prefix="more")
+    killed = run_ingest(more, data, {"RAG_CRASH_AT": "hnsw_dropped"})
+    assert killed.returncode == -signal.SIGKILL
+    store = store_at(data)
+    assert len(store.documents()) == 3 and store.version() == 1
+    assert [h.source for h in search(store, embedder, "doc 1 about topic1", k=1)] == [
+        str(tmp_path / "first" / "doc-001.md")]
+    assert [p for p in store.check() if "no HNSW index" in p]
+    again = run_ingest(more, data)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["embedded_chunks"] == 0
+    assert store.has_hnsw()
+    assert_consistent(data, 5)

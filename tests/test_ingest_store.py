@@ -249,6 +249,72 @@ def test_the_hnsw_build_gets_512mb_or_more_never_less(tmp_path, store_backend):
             assert conn.execute("SHOW maintenance_work_mem").fetchone()[0] == used
 
 
+def test_pending_vectors_enter_the_hnsw_index_once_at_their_publish(tmp_path, embedder, store_backend,
+                                                                   monkeypatch):
+    """PostgreSQL past exact search: an ingest's vectors wait outside the HNSW index (an insert
+    into it cost 2-3 ms a chunk) and its publish moves them in, one insert each, or rebuilds the
+    index when they are a quarter of the library or more; either way every live chunk has its
+    vector and the new documents are found through the index."""
+    if store_backend != "postgres":
+        pytest.skip("pgvector's HNSW index")
+    from rag.config import Settings
+    from rag.store.postgres import PgStore
+
+    settings = Settings.load(data_dir=tmp_path / "data", pg_exact_max_chunks=0)
+    docs = write_docs(tmp_path / "docs", 17, words=150)
+    ingest_paths(docs[:10], settings, embedder=embedder)  # this publish builds the index
+    store = store_at(settings.data_dir, pg_exact_max_chunks=0)
+    parked = []
+    prepare = PgStore._prepare_indexes
+
+    def spy(self, plan, *args):
+        parked.append(self.query("SELECT count(*) AS n FROM chunks WHERE embedding IS NULL AND "
+                                 "pending_embedding IS NOT NULL")[0]["n"])
+        return prepare(self, plan, *args)
+    monkeypatch.setattr(PgStore, "_prepare_indexes", spy)
+
+    def index_oid() -> int:
+        return store.query("SELECT to_regclass('chunks_embedding_hnsw')::oid AS oid")[0]["oid"]
+
+    built = index_oid()
+    for batch, rebuilt in ((docs[10:11], False), (docs[11:], True)):
+        report = ingest_paths(batch, settings, embedder=embedder)
+        assert parked[-1] == sum(f.chunks for f in report.files) > 0
+        assert (index_oid() != built) is rebuilt, "inserted into the index" if rebuilt else "rebuilt it"
+        built = index_oid()
+        assert store.query("SELECT count(*) AS n FROM chunks WHERE pending_embedding IS NOT NULL")[0]["n"] == 0
+        assert store.check() == []
+        assert store.snapshot().dense.kind == "hnsw"
+        n = docs.index(batch[-1])
+        assert search(store, embedder, f"doc {n} about topic{n}", k=3)[0].source == str(batch[-1])
+
+
+def test_a_publish_inserts_rather_than_queue_searches_behind_an_index_drop(tmp_path, embedder, store_backend):
+    """PostgreSQL: dropping the HNSW index to rebuild it needs the chunks table to itself, and
+    every search would queue behind the drop while it waits; with a reader holding the table
+    (a replica's full load), the publish inserts its vectors into the index instead."""
+    if store_backend != "postgres":
+        pytest.skip("pgvector's HNSW index")
+    import psycopg
+
+    from rag.config import Settings
+
+    settings = Settings.load(data_dir=tmp_path / "data", pg_exact_max_chunks=0)
+    docs = write_docs(tmp_path / "docs", 8, words=150)
+    ingest_paths(docs[:4], settings, embedder=embedder)
+    store = store_at(settings.data_dir, pg_exact_max_chunks=0)
+    built = store.query("SELECT to_regclass('chunks_embedding_hnsw')::oid AS oid")[0]["oid"]
+    with psycopg.connect(settings.database_url) as reader:  # a transaction left open
+        reader.execute("SET idle_in_transaction_session_timeout = '20s'")  # a drop that waits: a failure, not a hang
+        reader.execute("SELECT count(*) FROM chunks").fetchone()
+        t = time.perf_counter()
+        ingest_paths(docs[4:], settings, embedder=embedder)  # half the library: would rebuild
+        assert time.perf_counter() - t < 15
+    assert store.query("SELECT to_regclass('chunks_embedding_hnsw')::oid AS oid")[0]["oid"] == built
+    assert store.check() == []
+    assert search(store, embedder, "doc 6 about topic6", k=3)[0].source == str(docs[6])
+
+
 def test_the_fiscal_calendars_of_live_documents_are_listed_by_source(tmp_path, settings, embedder, store_backend):
     """The answerer dates a fiscal question by its company's calendar: both backends list it,
     and an answerer made before the publish reads the new version's."""

@@ -96,6 +96,19 @@ class Catalog:
         rows = self.query("SELECT * FROM documents WHERE source = ? AND status = 'live'", [source])
         return rows[0] if rows else None
 
+    def known_documents(self, docs: list[tuple[str, str]]) -> tuple[dict[str, dict], set[str]]:
+        """For (source, document id) pairs: the live document of each source that has one (as
+        `live_document` gives it), and the ids that have a pending copy. A few queries for
+        many documents, where asking per document was a round trip each on PostgreSQL."""
+        sources = list(dict.fromkeys(source for source, _ in docs))
+        live: dict[str, dict] = {}
+        for start in range(0, len(sources), IN_BATCH):
+            part = sources[start:start + IN_BATCH]
+            for row in self.query(f"SELECT d.* FROM documents d WHERE {self.live_hint} = 'live' "
+                                  f"AND d.source IN ({rules.marks(len(part))})", part):
+                live[row["source"]] = row
+        return live, self._pending_among(self.conn, [doc_id for _, doc_id in docs])
+
     def document(self, doc_id: str) -> dict | None:
         rows = self.query("SELECT * FROM documents WHERE id = ?", [doc_id])
         return rows[0] if rows else None
@@ -305,8 +318,12 @@ class Catalog:
                        "meta, chunker_version, status, run_id, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", doc_rows)
             self._many(conn, "INSERT INTO pages (doc_id, page, text) VALUES (?,?,?)", page_rows)
             self._many(conn, "INSERT INTO chunks (id, doc_id, ordinal, page, char_start, char_end, heading, "
-                       "text, n_tokens, terms, embedding, sentence_vectors) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                       chunk_rows)
+                       f"text, n_tokens, terms, {self._pending_vector_column(conn)}, sentence_vectors) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", chunk_rows)
+
+    def _pending_vector_column(self, conn) -> str:
+        """The column a pending chunk's vector is written to (PostgreSQL may park it elsewhere)."""
+        return "embedding"
 
     def _pending_among(self, conn, doc_ids: list[str]) -> set[str]:
         """Which of these documents already have a pending copy (from an earlier run)."""

@@ -7,6 +7,11 @@ index version in one database, for several app replicas and several ingest proce
   HNSW index is built only when a publish takes the library past `exact_max` (in one go,
   before the commit): until then no insert pays for maintaining it (about 2 ms a chunk on
   2 cores, ten times the rest of the store's work), and a bulk build is cheaper than inserts.
+  Once the index exists, a pending chunk's vector is parked in `pending_embedding`, which no
+  index covers, and the publish moves it to `embedding`: so the index takes each vector once,
+  at the publish, and a publish whose chunks are at least REBUILD_SHARE of a library of up
+  to REBUILD_MAX_CHUNKS rebuilds the index instead (a build costs a quarter of an insert per
+  vector at 4,000 chunks: 0.6 vs 2-3 ms). Searches meanwhile scan exactly (right, slower).
 - Sparse search: each replica keeps BM25 postings of the live chunks' stored terms in memory
   (rag/store/bm25_live.py): the same analysis as the local store, and bm25s's scores to the
   float32 bit, but computed at query time from term frequencies, so that a new version is a
@@ -70,6 +75,18 @@ HNSW_BUILD_MEMORY = "512MB"  # maintenance_work_mem for the HNSW build, at least
 # pgvector's default ef_construction (64) gave recall@10 0.90-0.93 at 1M synthetic chunks, and
 # no ef_search reached 0.95; 128 gave 0.997 for a 1.5x longer build (bench/pg_scale.py).
 HNSW_WITH = "m = 16, ef_construction = 128"
+# A publish whose parked vectors are at least this share of the library after it rebuilds the
+# HNSW index rather than insert them. 3,710 SciFact vectors, 2 cores: a build over all took
+# 2.0-2.4 s; inserting 1,855 of them into an index of the rest 5.5 s, 1,240 3.2-3.7 s, and
+# 740 (a fifth) 1.9-2.2 s, about even.
+REBUILD_SHARE = 0.25
+# ... and only up to this many chunks: past it a build's cost per vector nears an insert's (2.9
+# ms at 1M chunks) and the searches meanwhile, exact scans, take too long (bench/pg_scale.py).
+REBUILD_MAX_CHUNKS = 100_000
+# How long a publish's DROP INDEX may queue for the chunks table before it inserts instead:
+# while it waits, every search queues behind it (a replica's full load holds the table for
+# seconds).
+DROP_WAIT = "200ms"
 # index_changes keeps the last KEEP_CHANGES versions' rows: a replica further behind loads in full.
 KEEP_CHANGES = 1000
 
@@ -249,8 +266,12 @@ class PgStore(Publisher, Catalog):
                 if not conn.execute("SELECT to_regclass('index_changes') IS NOT NULL").fetchone()[0]:
                     for ddl in CHANGES_SCHEMA:  # added after schema 1 shipped; see index_changes
                         conn.execute(ddl)
+                if not conn.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'chunks'::regclass "
+                                    "AND attname = 'pending_embedding'").fetchone()[0]:
+                    for ddl in PARKED_SCHEMA:
+                        conn.execute(ddl)
             else:
-                for ddl in SCHEMA + CHANGES_SCHEMA:
+                for ddl in SCHEMA + CHANGES_SCHEMA + PARKED_SCHEMA:
                     conn.execute(ddl)
                 conn.execute("INSERT INTO meta VALUES ('schema_version', %s), ('index_version', '0')",
                              (str(SCHEMA_VERSION),))
@@ -273,9 +294,9 @@ class PgStore(Publisher, Catalog):
         return bool(self._exec("SELECT to_regclass(?) IS NOT NULL", (HNSW_INDEX,)).fetchone()[0])
 
     def ensure_hnsw(self) -> bool:
-        """Build the HNSW index over every chunk (live and pending) unless it exists; True
-        when it was built. One transaction: a crash leaves no half index. Inserts wait
-        while it builds; searches do not."""
+        """Build the HNSW index over every chunk with a vector in `embedding` (live, and pending
+        ones not parked) unless it exists; True when it was built. One transaction: a crash
+        leaves no half index. Inserts wait while it builds; searches do not."""
         if self.meta("vector_dim") is None or self.has_hnsw():
             return False
         with self.transaction() as conn:
@@ -297,8 +318,26 @@ class PgStore(Publisher, Catalog):
                      "pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes(%s)",
                      (HNSW_BUILD_MEMORY, HNSW_BUILD_MEMORY))
 
+    def _drop_hnsw(self) -> bool:
+        """Drop the HNSW index for a publish to rebuild it; False, leaving it, when that would
+        queue searches for more than DROP_WAIT (DROP INDEX needs the table to itself)."""
+        try:
+            with self.transaction() as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NS, SCHEMA_KEY))
+                conn.execute(f"SET LOCAL lock_timeout = '{DROP_WAIT}'")
+                conn.execute(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
+        except self.psycopg.errors.LockNotAvailable:
+            log.info("readers hold the chunks table; the publish inserts into the HNSW index instead")
+            return False
+        return True
+
     def _needs_hnsw(self, live_chunks: int) -> bool:
         return live_chunks > self.exact_max and not self.has_hnsw()
+
+    def _pending_vector_column(self, conn) -> str:
+        """Where the HNSW index exists, pending vectors wait outside it (see the module doc)."""
+        indexed = self._exec("SELECT to_regclass(?) IS NOT NULL", (HNSW_INDEX,), conn).fetchone()[0]
+        return "pending_embedding" if indexed else "embedding"
 
     # ----------------------------------------------------------------- locks
     def _locks(self):
@@ -388,13 +427,22 @@ class PgStore(Publisher, Catalog):
 
     def _prepare_indexes(self, plan: PublishPlan, version: int, dim: int,
                          embedder_id: str | None, chunker_version: str | None) -> None:
-        """Each replica brings its BM25 up to date from the catalog, and PostgreSQL keeps the
-        HNSW index as rows are added; only a publish that takes the library past exact search
-        builds that index first (see the module doc)."""
-        after = self._exec(
-            "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE "
-            "(d.status = 'live' AND d.id <> ALL(?)) OR (d.status = 'pending' AND d.id = ANY(?))",
-            (sorted(plan.deleted), plan.pending)).fetchone()[0]
+        """Each replica brings its BM25 up to date from the catalog; here the HNSW index takes
+        this run's parked vectors, moved to `embedding` (one insert each), or, when they are
+        REBUILD_SHARE of the library or more (up to REBUILD_MAX_CHUNKS), it is dropped first and
+        built again over all; until that build commits, searches scan the chunks exactly. A
+        publish that takes the library past exact search builds the index (see the module doc)."""
+        after, parked = self._exec(
+            "SELECT count(*), count(c.pending_embedding) FROM chunks c JOIN documents d ON d.id = c.doc_id "
+            "WHERE (d.status = 'live' AND d.id <> ALL(?)) OR (d.status = 'pending' AND d.id = ANY(?))",
+            (sorted(plan.deleted), plan.pending)).fetchone()
+        if (parked >= REBUILD_SHARE * after and self.exact_max < after <= REBUILD_MAX_CHUNKS
+                and self.has_hnsw()):
+            self._drop_hnsw()
+            crash_point("hnsw_dropped")
+        if parked:
+            self._exec("UPDATE chunks SET embedding = pending_embedding, pending_embedding = NULL "
+                       "WHERE doc_id = ANY(?) AND pending_embedding IS NOT NULL", (plan.pending,))
         if self._needs_hnsw(after):
             self.ensure_hnsw()
         crash_point("index_written")
@@ -593,6 +641,10 @@ class PgStore(Publisher, Catalog):
             elif row is None and (live := len(self.live_vids())) > self.exact_max:
                 problems.append(f"{live} live chunks (more than exact search takes, "
                                 f"{self.exact_max}) but no HNSW index: python -m ingest --rebuild-index")
+        unmoved = self._exec("SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                             "WHERE d.status = 'live' AND c.embedding IS NULL").fetchone()[0]
+        if unmoved:
+            problems.append(f"{unmoved} live chunks without a vector in chunks.embedding")
         return problems
 
 
@@ -613,7 +665,8 @@ SCHEMA = [
         char_start integer NOT NULL, char_end integer NOT NULL,
         heading text, text text NOT NULL, n_tokens integer,
         terms text NOT NULL,          -- BM25 terms, space separated
-        embedding vector NOT NULL,    -- L2-normalised; vector(dim) once the first ingest pins dim
+        embedding vector,             -- L2-normalised; vector(dim) once the first ingest pins dim;
+                                      -- NULL only while pending and parked (pending_embedding)
         sentence_vectors bytea        -- float16 (n_sentences x dim), for the maxsim reranker
     )""",
     """CREATE TABLE ingest_events (
@@ -631,4 +684,10 @@ CHANGES_SCHEMA = [
     "ALTER TABLE documents ADD COLUMN IF NOT EXISTS live_from bigint",  # the version it went live in
     "CREATE TABLE index_changes (version bigint PRIMARY KEY, retired bigint[] NOT NULL)",
     "CREATE INDEX documents_live_from ON documents (live_from)",
+]
+# A pending chunk's vector, parked outside the HNSW index until its publish (see the module
+# doc). Added after schema 1 shipped, like CHANGES_SCHEMA.
+PARKED_SCHEMA = [
+    "ALTER TABLE chunks ALTER COLUMN embedding DROP NOT NULL",
+    "ALTER TABLE chunks ADD COLUMN IF NOT EXISTS pending_embedding vector",
 ]
