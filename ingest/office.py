@@ -68,6 +68,7 @@ from rag.errors import FileTooLarge, MalformedFile, MislabelledType, ParseTimeou
 from rag.types import Page
 
 ROWS_PER_PAGE = 200
+ROWS_PER_REPORT = 5000      # progress of a CSV file, or of a workbook over this many rows, counts rows
 MAX_PARTS = 20_000
 MAX_RATIO = 100              # uncompressed / compressed, for a part over RATIO_MIN_BYTES
 RATIO_MIN_BYTES = 1 << 20
@@ -975,20 +976,34 @@ def _sheet_rows(path: Path, ws, deadline: Deadline) -> Iterator[tuple[int, list[
 
 
 def read_xlsx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
-    """Pages of a workbook: its sheets in order, ROWS_PER_PAGE rows a page."""
+    """Pages of a workbook: its sheets in order, ROWS_PER_PAGE rows a page. Progress counts sheets,
+    or rows (every ROWS_PER_REPORT) when the sheets declare more rows than that in all: a single
+    100,000-row sheet would otherwise show no progress until it is read. The declared sizes (the
+    sheets' dimension records) only scale the progress bar; reading does not trust them."""
     what = "Excel workbook"
     book = _library(path, what, lambda: openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True,
                                                                keep_links=False))
     try:
         pages: list[Page] = []
         sheets = _library(path, what, lambda: book.worksheets)
-        deadline.report(0, len(sheets), "sheet")
+        declared = [ws.max_row for ws in sheets]  # None where a sheet declares no dimension
+        rows = sum(declared) if None not in declared and sum(declared) > ROWS_PER_REPORT else 0
+        deadline.report(0, rows or len(sheets), "row" if rows else "sheet")
+        before = 0  # rows of the sheets already read
         for done, ws in enumerate(sheets, 1):
             sheet = _SheetPages(ws.title, pages, deadline)
+            number = reported = 0
             for number, values in _guarded(path, what, _sheet_rows(path, ws, deadline)):
                 sheet.add(number, values)
+                if rows and number >= reported + ROWS_PER_REPORT:
+                    reported = number - number % ROWS_PER_REPORT
+                    deadline.report(before + reported, rows, "row")
             sheet.close()
-            deadline.report(done, len(sheets), "sheet")
+            before += max(number, declared[done - 1] or 0)
+            if not rows:
+                deadline.report(done, len(sheets), "sheet")
+        if rows:
+            deadline.report(before, before, "row")
         title = _library(path, what, lambda: book.properties.title if book.properties is not None else None)
     finally:
         book.close()
@@ -1009,7 +1024,7 @@ def read_csv(path: Path, text: str, deadline: Deadline) -> Extracted:
     number = 0
     for number, values in enumerate(_guarded(path, "CSV file", csv.reader(io.StringIO(text, newline=""), dialect)), 1):
         sheet.add(number, values)
-        if number % 5000 == 0:
+        if number % ROWS_PER_REPORT == 0:
             deadline.report(number, total, "row")
     sheet.close()
     deadline.report(number, number, "row")

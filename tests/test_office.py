@@ -543,6 +543,15 @@ def test_reading_reports_progress_by_page_slide_sheet_and_row(tmp_path):
                     ("cafes.csv", 10_000, 12_001, "row"), ("cafes.csv", 12_000, 12_000, "row")]
 
 
+def test_a_large_workbook_reports_progress_by_row(tmp_path):
+    """Over ROWS_PER_REPORT rows in all, a workbook counts rows (of what its sheets declare), not sheets."""
+    seen: list[tuple] = []
+    with PdfParser(60, on_page=lambda path, *report: seen.append(report)) as parser:
+        doc, = load_file(make_xlsx(tmp_path / "big.xlsx", rows=12_000), MAX_BYTES, parser)
+    assert seen == [(0, 12_002, "row"), (5000, 12_002, "row"), (10_000, 12_002, "row"), (12_002, 12_002, "row")]
+    assert "Territory 11996" in doc.pages[-2].text and "Figures are unaudited" in doc.pages[-1].text
+
+
 def test_row_format_and_number_formats():
     rows = office.TableRows()
     assert rows.add(["Sales (in millions)"]) == "Sales (in millions)"  # a title before the header
