@@ -47,7 +47,7 @@ MIN_UPRIGHT_SCORE = 0.8
 # worker's RLIMIT_AS, and 2-4 threads already keep the small models busy.
 MAX_THREADS = 4
 # Recognition runs one batch of lines per thread, each single-threaded (ParallelRecognizer), not
-# each batch on ONNX Runtime's threads in turn: 1.3-1.4x faster on 2 busy cores, the same text read
+# each batch on ONNX Runtime's threads in turn: 1.4x faster on 2 busy cores, the same text read
 # (bench/ocr_bench.py --no-parallel-rec for the old way). RapidOCR gives all its models one
 # thread setting, so detection runs single-threaded too.
 PARALLEL_REC = True
@@ -93,9 +93,9 @@ class ParallelRecognizer:
     """RapidOCR's text recogniser, its batches of lines read on `threads` threads at once.
 
     Recognition is most of OCR's time. ONNX Runtime can spread one run over several threads, but
-    they spin-wait for one another between operators, which measured slower on a busy 2-core
-    machine than one thread; whole batches on separate threads keep the cores busy instead (an
-    ONNX Runtime session takes concurrent runs, and releases the GIL while it runs). The
+    they spin-wait for one another between operators, and a run of this small model on one line
+    batch leaves them little to share; whole batches on separate threads keep the cores busy
+    (an ONNX Runtime session takes concurrent runs, and releases the GIL while it runs). The
     batches are those RapidOCR makes (lines sorted by width, rec_batch_num at a time, each
     padded to its widest line), so the text read is the same, line for line."""
 
