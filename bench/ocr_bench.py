@@ -2,7 +2,7 @@
 
     python bench/ocr_bench.py [--eval ../shared/eval] [--pdfs pdfs/real] [--pages 30]
                               [--dpi 150 200 300] [--scan-pages 20] [--scan-dpi 150]
-                              [--unclip 2.4] [--cls] [--no-parallel-rec]
+                              [--unclip 2.4] [--cls]
 
 1. Character error rate (CER) of OCR on born-digital pages of pdfs/real (or --pdfs, e.g.
    "financial" for table pages) rendered to images, against each page's own text layer (pypdf
@@ -199,8 +199,6 @@ def main() -> None:
     ap.add_argument("--scan-dpi", type=int, default=ocr.OCR_DPI)
     ap.add_argument("--unclip", type=float, default=ocr.UNCLIP_RATIO, help="RapidOCR det unclip ratio")
     ap.add_argument("--cls", action="store_true", help="turn RapidOCR's line direction classifier on")
-    ap.add_argument("--no-parallel-rec", action="store_true",
-                    help="the old threading: each line batch on ONNX Runtime's threads in turn (steps 1-2 only)")
     args = ap.parse_args()
     folder = args.eval / args.pdfs
     if not folder.is_dir():
@@ -212,12 +210,10 @@ def main() -> None:
     max_side = 14 * max(args.dpi)  # no cap: up to a 14-inch side at the highest DPI
     ocr.MAX_SIDE_PX = max_side  # read when the engine loads, so RapidOCR does not shrink either
     ocr.UNCLIP_RATIO, ocr.USE_CLS = args.unclip, args.cls or ocr.USE_CLS
-    ocr.PARALLEL_REC = not args.no_parallel_rec
     t = time.perf_counter()
     ocr.engine()
     print(f"engine load {time.perf_counter() - t:.1f} s; {memory()}")
-    print(f"unclip ratio {ocr.UNCLIP_RATIO}, direction classifier {'on' if ocr.USE_CLS else 'off'}, "
-          f"recognition {'in parallel batches' if ocr.PARALLEL_REC else 'on ONNX Runtime threads'}; "
+    print(f"unclip ratio {ocr.UNCLIP_RATIO}, direction classifier {'on' if ocr.USE_CLS else 'off'}; "
           "CER: raw / visible (chosen) / visible lines sorted / tables (as indexed); visible per page: median, worst")
     print("dpi  CER raw  visible  lines  tables  median  worst  pages/s  bench VmPeak MB  bench peak RSS MB")
     for dpi in sorted(args.dpi):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ingest.pdf_layout import is_figure, structure_page, text_grid_rows
@@ -43,14 +42,9 @@ UNCLIP_RATIO = 2.4
 USE_CLS = False
 # Below this mean recognition score a page of horizontal text is also tried upside down.
 MIN_UPRIGHT_SCORE = 0.8
-# Threads: one per core up to 4. Each thread costs address space (stack, malloc arena) under the
-# worker's RLIMIT_AS, and 2-4 threads already keep the small models busy.
+# ONNX Runtime threads: one per core up to 4. Each thread costs address space (stack, malloc
+# arena) under the worker's RLIMIT_AS, and 2-4 threads already keep the small models busy.
 MAX_THREADS = 4
-# Recognition runs one batch of lines per thread, each single-threaded (ParallelRecognizer), not
-# each batch on ONNX Runtime's threads in turn: 1.4x faster on 2 busy cores, the same text read
-# (bench/ocr_bench.py --no-parallel-rec for the old way). RapidOCR gives all its models one
-# thread setting, so detection runs single-threaded too.
-PARALLEL_REC = True
 
 _engine: Any = None
 
@@ -83,42 +77,8 @@ def engine():
 
         threads = max(1, min(len(os.sched_getaffinity(0)), MAX_THREADS))  # cores this process may use
         _engine = RapidOCR(max_side_len=MAX_SIDE_PX, det_unclip_ratio=UNCLIP_RATIO, use_cls=USE_CLS,
-                           intra_op_num_threads=1 if PARALLEL_REC else threads, inter_op_num_threads=1)
-        if PARALLEL_REC:
-            _engine.text_rec = ParallelRecognizer(_engine.text_rec, threads)
+                           intra_op_num_threads=threads, inter_op_num_threads=1)
     return _engine
-
-
-class ParallelRecognizer:
-    """RapidOCR's text recogniser, its batches of lines read on `threads` threads at once.
-
-    Recognition is most of OCR's time. ONNX Runtime can spread one run over several threads, but
-    they spin-wait for one another between operators, and a run of this small model on one line
-    batch leaves them little to share; whole batches on separate threads keep the cores busy
-    (an ONNX Runtime session takes concurrent runs, and releases the GIL while it runs). The
-    batches are those RapidOCR makes (lines sorted by width, rec_batch_num at a time, each
-    padded to its widest line), so the text read is the same, line for line."""
-
-    def __init__(self, recognizer, threads: int):
-        self.recognizer = recognizer
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="ocr-rec") if threads > 1 else None
-
-    def __call__(self, img_list: list, return_word_box: bool = False) -> tuple[list, float]:
-        import numpy as np
-
-        batch = self.recognizer.rec_batch_num
-        if self.pool is None or len(img_list) <= batch:
-            return self.recognizer(img_list, return_word_box)
-        order = np.argsort(np.array([img.shape[1] / float(img.shape[0]) for img in img_list]))  # as RapidOCR sorts
-        batches = [order[start:start + batch] for start in range(0, len(order), batch)]
-        read = self.pool.map(lambda lines: self.recognizer([img_list[k] for k in lines], return_word_box), batches)
-        results: list = [None] * len(img_list)
-        seconds = 0.0
-        for lines, (texts, elapsed) in zip(batches, read):
-            for k, text in zip(lines, texts):
-                results[k] = text
-            seconds += elapsed
-        return results, seconds
 
 
 def render_page(page, dpi: int = OCR_DPI, max_side_px: int = MAX_SIDE_PX):

@@ -165,25 +165,6 @@ def test_boxes_are_placed_at_their_columns():
     assert "?)   $0.52" in lines[3], lines  # a "$" figure right after a footnote mark is a cell
 
 
-def test_recognition_in_parallel_batches_reads_the_same_text(tmp_path: Path):
-    """ParallelRecognizer shares RapidOCR's own line batches out between threads: the lines of a
-    page (more than one batch of them) read exactly as the plain recogniser reads them."""
-    from ingest import ocr
-
-    lines = [f"Line {n}: the {word} inspection found {n} loose bolts." for n, word in
-             enumerate(["north", "south", "east", "west", "upper", "lower", "outer", "inner", "main", "side"])]
-    engine = ocr.engine()
-    assert isinstance(engine.text_rec, ocr.ParallelRecognizer) and engine.text_rec.pool is not None
-    image = engine.load_img(page_image(text_pdf(tmp_path / "page.pdf", lines)).convert("RGB"))
-    boxes, _ = engine.auto_text_det(image)
-    crops = engine.get_crop_img_list(image, boxes)
-    assert len(crops) > engine.text_rec.recognizer.rec_batch_num
-    parallel, _ = engine.text_rec(crops)
-    plain, _ = engine.text_rec.recognizer(crops)
-    assert parallel == plain
-    assert "Line 7: the inner inspection found 7 loose bolts." in [text for text, _score in parallel]
-
-
 def test_sideways_scan_is_turned_upright(tmp_path: Path, parser: PdfParser):
     [doc] = load_file(scanned_pdf(tmp_path, "sideways.pdf", SCANNED, turned=270), MAX, parser)
     assert "Quarterly inspection of the north bridge" in doc.pages[0].text
