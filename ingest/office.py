@@ -2,8 +2,9 @@
 
 - `.docx`: paragraphs in order; Word headings become Markdown "#" lines (so they become the
   chunks' heading path); pages follow the page breaks Word saved with the file; footnotes follow
-  the paragraph that refers to them, endnotes end the document, page headers and footers are
-  furniture left out unless they hold text found nowhere else (see read_docx).
+  the paragraph that refers to them, text boxes follow the paragraph they are anchored in (once,
+  though Word stores each twice), endnotes and then comments end the document, page headers and
+  footers are furniture left out unless they hold text found nowhere else (see read_docx).
 - `.pptx`: one page per slide: its title (a heading), text, tables and speaker notes ("Notes: ...").
 - `.xlsx` / `.csv`: each sheet (or each ROWS_PER_PAGE rows of a big one) is a page headed by
   the sheet's name and row span; every row carries its column headers, those of its own table
@@ -67,6 +68,7 @@ from rag.errors import FileTooLarge, MalformedFile, MislabelledType, ParseTimeou
 from rag.types import Page
 
 ROWS_PER_PAGE = 200
+ROWS_PER_REPORT = 5000      # progress of a CSV file, or of a workbook over this many rows, counts rows
 MAX_PARTS = 20_000
 MAX_RATIO = 100              # uncompressed / compressed, for a part over RATIO_MIN_BYTES
 RATIO_MIN_BYTES = 1 << 20
@@ -92,7 +94,7 @@ _W_TBL = qn("w:tbl")
 _W = {"w": "http://schemas.openxmlformats.org/wordprocessingml/2006/main",
       "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006"}
 # A paragraph's text: the runs in it, in hyperlinks, tracked insertions, fields and content controls
-# (text boxes are left out: Word stores each twice). Tabs and breaks separate words.
+# (not its text boxes: _TEXT_BOXES reads those). Tabs and breaks separate words.
 _RUNS = "./w:r | ./w:hyperlink/w:r | ./w:ins/w:r | ./w:fldSimple/w:r | ./w:smartTag/w:r | ./w:sdt/w:sdtContent/w:r"
 _P_TEXT = lxml.etree.XPath(f"({_RUNS})/*[self::w:t or self::w:tab or self::w:br or self::w:cr]", namespaces=_W)
 _W_T = qn("w:t")
@@ -104,6 +106,18 @@ _W_FOOTNOTE_REF, _W_ID = qn("w:footnoteReference"), qn("w:id")
 _NOTES = lxml.etree.XPath("./w:footnote[not(@w:type)] | ./w:endnote[not(@w:type)]", namespaces=_W)
 # A story's paragraphs, those in text boxes once (Word keeps a second, fallback copy of each).
 _PARAGRAPHS = lxml.etree.XPath(".//w:p[not(ancestor::mc:Fallback)]", namespaces=_W)
+# Text boxes, each once: Word writes a text box twice, as a DrawingML shape (mc:Choice) and as a
+# VML one (mc:Fallback) holding the same w:txbxContent; older files have the VML one alone. A text
+# box inside a text box is read with the one that holds it.
+_TEXT_BOXES = lxml.etree.XPath(".//w:txbxContent[not(ancestor::mc:Fallback or ancestor::w:txbxContent)]",
+                               namespaces=_W)
+# Comments (word/comments.xml), and where their ranges start and end among the body's text.
+_COMMENTS = lxml.etree.XPath("./w:comment", namespaces=_W)
+_COMMENT_MARKS = lxml.etree.XPath(
+    "(.//w:commentRangeStart | .//w:commentRangeEnd | .//w:p | .//w:t)[not(ancestor::mc:Fallback)]", namespaces=_W)
+_W_RANGE_START, _W_RANGE_END, _W_AUTHOR, _W_P = (qn("w:commentRangeStart"), qn("w:commentRangeEnd"),
+                                                  qn("w:author"), qn("w:p"))
+QUOTE_WORDS = 12  # of the text a comment is on, quoted with it
 # Page headers and footers: a paragraph's text outside fields (PAGE, NUMPAGES, DATE, STYLEREF...:
 # runs of a w:fldSimple are left out, w:fldChar marks the others), split at its tabs.
 _HF_RUNS = "./w:r | ./w:hyperlink/w:r | ./w:ins/w:r | ./w:smartTag/w:r | ./w:sdt/w:sdtContent/w:r"
@@ -572,6 +586,39 @@ class _Notes:
             yield from rest
 
 
+def _comments(document) -> Iterator[str]:
+    """The document's comments under a "# Comments" heading at its end, in the order their ranges
+    start in the body (those on no range last), each with its author and the start of the text it
+    is on: 'Comment by Ann Lee on "Revenue grew 12% in the quarter.": Check the audited figure.'"""
+    texts: dict[str, tuple[str, str]] = {}  # comment id -> (author, text)
+    for part in _related_parts(document, RT.COMMENTS):
+        for comment in _COMMENTS(_part_xml(part)):
+            text = " ".join(t for t in map(_paragraph_text, _PARAGRAPHS(comment)) if t)
+            if text:
+                texts.setdefault(comment.get(_W_ID, ""), (" ".join(comment.get(_W_AUTHOR, "").split()), text))
+    if not texts:
+        return
+    quotes: dict[str, str] = {}  # the text each range holds (its start), in the order the ranges start
+    open_ids: set[str] = set()
+    for x in _COMMENT_MARKS(document.element.body):
+        if x.tag == _W_RANGE_START:
+            open_ids.add(x.get(_W_ID, ""))
+            quotes.setdefault(x.get(_W_ID, ""), "")
+        elif x.tag == _W_RANGE_END:
+            open_ids.discard(x.get(_W_ID, ""))
+        else:
+            for i in open_ids:
+                if len(quotes[i]) < 20 * QUOTE_WORDS:  # enough for QUOTE_WORDS words
+                    quotes[i] += " " if x.tag == _W_P else (x.text or "")
+    yield "# Comments"
+    for i in [i for i in quotes if i in texts] + [i for i in texts if i not in quotes]:
+        author, text = texts[i]
+        words = quotes.get(i, "").split()
+        quote = " ".join(words[:QUOTE_WORDS]) + (" ..." if len(words) > QUOTE_WORDS else "")
+        yield ("Comment" + (f" by {author}" if author else "") + (f' on "{quote}"' if quote else "")
+               + f": {text}")
+
+
 def _static_parts(p) -> list[str]:
     """A header or footer paragraph's text outside fields (page numbers, dates, the heading a
     running header repeats), in the pieces its tabs separate (left, centre and right)."""
@@ -616,6 +663,18 @@ def _page_furniture(document, seen: Callable[[], str]) -> Iterator[str]:
         yield from lines
 
 
+def _text_boxes(body, blocks: list) -> dict:
+    """Body block -> the text of the text boxes anchored in it; None -> those of boxes in no block.
+    One search of the whole body (most documents have none), not one per block: a long document
+    has tens of thousands of paragraphs."""
+    found: dict = {}
+    block_set = set(blocks)
+    for box in _TEXT_BOXES(body):
+        block = next((a for a in box.iterancestors() if a in block_set), None)
+        found.setdefault(block, []).extend(t for t in map(_paragraph_text, _PARAGRAPHS(box)) if t)
+    return found
+
+
 def _docx_blocks(document) -> Iterator[tuple[str, object]]:
     """("pages", how many) first, then ("page", None) at each page break, ("text", line) and
     ("table", rows), in document order (content controls opened: cover pages and tables of
@@ -627,6 +686,7 @@ def _docx_blocks(document) -> Iterator[tuple[str, object]]:
     yield "pages", 1 + sum(breaks.values())
     blocks = body.xpath("./w:p | ./w:tbl | ./w:sdt/w:sdtContent/w:p | ./w:sdt/w:sdtContent/w:tbl")
     notes = _Notes(document)
+    boxes = _text_boxes(body, blocks)
     seen: list[str] = []  # the body's text, for telling page furniture from what the body says
     for el in blocks:
         n = 0
@@ -646,12 +706,20 @@ def _docx_blocks(document) -> Iterator[tuple[str, object]]:
                 seen.append(text)
                 level = levels.get(_P_STYLE(el))
                 yield "text", ("#" * level + " " + text) if level else text
+        for text in boxes.get(el, ()):
+            seen.append(text)
+            yield "text", text
         if notes.text:
             for line in notes.after(el):
                 yield "text", line
         for _ in range(n):
             yield "page", None
+    for text in boxes.get(None, ()):
+        seen.append(text)
+        yield "text", text
     for line in notes.end():
+        yield "text", line
+    for line in _comments(document):
         yield "text", line
     for line in _page_furniture(document, lambda: " ".join(" ".join(seen).split()).lower()):
         yield "text", line
@@ -663,7 +731,9 @@ def read_docx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
     Footnotes are read: each follows the paragraph (or table) that references it, on its page,
     as "Footnote 1: text" (the body keeps no mark: a "1" or "[1]" would spoil a figure in a table
     cell, and "[n]" reads as a citation). Endnotes end the document under "# Endnotes", as Word
-    prints them. Page headers and footers are page furniture, kept out of the chunks as the PDF
+    prints them; comments follow under "# Comments", each with its author and the start of the
+    text it is on. Text boxes are read after the paragraph they are anchored in. Page headers and
+    footers are page furniture, kept out of the chunks as the PDF
     path keeps it out: page numbers and other fields, text the body or the title already holds
     (a running title), are dropped; what is left is text found nowhere else (a letterhead, a
     project name, a "Confidential" notice), added once at the end of the document under
@@ -906,20 +976,34 @@ def _sheet_rows(path: Path, ws, deadline: Deadline) -> Iterator[tuple[int, list[
 
 
 def read_xlsx(path: Path, data: bytes, deadline: Deadline) -> Extracted:
-    """Pages of a workbook: its sheets in order, ROWS_PER_PAGE rows a page."""
+    """Pages of a workbook: its sheets in order, ROWS_PER_PAGE rows a page. Progress counts sheets,
+    or rows (every ROWS_PER_REPORT) when the sheets declare more rows than that in all: a single
+    100,000-row sheet would otherwise show no progress until it is read. The declared sizes (the
+    sheets' dimension records) only scale the progress bar; reading does not trust them."""
     what = "Excel workbook"
     book = _library(path, what, lambda: openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True,
                                                                keep_links=False))
     try:
         pages: list[Page] = []
         sheets = _library(path, what, lambda: book.worksheets)
-        deadline.report(0, len(sheets), "sheet")
+        declared = [ws.max_row for ws in sheets]  # None where a sheet declares no dimension
+        rows = sum(declared) if None not in declared and sum(declared) > ROWS_PER_REPORT else 0
+        deadline.report(0, rows or len(sheets), "row" if rows else "sheet")
+        before = 0  # rows of the sheets already read
         for done, ws in enumerate(sheets, 1):
             sheet = _SheetPages(ws.title, pages, deadline)
+            number = reported = 0
             for number, values in _guarded(path, what, _sheet_rows(path, ws, deadline)):
                 sheet.add(number, values)
+                if rows and number >= reported + ROWS_PER_REPORT:
+                    reported = number - number % ROWS_PER_REPORT
+                    deadline.report(before + reported, rows, "row")
             sheet.close()
-            deadline.report(done, len(sheets), "sheet")
+            before += max(number, declared[done - 1] or 0)
+            if not rows:
+                deadline.report(done, len(sheets), "sheet")
+        if rows:
+            deadline.report(before, before, "row")
         title = _library(path, what, lambda: book.properties.title if book.properties is not None else None)
     finally:
         book.close()
@@ -940,7 +1024,7 @@ def read_csv(path: Path, text: str, deadline: Deadline) -> Extracted:
     number = 0
     for number, values in enumerate(_guarded(path, "CSV file", csv.reader(io.StringIO(text, newline=""), dialect)), 1):
         sheet.add(number, values)
-        if number % 5000 == 0:
+        if number % ROWS_PER_REPORT == 0:
             deadline.report(number, total, "row")
     sheet.close()
     deadline.report(number, number, "row")

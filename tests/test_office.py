@@ -156,6 +156,53 @@ def make_noted_docx(path: Path) -> Path:
     return path
 
 
+TEXT_BOX_NS = ('xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+               'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+               'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+               'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+               'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape" '
+               'xmlns:v="urn:schemas-microsoft-com:vml"')
+
+
+def add_text_box(paragraph, *lines: str, fallback: bool = True) -> None:
+    """A text box anchored in a paragraph's run, as Word writes it: a DrawingML shape (mc:Choice)
+    and, with `fallback`, the same text again in a VML shape (mc:Fallback); without, the VML
+    shape alone, as older Word versions wrote it."""
+    from docx.oxml import parse_xml
+
+    content = "<w:txbxContent>" + "".join(f"<w:p><w:r><w:t>{t}</w:t></w:r></w:p>" for t in lines) + "</w:txbxContent>"
+    vml = f'<w:pict><v:shape style="width:200pt;height:60pt"><v:textbox>{content}</v:textbox></v:shape></w:pict>'
+    drawing = (
+        '<w:drawing><wp:anchor distT="0" distB="0" distL="0" distR="0" simplePos="0" relativeHeight="2" behindDoc="0" '
+        'locked="0" layoutInCell="1" allowOverlap="1"><wp:simplePos x="0" y="0"/>'
+        '<wp:positionH relativeFrom="column"><wp:posOffset>0</wp:posOffset></wp:positionH>'
+        '<wp:positionV relativeFrom="paragraph"><wp:posOffset>0</wp:posOffset></wp:positionV>'
+        '<wp:extent cx="2540000" cy="762000"/><wp:wrapSquare wrapText="bothSides"/><wp:docPr id="7" name="Text Box 7"/>'
+        '<a:graphic><a:graphicData uri="http://schemas.microsoft.com/office/word/2010/wordprocessingShape">'
+        f'<wps:wsp><wps:cNvSpPr txBox="1"/><wps:spPr/><wps:txbx>{content}</wps:txbx><wps:bodyPr/></wps:wsp>'
+        "</a:graphicData></a:graphic></wp:anchor></w:drawing>")
+    run = (f'<mc:AlternateContent><mc:Choice Requires="wps">{drawing}</mc:Choice>'
+           f"<mc:Fallback>{vml}</mc:Fallback></mc:AlternateContent>") if fallback else vml
+    paragraph._p.append(parse_xml(f"<w:r {TEXT_BOX_NS}>{run}</w:r>"))
+
+
+def make_boxed_docx(path: Path) -> Path:
+    """A report with text boxes (Word's two copies, and a VML one alone) and comments."""
+    d = docx.Document()
+    d.add_heading("Results", 1)
+    p = d.add_paragraph("Revenue grew 12% in the quarter.")
+    add_text_box(p, "Key figure: churn fell to 3.1%.", "Source: billing system.")
+    old = d.add_paragraph("Costs were flat.")
+    add_text_box(old, "Sidebar from Word 2003: staff rose to 310.", fallback=False)
+    d.add_paragraph("We expect steady growth.")
+    first = d.paragraphs[1].runs[0]
+    d.add_comment(first, "Check against the audited figure.", author="Ann Lee", initials="AL")
+    d.add_comment(d.paragraphs[3].runs, "Say which regions.\nAnd which years.", author="Bo Chen")
+    d.add_comment(d.paragraphs[2].runs[0], "Costs include the Lisbon move.")
+    d.save(path)
+    return path
+
+
 def make_pptx(path: Path) -> Path:
     p = pptx.Presentation()
     s = p.slides.add_slide(p.slide_layouts[1])
@@ -338,6 +385,53 @@ def test_docx_page_headers_and_footers_are_kept_out_unless_unique(tmp_path):
         "Budget 2024\n\nTravel is capped at 5% of costs."]
 
 
+def test_docx_text_boxes_are_read_once_after_their_paragraph(tmp_path):
+    """Word keeps each text box twice (DrawingML and a VML fallback): its text is read once, in
+    document order, after the paragraph it is anchored in; a VML text box alone is read too."""
+    doc = load(make_boxed_docx(tmp_path / "boxed.docx"))
+    text = "\n\n".join(p.text for p in doc.pages)
+    assert text.startswith(
+        "## Results\n\nRevenue grew 12% in the quarter.\n\nKey figure: churn fell to 3.1%.\n\n"
+        "Source: billing system.\n\nCosts were flat.\n\nSidebar from Word 2003: staff rose to 310.\n\n"
+        "We expect steady growth.\n\n")
+    for phrase in ("churn fell to 3.1%", "Source: billing system.", "staff rose to 310"):
+        assert text.count(phrase) == 1, phrase
+    chunks, _ = chunk_pages("d", doc.pages, doc.kind, words, 200, 20)
+    assert [c.heading for c in chunks if "churn fell" in c.text] == ["Results"]
+
+
+def test_docx_comments_end_the_document_with_author_and_the_text_they_are_on(tmp_path):
+    doc = load(make_boxed_docx(tmp_path / "boxed.docx"))
+    text = "\n\n".join(p.text for p in doc.pages)
+    assert text.endswith(  # in the order of the text they are on
+        "# Comments\n\n"
+        'Comment by Ann Lee on "Revenue grew 12% in the quarter.": Check against the audited figure.\n\n'
+        'Comment on "Costs were flat.": Costs include the Lisbon move.\n\n'
+        'Comment by Bo Chen on "We expect steady growth.": Say which regions. And which years.')
+    assert text.count("audited figure") == 1
+    chunks, _ = chunk_pages("d", doc.pages, doc.kind, words, 200, 20)
+    assert [c.heading for c in chunks if "Lisbon" in c.text] == ["Comments"]
+
+
+def test_a_long_comment_range_is_quoted_by_its_start(tmp_path):
+    d = docx.Document()
+    first = d.add_paragraph("One two three four five six seven eight nine ten eleven twelve thirteen.")
+    last = d.add_paragraph("Second paragraph.")
+    d.add_comment([first.runs[0], last.runs[0]], "Too long.")
+    d.save(tmp_path / "long.docx")
+    assert load(tmp_path / "long.docx").pages[-1].text.endswith(
+        'Comment on "One two three four five six seven eight nine ten eleven twelve ...": Too long.')
+
+
+def test_hostile_comments_are_refused(tmp_path):
+    src = make_boxed_docx(tmp_path / "src.docx").read_bytes()
+    (tmp_path / "laughs.docx").write_bytes(repack(src, {"word/comments.xml": lambda x: with_laughs(x, b"audited")}))
+    started = time.perf_counter()
+    err = rejected(tmp_path / "laughs.docx")
+    assert err.reason == "malformed" and "DTD" in err.message and "word/comments.xml" in err.message
+    assert time.perf_counter() - started < 2
+
+
 def test_pptx_one_page_per_slide_with_notes(tmp_path):
     doc = load(make_pptx(tmp_path / "plan.pptx"))
     assert doc.kind == "pptx" and doc.title == "Growth plan"
@@ -447,6 +541,15 @@ def test_reading_reports_progress_by_page_slide_sheet_and_row(tmp_path):
                     ("sales.xlsx", 0, 2, "sheet"), ("sales.xlsx", 1, 2, "sheet"), ("sales.xlsx", 2, 2, "sheet"),
                     ("cafes.csv", 0, 12_001, "row"), ("cafes.csv", 5000, 12_001, "row"),
                     ("cafes.csv", 10_000, 12_001, "row"), ("cafes.csv", 12_000, 12_000, "row")]
+
+
+def test_a_large_workbook_reports_progress_by_row(tmp_path):
+    """Over ROWS_PER_REPORT rows in all, a workbook counts rows (of what its sheets declare), not sheets."""
+    seen: list[tuple] = []
+    with PdfParser(60, on_page=lambda path, *report: seen.append(report)) as parser:
+        doc, = load_file(make_xlsx(tmp_path / "big.xlsx", rows=12_000), MAX_BYTES, parser)
+    assert seen == [(0, 12_002, "row"), (5000, 12_002, "row"), (10_000, 12_002, "row"), (12_002, 12_002, "row")]
+    assert "Territory 11996" in doc.pages[-2].text and "Figures are unaudited" in doc.pages[-1].text
 
 
 def test_row_format_and_number_formats():
