@@ -170,6 +170,21 @@ def test_sideways_scan_is_turned_upright(tmp_path: Path, parser: PdfParser):
     assert "Quarterly inspection of the north bridge" in doc.pages[0].text
 
 
+def test_a_turn_that_reads_upright_ends_the_search(tmp_path: Path, monkeypatch):
+    """A page turned 270 degrees reads upright at the first turn tried (90): two reads, not
+    three (each read of a dense page takes seconds). Turned 90, the first turn reads it upside
+    down, so the other is read too, and wins."""
+    import ingest.ocr as ocr
+    reads = []
+    real = ocr._read
+    monkeypatch.setattr(ocr, "_read", lambda image: reads.append(image.size) or real(image))
+    upright = page_image(text_pdf(tmp_path / "src.pdf", SCANNED))
+    for turned, expected_reads in ((270, 2), (90, 3)):
+        reads.clear()
+        assert "Quarterly inspection of the north bridge" in ocr_image(upright.rotate(turned, expand=True))
+        assert len(reads) == expected_reads, (turned, reads)
+
+
 def test_mixed_pdf_keeps_its_text_page_and_ocrs_the_other(tmp_path: Path, parser: PdfParser):
     typed_only = text_pdf(tmp_path / "typed.pdf", [TYPED])
     image_png = tmp_path / "scan.png"
