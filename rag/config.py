@@ -89,6 +89,10 @@ class Settings:
     prompt_version: str = "answer-v1"
     rewrite_prompt_version: str = "rewrite-v1"
     answer_k: int = 5                    # passages given to the answerer
+    # Cheap first: with an LLM configured, a question that names its period and is answered by a
+    # table row of the asked metric with that period's column (or whose period the documents
+    # do not report) gets the extracted answer without calling the LLM. See the README's issue 10.
+    extract_first: bool = True
     # "calibrated" = the thresholds in rag/answer/calibration.json (see how they were chosen there).
     abstain_threshold: str = "calibrated"
     support_threshold: str = "calibrated"

@@ -86,6 +86,29 @@ def test_a_row_answers_with_the_cell_of_the_asked_period(question, figure, perio
     assert cites[0].quote == ROW  # the whole row is the quoted unit: the highlight covers exactly it
 
 
+@pytest.mark.parametrize("answer,wrong", [
+    ("Net revenues were $2,422 million [2].", "Three Months Ended June 30 2022: $2,422"),   # the prior year's
+    ("Net revenues were $5,050 million in the quarter [2].", "Six Months Ended June 30 2023: $5,050"),  # year to date
+    ("Net revenues were $2,540 million [2].", None),                                         # the asked column
+    ("Net revenues were $2,540 million, up from $2,422 million [2].", None),                 # both, the asked one said
+    ("Net revenues in Q2 2023 grew strongly [1].", None),                                    # no figure: not judged here
+])
+def test_a_model_answer_with_another_columns_figure_is_caught(answer, wrong):
+    from rag.answer.extractive import other_period_figures
+
+    hits, units = _hits_units([PROSE, ROW])
+    found = other_period_figures("What were net revenues in the second quarter of 2023?", answer, units, hits)
+    assert found == ([wrong] if wrong else [])
+
+
+def test_a_figure_stated_in_prose_is_not_called_another_periods():
+    from rag.answer.extractive import other_period_figures
+
+    hits, units = _hits_units(["In the second quarter of 2023 net revenues of $2,422 million were restated.", ROW])
+    assert other_period_figures("What were net revenues in the second quarter of 2023?",
+                                "Net revenues were $2,422 million [1].", units, hits) == []
+
+
 def test_an_unreported_period_names_the_periods_covered():
     hits, units = _hits_units([PROSE, ROW])
     qvec, uvecs = _vectors(len(units))

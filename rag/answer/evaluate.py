@@ -122,7 +122,7 @@ def run_case(answerer, case: dict) -> dict:
                       "correct": target or holds_answer(text, case.get("answer"))})
     return {
         "id": case["id"], "unanswerable": bool(case["unanswerable"]), "abstained": a.abstained,
-        "abstain_reason": a.trace.get("abstain_reason"),
+        "abstain_reason": a.trace.get("abstain_reason"), "settled": a.trace.get("settled"),
         "mode": a.mode, "evidence": a.evidence, "answer": a.text, "expected": case.get("answer"),
         "hit": any(on_target(h.source, h.chunk.page, case) for h in a.passages),
         "doc_hit": any(on_document(h.source, case) for h in a.passages),
@@ -219,6 +219,9 @@ def summarise(records: list[dict]) -> dict:
         "wrong_abstention_reasons": dict(Counter(reason_kind(r.get("abstain_reason")) for r in ans if r["abstained"])),
         "fallbacks": sum(1 for r in records if any(n.startswith(("LLM unavailable", "The model's"))
                                                     for n in r["notices"])),
+        # answered without calling the configured LLM (extract_first): see rag/answer/extractive.settles
+        "settled_without_llm": sum(1 for r in records if any(n.startswith("Answered without the LLM")
+                                                              for n in r["notices"])),
         "ttft_ms": {"p50": _pct([r["ttft_ms"] for r in records], 50), "p95": _pct([r["ttft_ms"] for r in records], 95)},
         "total_ms": {"p50": _pct([r["total_ms"] for r in records], 50), "p95": _pct([r["total_ms"] for r in records], 95)},
         "cost_usd": round(sum(r["cost_usd"] or 0 for r in records), 6),

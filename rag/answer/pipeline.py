@@ -23,8 +23,8 @@ import numpy as np
 
 from rag.answer.citations import Citation, check_citations
 from rag.answer.guard import neutralise
-from rag.answer.extractive import (NOTICE as EXTRACTIVE_NOTICE, absent_subject, acronyms, embed_text, extract,
-                                   passage_calendars, passage_headings, passage_reports, period_terms, rerank_by_units,
+from rag.answer.extractive import (NOTICE as EXTRACTIVE_NOTICE, absent_subject, acronyms, embed_text, extract_settled,
+                                   other_period_figures, passage_calendars, passage_headings, passage_reports, period_terms, rerank_by_units,
                                    shortlist, strong_evidence)
 from rag.answer.llm import Generation, LLMClient, LLMUnavailable
 from rag.answer.prompts import load_prompt
@@ -187,7 +187,7 @@ class Answerer:
     def cache_key(self, question: str, history: list[str], index_version: int, model: str) -> str:
         parts = [normalise_question(question), *map(normalise_question, history[-4:]), str(index_version),
                  self.prompt.version, self.prompt.sha, model, self.retriever.reranker_name,
-                 str(self.settings.answer_k), self.code]
+                 str(self.settings.answer_k), str(self.settings.extract_first), self.code]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
@@ -264,9 +264,14 @@ class AnswerStream:
                                       f"{a.abstain_threshold:.3f}")
                 out.text = ABSTAIN_TEXT
             yield out.text
+        elif llm is not None and s.extract_first and settle(standalone, ev, hits, out):
+            notices.append(f"Answered without the LLM: {out.settled}, so the figure is quoted as printed.")
+            yield out.text
         elif llm is not None:
             yield from generate(a, llm, standalone, hits, out, notices, timings)
-        if not out.abstained and out.mode == "extractive":
+            if out.mode == "llm" and not out.abstained:
+                check_period(standalone, ev, hits, out, notices)
+        if not out.abstained and out.mode == "extractive" and out.settled is None:
             extract_answer(standalone, ev, hits, out)
             if a.llm is None:
                 notices.append(EXTRACTIVE_NOTICE)
@@ -328,6 +333,7 @@ class Drafted:
     uncited: list[str] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
     gen: Generation = field(default_factory=Generation)
+    settled: str | None = None  # why the extracted answer was given without calling the LLM
 
 
 def retrieve(a: "Answerer", standalone: str, timings: dict) -> Retrieved:
@@ -395,12 +401,35 @@ def verify(a: "Answerer", raw: str, hits: list[Hit], out: Drafted, notices: list
         out.mode, out.text, out.citations, out.removed, out.uncited = "extractive", "", [], 0, []
 
 
-def extract_answer(standalone: str, ev: Evidence, hits: list[Hit], out: Drafted) -> None:
+def check_period(standalone: str, ev: Evidence, hits: list[Hit], out: Drafted, notices: list[str]) -> None:
+    """A model's answer that gives another period's figure as the asked one (a cell of another
+    column of the asked metric's row) is replaced by the extractive answer, saying why."""
+    if wrong := other_period_figures(standalone, out.text, ev.units, hits):
+        notices.append(f"The model's answer gave another period's figure ({wrong[0]}) for the period asked, "
+                       "so the extractive answer is shown instead.")
+        out.mode, out.text, out.citations, out.removed, out.uncited = "extractive", "", [], 0, []
+
+
+def extract_answer(standalone: str, ev: Evidence, hits: list[Hit], out: Drafted) -> str | None:
     """The embedded answerer (rag/answer/extractive.py): the unit that answers, cited; or the
-    periods the documents do cover when the asked one is not among them."""
-    out.text, out.citations, declined = extract(standalone, ev.qvec, ev.units, ev.vectors, hits)
+    periods the documents do cover when the asked one is not among them. Returns why the
+    answer can stand without an LLM, or None."""
+    out.text, out.citations, declined, settled = extract_settled(standalone, ev.qvec, ev.units, ev.vectors, hits)
     if declined:
         out.abstained, out.abstain_reason = True, declined
+    return settled
+
+
+def settle(standalone: str, ev: Evidence, hits: list[Hit], out: Drafted) -> bool:
+    """Cheap first, with an LLM configured: when the extracted answer needs no model (a row of
+    the asked metric and period, or a period the documents do not report), it is the answer
+    and the LLM is not called. Otherwise `out` is left as it was."""
+    trial = Drafted(mode="extractive")
+    if (why := extract_answer(standalone, ev, hits, trial)) is None:
+        return False
+    out.mode, out.text, out.citations, out.settled = trial.mode, trial.text, trial.citations, why
+    out.abstained, out.abstain_reason = trial.abstained, trial.abstain_reason
+    return True
 
 
 def build_trace(a: "Answerer", out: Drafted, got: Retrieved, ev: Evidence, standalone: str, rewrite_how: str,
@@ -429,7 +458,7 @@ def build_trace(a: "Answerer", out: Drafted, got: Retrieved, ev: Evidence, stand
         "tokens": {"prompt": prompt_tokens, "completion": completion_tokens, "estimated": estimated},
         "cost_usd": round(cost, 6), "evidence": round(ev.score, 4),
         "abstain_threshold": a.abstain_threshold, "support_threshold": a.support_threshold,
-        "abstain_reason": out.abstain_reason, "llm_raw": gen.text or None,
+        "abstain_reason": out.abstain_reason, "settled": out.settled, "llm_raw": gen.text or None,
         "finish_reason": gen.finish_reason, "withheld": withheld,
     }
 
@@ -445,4 +474,5 @@ def _log_row(answer: Answer, session: str | None, cached: bool) -> dict:
 
 
 __all__ = ["ABSTAIN_TEXT", "Answer", "AnswerStream", "Answerer", "Drafted", "Evidence", "Retrieved", "build_trace",
-           "extract_answer", "format_passages", "generate", "guard", "normalise_question", "retrieve", "verify"]
+           "check_period", "extract_answer", "format_passages", "generate", "guard", "normalise_question", "retrieve",
+           "settle", "verify"]
