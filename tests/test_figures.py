@@ -164,9 +164,33 @@ def test_quote_spans_cover_exactly_the_quoted_unit():
      "ended October 31, 2022?", "And in marketing and sales?",
      "How much stock-based compensation did Acme record in marketing and sales for the nine months "
      "ended October 31, 2022?"),
+    # a fiscal year stays fiscal when only the quarter changes
+    ("What were Salesforce's subscription and support revenues in the third quarter of fiscal 2023?",
+     "And in the fourth quarter?",
+     "What were Salesforce's subscription and support revenues in the fourth quarter of fiscal 2023?"),
 ])
 def test_follow_ups_keep_the_subject_and_drop_the_old_predicate(previous, follow_up, expected):
     assert heuristic_rewrite(follow_up, [previous]) == expected
+
+
+@pytest.mark.parametrize("follow_up,model_rewrite,kept", [
+    # Qwen 1.5B's rewrite lost "fiscal 2023": a calendar quarter of no year
+    ("How much of that was Marketing and Commerce?",
+     "What was the portion of Salesforce's subscription and support revenues in the third quarter that came "
+     "from Marketing and Commerce?", False),
+    ("How much of that was Marketing and Commerce?",
+     "How much of subscription and support revenues in the third quarter of fiscal 2023 was Marketing and "
+     "Commerce?", False),  # the company is gone
+    ("How much of that was Marketing and Commerce?",
+     "How much of Salesforce's subscription and support revenues in the third quarter of fiscal 2023 was "
+     "Marketing and Commerce?", True),
+    ("And in the fourth quarter?", "What were Salesforce's revenues in the fourth quarter of fiscal 2023?", True),
+])
+def test_a_models_rewrite_must_keep_the_period_and_the_subject(follow_up, model_rewrite, kept):
+    from rag.answer.rewrite import check_rewrite
+
+    history = ["What were Salesforce's subscription and support revenues in the third quarter of fiscal 2023?"]
+    assert (check_rewrite(model_rewrite, follow_up, history) == model_rewrite) is kept
 
 
 def test_what_about_a_region_narrows_the_previous_question_instead_of_replacing_its_line():

@@ -154,7 +154,7 @@ class Answerer:
             if self.llm is not None and self.llm.cooling_down is None:
                 convo = "\n".join(f"User: {h}" for h in history[-4:])
                 gen = self.llm.complete(self.rewrite_prompt.render(history=convo, question=question), max_tokens=60)
-                if (line := check_rewrite(gen.text, question)) is not None:
+                if (line := check_rewrite(gen.text, question, history)) is not None:
                     return line, "llm"
         except LLMUnavailable:
             pass  # the heuristic below takes over; the answer step reports the endpoint's state

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from rag.answer.periods import MONTH_NAMES
+from rag.answer.periods import MONTH_NAMES, Period, question_period
 from rag.store.sparse import analyse
 
 _REFERS_BACK = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|him|there|"
@@ -99,10 +99,12 @@ def heuristic_rewrite(question: str, history: list[str]) -> str:
         base = _PERIOD_PHRASE.sub("", prev.rstrip("?.! ")).strip()
         years = re.findall(r"\b(?:19|20)\d\d\b", prev)
         if years and not re.search(r"\b(?:19|20)\d\d\b", new_period):
+            # "the fourth quarter" after "the third quarter of fiscal 2023" is fiscal 2023's
+            year = f"fiscal {years[-1]}" if re.search(rf"\bfiscal\s+{years[-1]}\b", prev, re.I) else years[-1]
             if re.search(r"\bof the year\b", new_period, re.I):
-                new_period = re.sub(r"\bof the year\b", f"of {years[-1]}", new_period, flags=re.I)
+                new_period = re.sub(r"\bof the year\b", f"of {year}", new_period, flags=re.I)
             else:
-                new_period += f" of {years[-1]}"
+                new_period += f" of {year}"
         prep = "" if re.match(r"^(in|for|during|over)\b", new_period, re.I) else "for "
         if not re.match(r"^(the|fiscal|fy|q[1-4]|(19|20)\d\d)\b", new_period, re.I) and prep:
             new_period = "the " + new_period
@@ -221,11 +223,29 @@ def _swap_sibling(prev: str, fragment: str) -> str | None:
     return None
 
 
-def check_rewrite(text: str, question: str) -> str | None:
+def check_rewrite(text: str, question: str, history: list[str] | None = None) -> str | None:
+    """The model's rewrite as one line, or None when it is unusable: empty, far too long, a
+    refusal, or (given the history) one that loses what the heuristic rewrite keeps: the
+    period and the subject. The local 1.5B model turned "the third quarter of fiscal 2023"
+    into "the third quarter", a calendar quarter of no year."""
     line = text.strip().splitlines()[0].strip().strip('"') if text.strip() else ""
     if not line or len(line) > max(300, 3 * len(question)) or "NOT_IN_DOCUMENTS" in line:
+        return None
+    if history and not keeps_context(line, question, history):
         return None
     return line
 
 
-__all__ = ["check_rewrite", "heuristic_rewrite", "looks_like_follow_up"]
+def keeps_context(rewrite: str, question: str, history: list[str]) -> bool:
+    """The rewrite asks for the period the heuristic rewrite asks for, and names the subjects
+    of the question and of the turn before it."""
+    def gist(p: Period) -> tuple:  # "the fourth quarter of fiscal 2023" may come with or without its month
+        return p.months, p.year, p.quarter, p.prior, p.change
+
+    if gist(question_period(rewrite)) != gist(question_period(heuristic_rewrite(question, history))):
+        return False
+    words = set(analyse(rewrite))
+    return all(set(analyse(s)) <= words for s in (owner_of(question), owner_of(history[-1])) if s)
+
+
+__all__ = ["check_rewrite", "heuristic_rewrite", "keeps_context", "looks_like_follow_up"]
