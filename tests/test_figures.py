@@ -109,6 +109,15 @@ def test_a_figure_stated_in_prose_is_not_called_another_periods():
                                 "Net revenues were $2,422 million [1].", units, hits) == []
 
 
+def test_a_figure_from_a_sentence_about_another_year_is_caught():
+    from rag.answer.extractive import other_period_figures
+
+    hits, units = _hits_units(["2023 EPS guidance was reaffirmed in the range of $1.19 to $1.23 per share.", ROW])
+    found = other_period_figures("What EPS guidance was given for 2024?",
+                                 "EPS guidance for 2024 is $1.19 to $1.23 per share [1].", units, hits)
+    assert found and "2023 EPS guidance" in found[0]
+
+
 def test_an_unreported_period_names_the_periods_covered():
     hits, units = _hits_units([PROSE, ROW])
     qvec, uvecs = _vectors(len(units))
@@ -185,6 +194,9 @@ def test_follow_ups_keep_the_subject_and_drop_the_old_predicate(previous, follow
      "How much of Salesforce's subscription and support revenues in the third quarter of fiscal 2023 was "
      "Marketing and Commerce?", True),
     ("And in the fourth quarter?", "What were Salesforce's revenues in the fourth quarter of fiscal 2023?", True),
+    ("And excluding the restructuring charges, on a non-GAAP basis?",  # "non-GAAP" is gone
+     "What were Salesforce's subscription and support revenues in the third quarter of fiscal 2023, excluding "
+     "restructuring charges?", False),
 ])
 def test_a_models_rewrite_must_keep_the_period_and_the_subject(follow_up, model_rewrite, kept):
     from rag.answer.rewrite import check_rewrite

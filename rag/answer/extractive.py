@@ -646,9 +646,9 @@ def numbers(text: str) -> set[str]:
 def other_period_figures(question: str, text: str, units: list[Sentence], hits) -> list[str]:
     """The cells ("Three Months Ended June 30 2023: $0.23") whose figure `text` (a model's
     answer) gives, when those cells are another period's column of a row of the asked metric
-    that has a column for the asked period: another period's figure given as the asked one.
-    Empty when the text also gives the asked column's figure of such a row, or the figure is
-    stated in a passage sentence (prose may state it for the asked period)."""
+    that has a column for the asked period, or sentences about another period that state them:
+    another period's figure given as the asked one. Empty when the text also gives the asked
+    column's figure of such a row, or a sentence not about another period states it."""
     asked = question_period(question)
     # "June 30, 2023" asked is no figure; a single digit matches too much by chance
     given = {x for x in numbers(text) - numbers(question) if len(x) > 1}
@@ -658,8 +658,10 @@ def other_period_figures(question: str, text: str, units: list[Sentence], hits) 
     scored = unit_features(question, units, passage_headings(hits), passage_calendars(hits), passage_reports(hits))
     for u, sc in zip(units, scored):
         if sc.row is None:
-            if sc.period_fit > -1 and numbers(u.text) & given:
-                return []
+            if numbers(u.text) & given:
+                if sc.period_fit > -1:
+                    return []
+                wrong.append(trim_quote(u.text, question, 25)[0])  # a sentence about another period
             continue
         if sc.cell is None or sc.period_fit <= 0 or sc.label_fit <= 0:
             continue

@@ -236,9 +236,16 @@ def check_rewrite(text: str, question: str, history: list[str] | None = None) ->
     return line
 
 
+KEEP_SHARE = 0.8  # of the follow-up's own terms a model's rewrite must keep
+
+
 def keeps_context(rewrite: str, question: str, history: list[str]) -> bool:
-    """The rewrite asks for the period the heuristic rewrite asks for, and names the subjects
-    of the question and of the turn before it."""
+    """The rewrite asks for the period the heuristic rewrite asks for, names the subjects of
+    the question and of the turn before it, and keeps the follow-up's own words (Qwen 1.5B
+    rewrote "And excluding the restructuring charges, on a non-GAAP basis?" without "non-GAAP")."""
+    own = set(analyse(question))
+    if own and len(own & set(analyse(rewrite))) < KEEP_SHARE * len(own):
+        return False
     def gist(p: Period) -> tuple:  # "the fourth quarter of fiscal 2023" may come with or without its month
         return p.months, p.year, p.quarter, p.prior, p.change
 
