@@ -48,6 +48,17 @@ class CachedEmbedder:
     def dim(self) -> int:
         return self.inner.dim
 
+    def load(self, path: Path) -> None:
+        """Vectors saved by `save` (an .npz of texts and vectors; no pickles), model unchanged."""
+        if path.exists():
+            with np.load(path, allow_pickle=False) as f:
+                self.cache.update(zip(f["texts"].tolist(), f["vectors"]))
+
+    def save(self, path: Path) -> None:
+        texts = list(self.cache)
+        np.savez(path, texts=np.asarray(texts, dtype=str),
+                 vectors=np.vstack([self.cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32))
+
     def embed(self, texts):
         missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
         if missing:

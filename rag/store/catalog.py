@@ -67,6 +67,10 @@ class Catalog:
         if rows:
             conn.cursor().executemany(self._q(sql), rows)
 
+    def _insert(self, conn, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        """Insert many rows into one table (PostgreSQL streams them with COPY)."""
+        self._many(conn, f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({rules.marks(len(columns))})", rows)
+
     def query(self, sql: str, params: Iterable = ()) -> list[dict]:
         """Rows as dicts, for read-only questions the store has no method for (status pages,
         tests, benchmarks). Portable SQL with `?` placeholders."""
@@ -314,12 +318,13 @@ class Catalog:
                 chunk_rows += [(c.id, c.doc_id, c.ordinal, c.page, c.char_start, c.char_end, c.heading, c.text,
                                 nt, rules.chunk_terms(c), self._vector_param(v), rules.f16(sv.get(c.id)))
                                for c, v, nt in zip(chunks, vectors, n_tokens)]
-            self._many(conn, "INSERT INTO documents (id, source, title, sha256, kind, pages, n_chunks, size_bytes, "
-                       "meta, chunker_version, status, run_id, added_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", doc_rows)
-            self._many(conn, "INSERT INTO pages (doc_id, page, text) VALUES (?,?,?)", page_rows)
-            self._many(conn, "INSERT INTO chunks (id, doc_id, ordinal, page, char_start, char_end, heading, "
-                       f"text, n_tokens, terms, {self._pending_vector_column(conn)}, sentence_vectors) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", chunk_rows)
+            self._insert(conn, "documents", ("id", "source", "title", "sha256", "kind", "pages", "n_chunks",
+                                             "size_bytes", "meta", "chunker_version", "status", "run_id",
+                                             "added_at"), doc_rows)
+            self._insert(conn, "pages", ("doc_id", "page", "text"), page_rows)
+            self._insert(conn, "chunks", ("id", "doc_id", "ordinal", "page", "char_start", "char_end", "heading",
+                                          "text", "n_tokens", "terms", self._pending_vector_column(conn),
+                                          "sentence_vectors"), chunk_rows)
 
     def _pending_vector_column(self, conn) -> str:
         """The column a pending chunk's vector is written to (PostgreSQL may park it elsewhere)."""
