@@ -4,9 +4,11 @@ bench/ocr_bench.py's 20-page scan (rendered at 150 dpi, grey, as in the scan PDF
     python bench/ocr_variants.py VARIANT [VARIANT ...] [--pages 20] [--rounds 2]
 
 Runs the variants interleaved (a b b a ...) and prints per variant: detection and recognition
-seconds, total, and whether the text equals the first variant's. Variants (comma-joined):
-  base          the engine as ingest.ocr builds it
-  nospin        session.intra_op.allow_spinning=0 on both models
+seconds, wall, process CPU time and minor page faults, whether each page's text equals the first
+variant's, and the visible CER against the text layer (bench/ocr_bench.py's measure), then the
+mean wall and CPU time as ratios to the first variant. Variants (comma-joined flags):
+  base          RapidOCR as ingest.ocr built it before: threads spinning, memory arena off
+  nospin        session.intra_op.allow_spinning=0 on both models (what ingest.ocr does now)
   arena         enable_cpu_mem_arena=True (arenadet, arenarec: for that model only)
   seq           execution_mode ORT_SEQUENTIAL (already the default; explicit)
   t1det/t1rec   one intra-op thread for that model
@@ -26,12 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ingest import ocr  # noqa: E402
 
 
+TRUTHS: list[str] = []
+
+
 def pages_images(n: int):
     import pypdfium2 as pdfium
     from bench.ocr_bench import sample_pages
 
     pages = sample_pages(Path(__file__).resolve().parents[2] / "shared" / "eval" / "pdfs" / "real", 30)
     pages = (pages * n)[:n]
+    TRUTHS[:] = [t for _f, _i, t in pages]
     out = []
     for f, i, _t in pages:
         doc = pdfium.PdfDocument(str(f))
@@ -146,9 +152,12 @@ def main():
         det, rec, wall, texts = run(engines[v], images)
         ref = ref or texts
         same = sum(a == b for a, b in zip(texts, ref))
+        from bench.ocr_bench import levenshtein, normalise, visible
+        cer = (sum(levenshtein(normalise(a), normalise(visible(t))) for a, t in zip(texts, TRUTHS))
+               / sum(len(normalise(visible(t))) for t in TRUTHS))
         totals[v].append(wall)
         cpu[v].append(run.cpu[0] + run.cpu[1])
-        print(f"{v:24} det {det:6.1f} s  rec {rec:6.1f} s  wall {wall:6.1f} s  same text {same}/{len(ref)}  user {run.cpu[0]:6.1f} s sys {run.cpu[1]:5.1f} s minflt {run.cpu[2]}  load {load:.2f}", flush=True)
+        print(f"{v:24} det {det:6.1f} s  rec {rec:6.1f} s  wall {wall:6.1f} s  same text {same}/{len(ref)}  CER visible {cer:.2%}  user {run.cpu[0]:6.1f} s sys {run.cpu[1]:5.1f} s minflt {run.cpu[2]}  load {load:.2f}", flush=True)
     base, base_cpu = sum(totals[args.variants[0]]), sum(cpu[args.variants[0]])
     for v in args.variants:
         print(f"{v:24} mean wall {sum(totals[v]) / len(totals[v]):6.1f} s  ratio to {args.variants[0]}: {sum(totals[v]) / base:.3f}"
