@@ -69,15 +69,46 @@ def needs_ocr(text: str, has_image: bool = True) -> bool:
     return bad > MAX_BAD_SHARE * len(visible)
 
 
+# ONNX Runtime session settings RapidOCR does not expose (it builds its own SessionOptions: see
+# _session_options). Measured by bench/ocr_variants.py on pages of the 20-page scan, same text:
+# - no spinning: ORT's pool threads otherwise spin-wait between operators, burning a core the
+#   other thread (or any other process on a 2-core machine) needs;
+# - the CPU memory arena stays off, as RapidOCR sets it: on, it cut page faults (840k -> 18k on 3
+#   pages) and time, but it keeps the detector's full-page tensors, and the worker's address
+#   space reached its 2 GiB cap (VmPeak 2047 MB, 18 of 20 scanned pages failed to read).
+ALLOW_SPINNING = False
+CPU_MEM_ARENA = False
+
+
+def _session_options(original):
+    """RapidOCR's SessionOptions factory, wrapped to apply the settings above."""
+
+    def make(config):
+        opts = original(config)
+        opts.enable_cpu_mem_arena = CPU_MEM_ARENA
+        spin = "1" if ALLOW_SPINNING else "0"
+        opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
+        return opts
+
+    return make
+
+
 def engine():
     """The RapidOCR engine, loaded on first use and kept for the life of the process."""
     global _engine
     if _engine is None:
         from rapidocr_onnxruntime import RapidOCR
+        from rapidocr_onnxruntime.utils.infer_engine import OrtInferSession
 
         threads = max(1, min(len(os.sched_getaffinity(0)), MAX_THREADS))  # cores this process may use
-        _engine = RapidOCR(max_side_len=MAX_SIDE_PX, det_unclip_ratio=UNCLIP_RATIO, use_cls=USE_CLS,
-                           intra_op_num_threads=threads, inter_op_num_threads=1)
+        original = OrtInferSession.__dict__["_init_sess_opts"]
+        OrtInferSession._init_sess_opts = staticmethod(_session_options(original.__func__))
+        try:
+            _engine = RapidOCR(max_side_len=MAX_SIDE_PX, det_unclip_ratio=UNCLIP_RATIO, use_cls=USE_CLS,
+                               intra_op_num_threads=threads, inter_op_num_threads=1)
+        finally:
+            OrtInferSession._init_sess_opts = original
     return _engine
 
 

@@ -294,6 +294,24 @@ def test_ocr_setting_reads_like_the_other_rag_settings(monkeypatch):
         assert not Settings.load().ocr
 
 
+def test_engine_threads_sleep_instead_of_spinning():
+    """ONNX Runtime's pool threads spin-wait by default; on a 2-core machine that burns the core
+    the other thread needs (bench/ocr_variants.py). Both models' sessions are built without it,
+    with RapidOCR's own settings otherwise (arena off: the worker's 2 GiB cap), and RapidOCR's
+    class is left as it was for any other user."""
+    from rapidocr_onnxruntime.utils.infer_engine import OrtInferSession
+
+    from ingest.ocr import engine
+
+    eng = engine()
+    for session in (eng.text_det.infer.session, eng.text_rec.session.session):
+        opts = session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+        assert not opts.enable_cpu_mem_arena and opts.inter_op_num_threads == 1
+    assert OrtInferSession._init_sess_opts.__module__ == "rapidocr_onnxruntime.utils.infer_engine"
+
+
 def test_repair_spacing():
     assert repair_spacing("buildings,and software.This") == "buildings, and software. This"
     assert repair_spacing("U.S. costs 1,000 e.g.this") == "U.S. costs 1,000 e.g.this"
