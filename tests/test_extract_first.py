@@ -62,8 +62,10 @@ def test_a_period_the_table_lacks_is_declined_without_the_llm(acme, llama):
     assert "$580" not in a.text  # the 2022 quarter's figure is not passed off as the half year's
 
 
-def test_prose_questions_still_go_to_the_llm(acme, llama):
-    a = answerer(acme, llama.base_url).ask(PROSE)
+@pytest.mark.parametrize("question", [PROSE, "Why did Acme's net revenues change in the three months ended June 30, "
+                                               "2023?"])
+def test_prose_and_why_questions_still_go_to_the_llm(acme, llama, question):
+    a = answerer(acme, llama.base_url).ask(question)
     assert a.trace["settled"] is None and a.trace["llm_raw"]
     assert not any(n.startswith("Answered without the LLM") for n in a.notices)
 

@@ -182,6 +182,15 @@ def test_follow_ups_keep_the_subject_and_drop_the_old_predicate(previous, follow
     assert heuristic_rewrite(follow_up, [previous]) == expected
 
 
+def test_a_why_question_with_its_own_subject_is_not_a_follow_up():
+    from rag.answer.rewrite import looks_like_follow_up
+
+    previous = ["What was McDonald's revenue in the first quarter of 2025?"]
+    new = "Why did eBay's net revenues change in the second quarter of 2023?"
+    assert not looks_like_follow_up(new) and heuristic_rewrite(new, previous) == new
+    assert looks_like_follow_up("Why did revenue fall?") and looks_like_follow_up("Why did it fall?")
+
+
 @pytest.mark.parametrize("follow_up,model_rewrite,kept", [
     # Qwen 1.5B's rewrite lost "fiscal 2023": a calendar quarter of no year
     ("How much of that was Marketing and Commerce?",

@@ -612,20 +612,21 @@ def extract_settled(question: str, qvec: np.ndarray, units: list[Sentence], uvec
         parts.append(f"{shown} [{u.passage}]")
         citations.append(Citation(u.passage, hit.source, hit.chunk.page, hit.chunk.id, quote, True, False,
                                   1.0, shown))
-    return " ".join(parts), citations, None, settles(asked, scored[top])
+    return " ".join(parts), citations, None, settles(question, asked, scored[top])
 
 
 SETTLING_LABEL_FIT = 0.5  # chosen on the financial tune/dev/dev2 sets (see the README's issue 10)
 
 
-def settles(asked: Period, lead: UnitScore) -> str | None:
+def settles(question: str, asked: Period, lead: UnitScore) -> str | None:
     """Why the extracted answer can stand without a language model, or None.
 
-    A question that names its period, answered by a table row whose label names the asked
-    metric and that has a column for that period: the answer is the cell with its row label,
-    column header and unit as printed, which a model can only restate or get wrong (the local
-    1.5B model gave another period's figure for 17% of such questions)."""
-    if not asked.explicit or lead.row is None or lead.cell is None:
+    A question for a figure that names its period, answered by a table row whose label names
+    the asked metric and that has a column for that period: the answer is the cell with its
+    row label, column header and unit as printed, which a model can only restate or get wrong
+    (the local 1.5B model gave another period's figure for 17% of such questions). "Why did
+    revenues change?" asks for reasons, which a row does not give."""
+    if not asked.explicit or lead.row is None or lead.cell is None or _NOT_A_FIGURE.match(question):
         return None
     if lead.period_fit > 0 and lead.label_fit >= SETTLING_LABEL_FIT:
         return "a table row names the asked metric and has a column for the asked period"

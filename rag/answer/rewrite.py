@@ -23,7 +23,12 @@ def _refers_back(question: str) -> bool:
 
 
 def looks_like_follow_up(question: str) -> bool:
-    return bool(_refers_back(question) or _CONTINUES.search(question) or len(analyse(question)) <= 1)
+    if _refers_back(question) or len(analyse(question)) <= 1:
+        return True
+    lead = _CONTINUES.search(question)
+    # "Why did eBay's net revenues change ...?" names its own subject: a new question, not a
+    # follow-up to borrow the previous one's words (and period) for
+    return bool(lead) and not (lead.group(1).lower() == "why" and subject_of(question))
 
 
 _SUBJECT_WORD = re.compile(r"^[A-Za-z0-9&.\-]*[A-Z][A-Za-z0-9&.\-]*(?:['’]s)?$")
