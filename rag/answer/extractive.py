@@ -629,7 +629,8 @@ def settles(question: str, asked: Period, lead: UnitScore) -> str | None:
     if not asked.explicit or lead.row is None or lead.cell is None or _NOT_A_FIGURE.match(question):
         return None
     if lead.period_fit > 0 and lead.label_fit >= SETTLING_LABEL_FIT:
-        return "a table row names the asked metric and has a column for the asked period"
+        return ("a table row names the asked metric and has a column for the asked period, so its figure is "
+                "quoted as printed")
     return None
 
 
@@ -783,7 +784,7 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
     return text, [cite], f"the asked period ({asked.describe()}) is not among the columns of the best rows"
 
 
-__all__ = ["MAX_EMBEDDED_UNITS", "absent_subject", "acronyms", "NOTICE", "embed_text", "extract", "metric_terms",
-           "extract_settled", "numbers", "other_period_figures", "period_terms", "prose_disagrees", "row_statement", "rerank_by_units", "score_units",
-           "settles", "strong_evidence",
-           "strong_row", "shortlist", "trim_quote", "unit_features"]
+__all__ = ["MAX_EMBEDDED_UNITS", "absent_subject", "acronyms", "NOTICE", "embed_text", "extract", "extract_settled",
+           "metric_terms", "numbers", "other_period_figures", "period_terms", "prose_disagrees", "row_statement",
+           "rerank_by_units", "score_units", "settles", "strong_evidence", "strong_row", "shortlist", "trim_quote",
+           "unit_features"]

@@ -23,9 +23,9 @@ import numpy as np
 
 from rag.answer.citations import Citation, check_citations
 from rag.answer.guard import neutralise
-from rag.answer.extractive import (NOTICE as EXTRACTIVE_NOTICE, absent_subject, acronyms, embed_text, extract_settled,
-                                   other_period_figures, passage_calendars, passage_headings, passage_reports, period_terms, rerank_by_units,
-                                   shortlist, strong_evidence)
+from rag.answer.extractive import (NOTICE as EXTRACTIVE_NOTICE, absent_subject, acronyms, embed_text,
+                                   extract_settled, other_period_figures, passage_calendars, passage_headings,
+                                   passage_reports, period_terms, rerank_by_units, shortlist, strong_evidence)
 from rag.answer.llm import Generation, LLMClient, LLMUnavailable
 from rag.answer.prompts import load_prompt
 from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_follow_up
@@ -265,7 +265,7 @@ class AnswerStream:
                 out.text = ABSTAIN_TEXT
             yield out.text
         elif llm is not None and s.extract_first and settle(standalone, ev, hits, out):
-            notices.append(f"Answered without the LLM: {out.settled}, so the figure is quoted as printed.")
+            notices.append(f"Answered without the LLM: {out.settled}.")
             yield out.text
         elif llm is not None:
             yield from generate(a, llm, standalone, hits, out, notices, timings)
