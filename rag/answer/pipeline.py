@@ -335,6 +335,10 @@ class Drafted:
     gen: Generation = field(default_factory=Generation)
     settled: str | None = None  # why the extracted answer was given without calling the LLM
 
+    def fall_back(self) -> None:
+        """Drop the model's answer: the extract stage then writes the extractive one."""
+        self.mode, self.text, self.citations, self.removed, self.uncited = "extractive", "", [], 0, []
+
 
 def retrieve(a: "Answerer", standalone: str, timings: dict) -> Retrieved:
     """The retrieval funnel for the standalone question: the passages the answerer gets."""
@@ -398,7 +402,7 @@ def verify(a: "Answerer", raw: str, hits: list[Hit], out: Drafted, notices: list
         notices.append("The model's answer could not be verified against your documents "
                        "(no sentence of it is supported by the passages), so the extractive "
                        "answer is shown instead.")
-        out.mode, out.text, out.citations, out.removed, out.uncited = "extractive", "", [], 0, []
+        out.fall_back()
 
 
 def check_period(standalone: str, ev: Evidence, hits: list[Hit], out: Drafted, notices: list[str]) -> None:
@@ -407,7 +411,7 @@ def check_period(standalone: str, ev: Evidence, hits: list[Hit], out: Drafted, n
     if wrong := other_period_figures(standalone, out.text, ev.units, hits):
         notices.append(f"The model's answer gave another period's figure ({wrong[0]}) for the period asked, "
                        "so the extractive answer is shown instead.")
-        out.mode, out.text, out.citations, out.removed, out.uncited = "extractive", "", [], 0, []
+        out.fall_back()
 
 
 def extract_answer(standalone: str, ev: Evidence, hits: list[Hit], out: Drafted) -> str | None:
