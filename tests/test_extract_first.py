@@ -60,6 +60,8 @@ def test_a_period_the_table_lacks_is_declined_without_the_llm(acme, llama):
     assert a.abstained and a.trace["settled"] and a.trace["llm_raw"] is None
     assert "do not report" in a.text and "Six Months Ended June 30 2023" in a.text
     assert "$580" not in a.text  # the 2022 quarter's figure is not passed off as the half year's
+    notice = next(n for n in a.notices if n.startswith("Answered without the LLM"))
+    assert "other periods" in notice and "quoted as printed" not in notice  # a decline quotes no figure
 
 
 @pytest.mark.parametrize("question", [PROSE, "Why did Acme's net revenues change in the three months ended June 30, "
