@@ -35,7 +35,8 @@ def figure(case: dict) -> tuple:
     return case["source"], case["answer"]
 
 
-DEV_SETS = [("financial_dev_questions.jsonl", "dev"), ("financial_dev2_questions.jsonl", "dev2")]
+DEV_SETS = [("financial_dev_questions.jsonl", "dev"), ("financial_dev2_questions.jsonl", "dev2"),
+            ("financial_dev3_questions.jsonl", "dev3")]
 
 
 def _cases(name: str) -> list[dict]:
