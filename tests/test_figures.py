@@ -738,3 +738,13 @@ def test_eps_asked_names_the_earnings_per_share_column_of_a_reconciliation_row()
     f = unit_features(q, units)[0]
     assert f.row.cells[f.cell][1] == "$5.80" and f.label_fit == 1.0
     assert strong_row(q, units, hits)
+
+
+def test_two_tables_disagreeing_on_one_cell_are_both_quoted():
+    rows = ["Diluted earnings per share | Year Ended May 31 2023: $3.06 | Year Ended May 31 2022: $1.79",
+            "Diluted earnings per share | Year Ended May 31 2023: $3.07 | Year Ended May 31 2022: $2.41"]
+    hits, units = _hits_units(rows)
+    qvec, uvecs = _vectors(len(units))  # identical vectors: a cosine test alone would drop one
+    text, cites, declined = extract("What were diluted earnings per share for fiscal 2022?", qvec, units, uvecs, hits)
+    assert declined is None
+    assert "$1.79" in text and "$2.41" in text and len(cites) == 2
