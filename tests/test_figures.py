@@ -25,6 +25,7 @@ from rag.types import Chunk, Hit
     ("What full-year fiscal 2024 EPS guidance did Salesforce give in its Q1 FY24 earnings release?", 12, 2024, None),
     ("In its Q1 2023 earnings release, what EPS range did eBay guide to for Q2 2023?", 3, 2023, 6),
     ("What revenue did eBay report in its Q1 2023 earnings release?", 3, 2023, 3),  # the only period named
+    ("What operating margin did McDonald's expect for 2023 in its 2022 annual report?", 12, 2023, None),
 ])
 def test_question_period(question, months, year, end_month):
     p = question_period(question)
