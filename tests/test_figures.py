@@ -749,3 +749,19 @@ def test_two_tables_disagreeing_on_one_cell_are_both_quoted():
     text, cites, declined = extract("What were diluted earnings per share for fiscal 2022?", qvec, units, uvecs, hits)
     assert declined is None
     assert "$1.79" in text and "$2.41" in text and len(cites) == 2
+
+
+def test_a_sentence_stating_the_figure_for_the_asked_period_is_weighed_like_a_rows_column():
+    from rag.answer.extractive import prose_states, unit_features
+
+    q = "What were contract assets as of October 31, 2022?"
+    asked = question_period(q)
+    stated = "Contract assets were $762 million as of October 31, 2022 as compared to $587 million as of January 31, 2022."
+    assert prose_states(asked, q, stated)
+    assert not prose_states(asked, q, "Contract assets are recorded when revenue recognized exceeds billings.")
+    assert not prose_states(asked, q, "Contract assets were $587 million as of January 31, 2021.")
+    assert not prose_states(question_period("What were contract assets in Q3 2022?"), "What were contract assets in Q3 2022?",
+                            "Contract assets were $700 million in the second quarter of 2022.")
+    plain = "Contract assets were $762 million, and are included in prepaid expenses and other current assets."
+    with_period, without = unit_features(q, [Sentence(1, stated, 0, 1), Sentence(1, plain, 0, 1)])
+    assert with_period.score > without.score

@@ -37,6 +37,11 @@ WRONG_PERIOD_PENALTY = 0.3
 # a sentence naming no period, in a filing that reports the asked one (tune: 0.1 best; 0.15 and
 # above answer unreported periods)
 REPORT_PERIOD_WEIGHT = 0.1
+# A sentence with a figure that names the asked period (prose_states). Chosen on the financial
+# tune/dev/dev2/dev3 sets (0.1-0.3): at 0.15 citation precision rose (tune 0.84 -> 0.86, dev
+# 0.86 -> 0.90) and dev3's wrong-period share fell (4.8% -> 2.4%), with no figure lost; at 0.2 and
+# up dev2's unreported periods were answered from sentences about other metrics (0.6 -> 0.4).
+PROSE_PERIOD_WEIGHT = 0.15
 RUNNER_UP_MARGIN = 0.08
 MAX_UNITS = 2
 MAX_QUOTE_WORDS = 60
@@ -152,6 +157,23 @@ def prose_disagrees(asked: Period, question: str, text: str) -> bool:
     # "first half of 2023" for a fourth-quarter question: only other lengths of period named
     named = durations(text)
     return asked.months is not None and bool(named) and asked.months not in named
+
+
+# A figure in prose: a currency amount, a percentage, or a number with a thousands separator or
+# decimals (not a year, a day or a footnote mark)
+_PROSE_FIGURE = re.compile(r"[$€£]\s?\d|\d\s?%|\d,\d{3}|\d\.\d")
+
+
+def prose_states(asked: Period, question: str, text: str) -> bool:
+    """A sentence with a figure that names the asked year (and quarter, when one is asked):
+    "Contract assets were $762 million as of October 31, 2022 ..." for an October 31, 2022
+    question. It is weighed like a row's column for the asked period."""
+    if asked.year is None or not _PROSE_FIGURE.search(text):
+        return False
+    if not {int(y) for y in YEAR.findall(text)} & asked.calendar_years():
+        return False
+    want = quarters(question)
+    return not want or bool(want & quarters(text))
 
 
 # "non-GAAP", "adjusted" and "core" figures are other metrics than the GAAP ones of the same name
@@ -292,6 +314,8 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
             else:
                 if report_fit and not clash:
                     s += REPORT_PERIOD_WEIGHT * report_fit
+                elif not clash and prose_states(asked, question, u.text):
+                    s += PROSE_PERIOD_WEIGHT
                 out.append(UnitScore(s))
             continue
         clash = clash or share_clash(question, row.label) or effect_clash(question, u.caption)
