@@ -765,3 +765,19 @@ def test_a_sentence_stating_the_figure_for_the_asked_period_is_weighed_like_a_ro
     plain = "Contract assets were $762 million, and are included in prepaid expenses and other current assets."
     with_period, without = unit_features(q, [Sentence(1, stated, 0, 1), Sentence(1, plain, 0, 1)])
     assert with_period.score > without.score
+
+
+def test_a_sentence_of_a_release_for_the_asked_quarter_answers_where_annual_rows_do_not():
+    """McDonald's Q2 2023 release: "... segment increased 14.0%" names no period, but the release
+    reports the second quarter of 2023; the 10-K's rows of the segment only have years."""
+    row = "International Developmental Licensed Markets & Corporate | 2022: 16.0 | 2021: 16.6 | 2020: (10.5)"
+    sentence = "Comparable sales in the International Developmental Licensed Markets segment increased 14.0%"
+    annual = Chunk("c1", "d1", 0, row, 14, 0, len(row), "10-K")
+    release = Chunk("c2", "d2", 0, sentence, 1, 0, len(sentence), "MCDONALDS 2023Q2 EARNINGS")
+    hits = [Hit(annual, "10k.pdf", period="Year Ended December 2022"),
+            Hit(release, "q2.pdf", period="Three Months Ended June 2023")]
+    units = [Sentence(1, row, 0, len(row)), Sentence(2, sentence, 0, len(sentence))]
+    qvec, uvecs = _vectors(len(units))
+    q = "How much did comparable sales grow in the International Developmental Licensed Markets segment in Q2 2023?"
+    answer, cites, declined = extract(q, qvec, units, uvecs, hits)
+    assert declined is None and "14.0%" in answer and cites[0].n == 2

@@ -59,6 +59,7 @@ class UnitScore:
     cell: int | None = None        # the chosen column of a row
     period_fit: float = 0.0        # agreement of that column with the asked period
     label_fit: float = 0.0
+    of_asked_period: bool = False  # a sentence naming no period, in a filing reporting the asked one
 
 
 _INITIALS = re.compile(r"\bU\.S\.(?!\w)|\bU\.K\.(?!\w)")
@@ -316,7 +317,7 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
                     s += REPORT_PERIOD_WEIGHT * report_fit
                 elif not clash and prose_states(asked, question, u.text):
                     s += PROSE_PERIOD_WEIGHT
-                out.append(UnitScore(s))
+                out.append(UnitScore(s, of_asked_period=(report_fit or 0.0) > 0))
             continue
         clash = clash or share_clash(question, row.label) or effect_clash(question, u.caption)
         # "fiscal 2024" of a company reporting calendar quarters is calendar 2024, not maybe 2023
@@ -809,9 +810,9 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
         return None
     if any(scored[j].period_fit > -1 for j in rows):
         return None
-    if asked.year is not None and any(scored[j].row is None and str(asked.year) in units[j].text
-                                      for j in order[:3]):
-        return None  # a top sentence talks about the asked year: let it answer
+    if any(scored[j].row is None and ((asked.year is not None and str(asked.year) in units[j].text)
+                                      or scored[j].of_asked_period) for j in order[:3]):
+        return None  # a top sentence talks about the asked year, or its filing reports the asked period
     j = rows[0]
     u, row = units[j], scored[j].row
     assert row is not None
