@@ -85,6 +85,11 @@ def _period_only(question: str) -> bool:
     return bool(_PERIOD_PHRASE.search(question)) and not analyse(re.sub(r"\b(about|and|what|how)\b", " ", rest, flags=re.I))
 
 
+# "How much of that was in the U.S. segment?", "And how much of it came from subscriptions?"
+_PART_OF = re.compile(r"^(?:and\s+)?how (?:much|many) of (?:that|this|it|those|these|them|the total)\s+"
+                      r"(?:was|were|is|are|came|comes|went)\s+(?P<rest>(?:in|from|for|at|by|to)\s+.+)$", re.I)
+
+
 def heuristic_rewrite(question: str, history: list[str]) -> str:
     """`history`: earlier standalone user questions, oldest first.
 
@@ -94,10 +99,15 @@ def heuristic_rewrite(question: str, history: list[str]) -> str:
     - A follow-up with its own predicate keeps the previous question's subject and drops its
       predicate: "And how did comparable sales change?" after "What was Ulta Beauty's net sales
       in fiscal 2023?" -> "How did Ulta Beauty's comparable sales change?".
+    - "How much of that was in the U.S. segment?" asks the previous question for a part:
+      "What were McDonald's total assets at the end of 2022 in the U.S. segment?".
     - Otherwise it borrows the previous question's content words it does not have."""
     if not history or not looks_like_follow_up(question):
         return question
     prev = history[-1]
+    part = _PART_OF.match(question.strip())
+    if part:  # "How much of that was in the U.S. segment?": the previous figure, for a part of it
+        return f"{prev.rstrip('?.! ')} {part.group('rest').rstrip('?.! ')}?"
     q = _that_period(question.strip(), prev)
     if _period_only(q):
         new_period = _LEAD_ONLY.sub("", q.rstrip("?.! ")).strip()
