@@ -784,3 +784,17 @@ def test_a_sentence_of_a_release_for_the_asked_quarter_answers_where_annual_rows
     q = "How much did comparable sales grow in the International Developmental Licensed Markets segment in Q2 2023?"
     answer, cites, declined = extract(q, qvec, units, uvecs, hits)
     assert declined is None and "14.0%" in answer and cites[0].n == 2
+
+
+def test_a_row_for_a_part_of_the_metric_does_not_answer_for_the_whole():
+    from rag.answer.extractive import part_clash, unit_features
+
+    assert part_clash("What was the total of Oracle's notes payable?", "Notes payable and other borrowings, current")
+    assert part_clash("What were Oracle's total operating expenses?", "Total non-operating expenses, net")
+    assert not part_clash("What were total current liabilities?", "Total current liabilities")
+    assert not part_clash("What was cash at May 31, 2023?", "Current assets: Cash and cash equivalents")
+    q = "What were Oracle's total operating expenses in fiscal 2023?"
+    units = [Sentence(1, "Total non-operating expenses, net | Year Ended May 31 2023: $(462)", 0, 1),
+             Sentence(1, "Total operating expenses | Year Ended May 31 2023: 36,861", 0, 1)]
+    part, whole = unit_features(q, units)
+    assert whole.score > part.score

@@ -214,6 +214,20 @@ def share_clash(question: str, label: str) -> bool:
     return bool(_SHARE_ROW.search(label)) and not _ASKS_SHARE.search(question)
 
 
+# A row for a part of the metric or its opposite: "Notes payable and other borrowings, current",
+# "Total non-operating expenses, net"
+_PART = re.compile(r"\b(?:non-?current|current|non-?operating|long-term|short-term)\b", re.I)
+
+
+def part_clash(question: str, label: str) -> bool:
+    """A row whose own label (not its section, "Current liabilities:") names a part or the
+    opposite of the metric that the question does not ask for: "..., current" for "the total of
+    Oracle's notes payable", "non-operating expenses" for "total operating expenses"."""
+    own = label.rsplit(":", 1)[-1]
+    asked = {m.lower().replace("-", "") for m in _PART.findall(question)}
+    return any(m.lower().replace("-", "") not in asked for m in _PART.findall(own))
+
+
 _EFFECT = re.compile(r"\b(?:effects?|impacts?)\s+(?:on|of)\b", re.I)
 _ASKS_EFFECT = re.compile(r"\b(?:effects?|impacts?|affect(?:ed)?)\b", re.I)
 
@@ -319,7 +333,8 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
                     s += PROSE_PERIOD_WEIGHT
                 out.append(UnitScore(s, of_asked_period=(report_fit or 0.0) > 0))
             continue
-        clash = clash or share_clash(question, row.label) or effect_clash(question, u.caption)
+        clash = clash or share_clash(question, row.label) or effect_clash(question, u.caption) or \
+            part_clash(question, row.label)
         # "fiscal 2024" of a company reporting calendar quarters is calendar 2024, not maybe 2023
         asked_here = replace(asked, fiscal=False) if u.passage in plain else asked
         cell, fit = choose_cell(row, asked_here, latest, mine | eps_words, dated.get(u.passage),
