@@ -798,3 +798,19 @@ def test_a_row_for_a_part_of_the_metric_does_not_answer_for_the_whole():
              Sentence(1, "Total operating expenses | Year Ended May 31 2023: 36,861", 0, 1)]
     part, whole = unit_features(q, units)
     assert whole.score > part.score
+
+
+def test_a_reported_figure_does_not_answer_a_question_about_guidance():
+    from rag.answer.extractive import actual_clash, unit_features
+
+    q = "What 2023 non-GAAP core EPS guidance range did PG&E give?"
+    assert actual_clash(q, "Non-GAAP core EPS | Three Months Ended June 30 2023: $0.23")
+    assert not actual_clash(q, "2023 EPS guidance reaffirmed for non-GAAP core earnings in the range of $1.19 to $1.23.")
+    assert not actual_clash(q, "Revenue | Q2 FY24 Guidance: $8.51 - $8.53")
+    assert not actual_clash("What was non-GAAP core EPS in Q2 2023?", "Non-GAAP core EPS | Q2 2023: $0.23")
+    assert not actual_clash("What operating margin did McDonald's expect for 2023?", "about 45%", "MCDONALDS 2022 10K > OUTLOOK")
+    units = [Sentence(1, "Non-GAAP core EPS | Three Months Ended June 30 2023: $0.23 | 2022: $0.29", 0, 1),
+             Sentence(1, "2023 EPS guidance reaffirmed for non-GAAP core earnings in the range of $1.19 to $1.23 per share.",
+                      0, 1)]
+    reported, guided = unit_features(q, units)
+    assert guided.score > reported.score

@@ -203,6 +203,18 @@ def forecast_clash(question: str, text: str) -> bool:
     return bool(_FORECAST.search(text)) and not _FORECAST.search(question)
 
 
+_ASKS_FORECAST = re.compile(r"\bguid(?:ance|ed?|ing)\b|\boutlook\b|\bexpect|\bforecast|\bproject(?:ed|ion)", re.I)
+_FORECAST_TEXT = re.compile(r"\bguid(?:ance|ed?|ing)\b|\boutlook\b|\bexpect|\bforecast|\bproject(?:ed|ions?)\b|"
+                            r"\banticipat|\b(?:months|quarter|year) ending\b", re.I)
+
+
+def actual_clash(question: str, text: str, heading: str = "") -> bool:
+    """A reported figure for a question that asks for guidance or an outlook: PG&E's second-quarter
+    core EPS ($0.23) is not its 2023 guidance ($1.19 to $1.23). The unit or its heading ("2023
+    Guidance", "OUTLOOK") must speak of a forecast."""
+    return bool(_ASKS_FORECAST.search(question)) and not _FORECAST_TEXT.search(f"{heading} {text}")
+
+
 _EPS = re.compile(r"\beps\b", re.I)
 _SHARE_ROW = re.compile(r"^\s*%|%\s*of\b|\bpercent(?:age)? of\b", re.I)
 _ASKS_SHARE = re.compile(r"%|\bpercent|\bshare of\b|\bproportion|\bportion\b|\bmix\b", re.I)
@@ -311,8 +323,9 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
     out = []
     for u, uterms in zip(units, unit_terms):
         row = parse_row(u.text)
-        clash = qualifier_clash(question, u.text, (headings or {}).get(u.passage) or "") or \
-            forecast_clash(question, u.text)
+        heading = (headings or {}).get(u.passage) or ""
+        clash = qualifier_clash(question, u.text, heading) or forecast_clash(question, u.text) or \
+            actual_clash(question, u.text, f"{u.caption} {heading}")
         mine = own.get(u.passage, terms)
         if u.passage in elsewhere and not subject <= uterms:
             out.append(UnitScore(-SUBJECT_PENALTY, period_fit=0.0))  # another company's report
