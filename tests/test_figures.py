@@ -814,3 +814,15 @@ def test_a_reported_figure_does_not_answer_a_question_about_guidance():
                       0, 1)]
     reported, guided = unit_features(q, units)
     assert guided.score > reported.score
+
+
+def test_a_row_of_a_table_stated_as_percentages_does_not_answer_for_an_amount():
+    from rag.answer.extractive import share_clash
+
+    q = "What were Salesforce's total revenues in the first quarter of fiscal 2024?"
+    assert share_clash(q, "Revenues: Total revenues", "Condensed Consolidated Statements of Operations "
+                                                       "(As a percentage of total revenues) (Unaudited) Revenues:")
+    assert not share_clash(q, "Revenues: Total revenues", "Condensed Consolidated Statements of Operations "
+                                                           "(in millions, except per share data) (Unaudited) Revenues:")
+    assert not share_clash("What share of total revenues was subscription revenue?", "Subscription and support",
+                           "(As a percentage of total revenues)")
