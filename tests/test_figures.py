@@ -180,7 +180,7 @@ def test_quote_spans_cover_exactly_the_quoted_unit():
      "What were Salesforce's subscription and support revenues in the fourth quarter of fiscal 2023?"),
     # "of that" is the previous figure: its question, for the part asked
     ("What were McDonald's total assets at the end of 2022?", "How much of that was in the U.S. segment?",
-     "What were McDonald's total assets at the end of 2022 in the U.S. segment?"),
+     "What were McDonald's assets at the end of 2022 in the U.S. segment?"),
 ])
 def test_follow_ups_keep_the_subject_and_drop_the_old_predicate(previous, follow_up, expected):
     assert heuristic_rewrite(follow_up, [previous]) == expected

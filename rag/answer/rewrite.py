@@ -106,8 +106,10 @@ def heuristic_rewrite(question: str, history: list[str]) -> str:
         return question
     prev = history[-1]
     part = _PART_OF.match(question.strip())
-    if part:  # "How much of that was in the U.S. segment?": the previous figure, for a part of it
-        return f"{prev.rstrip('?.! ')} {part.group('rest').rstrip('?.! ')}?"
+    if part:  # "How much of that was in the U.S. segment?": the previous figure, for a part of it (a
+        # part, so not the "total" row: "total revenues ... in Europe" still led with the total)
+        whole = re.sub(r"\btotal\s+(?=\w)", "", prev.rstrip("?.! "), flags=re.I)
+        return f"{whole} {part.group('rest').rstrip('?.! ')}?"
     q = _that_period(question.strip(), prev)
     if _period_only(q):
         new_period = _LEAD_ONLY.sub("", q.rstrip("?.! ")).strip()
