@@ -40,6 +40,10 @@ UNCLIP_RATIO = 2.4
 # Pages scanned sideways or upside down are turned whole instead (ocr_image); pages rotated by
 # /Rotate are rendered upright by pdfium anyway.
 USE_CLS = False
+# Lines read with a lower recognition score are dropped (RapidOCR's own text_score, which it
+# applies itself; the engine here keeps every line so that ocr_image can tell a sideways page
+# whose lines all read below it, which scored 0.49-0.51 on a sideways test page, from a blank one).
+TEXT_SCORE = 0.5
 # Below this mean recognition score a page of horizontal text is also tried upside down.
 MIN_UPRIGHT_SCORE = 0.8
 # ONNX Runtime threads: one per core up to 4. Each thread costs address space (stack, malloc
@@ -106,7 +110,7 @@ def engine():
         OrtInferSession._init_sess_opts = staticmethod(_session_options(original.__func__))
         try:
             eng = RapidOCR(max_side_len=MAX_SIDE_PX, det_unclip_ratio=UNCLIP_RATIO, use_cls=USE_CLS,
-                           intra_op_num_threads=threads, inter_op_num_threads=1)
+                           intra_op_num_threads=threads, inter_op_num_threads=1, text_score=0.0)
         finally:
             OrtInferSession._init_sess_opts = original
         _engine = eng
@@ -169,20 +173,38 @@ def ocr_image(image) -> str:
     text wins; an upright page is read once, and a turn that reads upright ends the search (a
     sideways page then costs two reads, not three: a read of a dense page takes seconds)."""
     result = _read(image)
-    if _upright(result):
-        return boxes_to_text(result)
-    turns = (90, 270) if _vertical_share(result) > 0.5 else (180,)
+    if not _turned(result):
+        return boxes_to_text(_confident(result))
+    turns = (90, 270) if _vertical_share(_confident(result) or result) > 0.5 else (180,)
     candidates = [result]
     for angle in turns:
         candidates.append(_read(image.rotate(angle, expand=True)))
-        if _upright(candidates[-1]) and candidates[-1]:
+        if _confident(candidates[-1]) and not _turned(candidates[-1]):
             break
-    return boxes_to_text(max(candidates, key=_horizontal_weight))
+    return boxes_to_text(max(map(_confident, candidates), key=_horizontal_weight))
 
 
 def _read(image) -> list:
+    """Every line the detector found, with its recognition score however low (the engine keeps
+    them all: see TEXT_SCORE)."""
     result, _elapsed = engine()(image)
     return result or []
+
+
+def _confident(result: list) -> list:
+    """The lines read with a score of TEXT_SCORE or more: the text of the page."""
+    return [line for line in result if line[2] >= TEXT_SCORE]
+
+
+def _turned(result: list) -> bool:
+    """Whether a read looks like a page scanned sideways or upside down: its confident lines
+    are not _upright; or none reads confidently while most of the lines the detector found stand
+    upright (a sideways page whose lines, turned the wrong way by the crop, all score below
+    TEXT_SCORE). A page with nothing confident on it otherwise is blank, as before."""
+    confident = _confident(result)
+    if confident:
+        return not _upright(confident)
+    return _vertical_share(result) > 0.5
 
 
 def _is_vertical(corners) -> bool:
