@@ -22,7 +22,8 @@ mean wall and CPU time as ratios to the first variant. Variants (comma-joined fl
   recwNNN       recognition input at least NNN px wide (RapidOCR's rec_img_shape width, default
                 320: every shorter line of a batch is padded to 320)
   linesB_M_T    ingest.ocr.LineReader: B lines a batch, each batch at least M px wide and T px
-                wider than its widest line (lines6_320_0 is RapidOCR's own padding)
+                wider than its widest line (lines6_320_0 is about RapidOCR's own padding; its widest
+                line may lose a pixel to rounding)
   pagesK        K pages read at once from K Python threads, each model's session on one
                 intra-op thread (ONNX Runtime runs concurrent Run calls on the callers' threads)
 """
