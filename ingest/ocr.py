@@ -58,6 +58,9 @@ MAX_THREADS = 4
 # 0.97%; tail 16: 0.69x, 1.06%. With no tail the recogniser loses the last character of many
 # lines (4 pages: CER 2.07% -> 2.74%; 1.67% with 16, 1.44% with 48). Batches of 6 with a 16 px
 # tail and no minimum were slower than one line a call (CPU 35.9 s vs 27.9 s on 4 pages).
+# Interleaved old/new/new/old: 6 pages in one process wall 0.72x, CPU 0.67x (load 2.7-3.2);
+# the 20-page scan through PdfParser 250.6, 181.9, 162.1, 242.8 s (0.70x; load 2.9-5.7, the
+# machine shared with other work), worker VmPeak 1451-1482 -> 1267-1322 MB.
 REC_BATCH = 1
 REC_MIN_WIDTH = 0
 REC_TAIL = 32
