@@ -14,6 +14,18 @@ mean wall and CPU time as ratios to the first variant. Variants (comma-joined fl
   t1det/t1rec   one intra-op thread for that model
   detNN         detection on the page scaled to NN%, lines cropped from the full page
   splitK        recognition batches padded as RapidOCR pads them, run K lines a call
+  limNNNN       RapidOCR's own detection resize with the longest side at most NNNN px (its
+                limit_type max, whose side RapidOCR otherwise picks itself); boxes are mapped
+                back and lines cropped from the full page, as detNN
+  batchN        recognition batches of N lines (RapidOCR's rec_batch_num; default 6)
+  boxNN         detection box threshold 0.NN (RapidOCR's box_thresh; default 0.5)
+  recwNNN       recognition input at least NNN px wide (RapidOCR's rec_img_shape width, default
+                320: every shorter line of a batch is padded to 320)
+  linesB_M_T    ingest.ocr.LineReader: B lines a batch, each batch at least M px wide and T px
+                wider than its widest line (lines6_320_0 is about RapidOCR's own padding; its widest
+                line may lose a pixel to rounding)
+  pagesK        K pages read at once from K Python threads, each model's session on one
+                intra-op thread (ONNX Runtime runs concurrent Run calls on the callers' threads)
 """
 from __future__ import annotations
 
@@ -55,8 +67,20 @@ def build(variant: str):
 
     flags = set(variant.split(","))
     threads = max(1, min(len(os.sched_getaffinity(0)), ocr.MAX_THREADS))
+    kwargs = {}
+    for f in flags:
+        if f.startswith("batch"):
+            kwargs.update(rec_batch_num=int(f[5:]))
+        elif f.startswith("box"):
+            kwargs.update(det_box_thresh=int(f[3:]) / 100)
+        elif f.startswith("recw"):
+            kwargs.update(rec_img_shape=[3, 48, int(f[4:])])
+    parallel = max([int(f[5:]) for f in flags if f.startswith("pages")] or [1])
+    if parallel > 1:
+        flags |= {"t1det", "t1rec"}
     eng = RapidOCR(max_side_len=ocr.MAX_SIDE_PX, det_unclip_ratio=ocr.UNCLIP_RATIO, use_cls=False,
-                   intra_op_num_threads=threads, inter_op_num_threads=1)
+                   intra_op_num_threads=threads, inter_op_num_threads=1, **kwargs)
+    eng.parallel = parallel
 
     def session(old, nthreads, model):
         so = ort.SessionOptions()
@@ -88,6 +112,15 @@ def build(variant: str):
                 return getattr(rec, a)
 
         eng.text_rec.session = Split()
+    limit = [int(f[3:]) for f in flags if f.startswith("lim")]
+    if limit:  # limit_type "max" alone does not do it: RapidOCR then picks 960/1500/2000 itself
+        from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+        det = eng.text_det
+        det.get_preprocess = lambda _longest: DetPreProcess(limit[0], "max", det.mean, det.std)
+    lines = [f for f in flags if f.startswith("lines")]
+    if lines:  # linesB_M_T: ingest.ocr.LineReader, B lines a batch, at least M px, T px of tail
+        b, m, t = (int(v) for v in lines[0][5:].split("_"))
+        eng.text_rec = ocr.LineReader(eng.text_rec, b, m, t)
     scaled = [int(f[3:]) / 100 for f in flags if f.startswith("det") and f[3:].isdigit()]
     return ScaledDet(eng, scaled[0]) if scaled else eng
 
@@ -121,8 +154,14 @@ def run(eng, images):
     texts = []
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    for im in images:
-        result, el = eng(im)
+    parallel = getattr(eng, "parallel", 1)
+    if parallel > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(parallel) as pool:
+            results = list(pool.map(eng, images))
+    else:
+        results = (eng(im) for im in images)
+    for result, el in results:
         if el:
             det += el[0]
             rec += el[-1]

@@ -40,11 +40,30 @@ UNCLIP_RATIO = 2.4
 # Pages scanned sideways or upside down are turned whole instead (ocr_image); pages rotated by
 # /Rotate are rendered upright by pdfium anyway.
 USE_CLS = False
+# Lines read with a lower recognition score are dropped (RapidOCR's own text_score, which it
+# applies itself; the engine here keeps every line so that ocr_image can tell a sideways page
+# whose lines all read below it, which scored 0.49-0.51 on a sideways test page, from a blank one).
+TEXT_SCORE = 0.5
 # Below this mean recognition score a page of horizontal text is also tried upside down.
 MIN_UPRIGHT_SCORE = 0.8
 # ONNX Runtime threads: one per core up to 4. Each thread costs address space (stack, malloc
 # arena) under the worker's RLIMIT_AS, and 2-4 threads already keep the small models busy.
 MAX_THREADS = 4
+
+# Recognition: LineReader in place of RapidOCR's own batching, measured by bench/ocr_variants.py
+# on the sampled pages rendered at 150 dpi grey. RapidOCR reads 6 lines a call, sorted by width,
+# each padded to the widest of its batch and to at least 320 px; recognition was 280 of 332 s
+# of the 20-page scan (detection 45 s). One line a call, as wide as the line plus REC_TAIL px,
+# no minimum: on all 30 sampled pages CPU time 0.72x (user 350 -> 253 s) and CER 1.15% ->
+# 0.97%; tail 16: 0.69x, 1.06%. With no tail the recogniser loses the last character of many
+# lines (4 pages: CER 2.07% -> 2.74%; 1.67% with 16, 1.44% with 48). Batches of 6 with a 16 px
+# tail and no minimum were slower than one line a call (CPU 35.9 s vs 27.9 s on 4 pages).
+# Interleaved old/new/new/old: 6 pages in one process wall 0.72x, CPU 0.67x (load 2.7-3.2);
+# the 20-page scan through PdfParser 250.6, 181.9, 162.1, 242.8 s (0.70x; load 2.9-5.7, the
+# machine shared with other work), worker VmPeak 1451-1482 -> 1267-1322 MB.
+REC_BATCH = 1
+REC_MIN_WIDTH = 0
+REC_TAIL = 32
 
 _engine: Any = None
 
@@ -105,11 +124,50 @@ def engine():
         original = OrtInferSession.__dict__["_init_sess_opts"]
         OrtInferSession._init_sess_opts = staticmethod(_session_options(original.__func__))
         try:
-            _engine = RapidOCR(max_side_len=MAX_SIDE_PX, det_unclip_ratio=UNCLIP_RATIO, use_cls=USE_CLS,
-                               intra_op_num_threads=threads, inter_op_num_threads=1)
+            eng = RapidOCR(max_side_len=MAX_SIDE_PX, det_unclip_ratio=UNCLIP_RATIO, use_cls=USE_CLS,
+                           intra_op_num_threads=threads, inter_op_num_threads=1, text_score=0.0)
         finally:
             OrtInferSession._init_sess_opts = original
+        eng.text_rec = LineReader(eng.text_rec, REC_BATCH, REC_MIN_WIDTH, REC_TAIL)
+        _engine = eng
     return _engine
+
+
+class LineReader:
+    """RapidOCR's recogniser (TextRecognizer.__call__) with its padding made settable: lines
+    sorted by width, `batch` lines a call, each batch as wide as its widest line plus `tail`
+    pixels (at the model's 48 px height), and at least `min_width` pixels. RapidOCR pads every
+    batch to at least 320 px and to its widest line only."""
+
+    def __init__(self, recogniser, batch: int, min_width: int, tail: int):
+        self.session, self.decode = recogniser.session, recogniser.postprocess_op
+        _c, self.height, _w = recogniser.rec_image_shape
+        self.batch, self.min_width, self.tail = batch, min_width, tail
+
+    def __call__(self, crops, return_word_box: bool = False):
+        import math
+        import time
+
+        import cv2
+        import numpy as np
+
+        if isinstance(crops, np.ndarray):
+            crops = [crops]
+        h = self.height
+        widths = [max(1, math.ceil(h * c.shape[1] / c.shape[0])) for c in crops]
+        order = np.argsort(np.array(widths), kind="stable")
+        out: list = [("", 0.0)] * len(crops)
+        started = time.perf_counter()
+        for start in range(0, len(crops), self.batch):
+            ids = order[start:start + self.batch]
+            width = max(self.min_width, max(widths[k] for k in ids) + self.tail)
+            x = np.zeros((len(ids), 3, h, width), dtype=np.float32)
+            for row, k in enumerate(ids):
+                line = cv2.resize(crops[k], (widths[k], h)).astype(np.float32)
+                x[row, :, :, :widths[k]] = line.transpose(2, 0, 1) / 127.5 - 1.0
+            for row, text in zip(ids, self.decode(self.session(x)[0])):
+                out[row] = text
+        return out, time.perf_counter() - started
 
 
 def render_page(page, dpi: int = OCR_DPI, max_side_px: int = MAX_SIDE_PX):
@@ -131,20 +189,38 @@ def ocr_image(image) -> str:
     text wins; an upright page is read once, and a turn that reads upright ends the search (a
     sideways page then costs two reads, not three: a read of a dense page takes seconds)."""
     result = _read(image)
-    if _upright(result):
-        return boxes_to_text(result)
-    turns = (90, 270) if _vertical_share(result) > 0.5 else (180,)
+    if not _turned(result):
+        return boxes_to_text(_confident(result))
+    turns = (90, 270) if _vertical_share(_confident(result) or result) > 0.5 else (180,)
     candidates = [result]
     for angle in turns:
         candidates.append(_read(image.rotate(angle, expand=True)))
-        if _upright(candidates[-1]) and candidates[-1]:
+        if _confident(candidates[-1]) and not _turned(candidates[-1]):
             break
-    return boxes_to_text(max(candidates, key=_horizontal_weight))
+    return boxes_to_text(max(map(_confident, candidates), key=_horizontal_weight))
 
 
 def _read(image) -> list:
+    """Every line the detector found, with its recognition score however low (the engine keeps
+    them all: see TEXT_SCORE)."""
     result, _elapsed = engine()(image)
     return result or []
+
+
+def _confident(result: list) -> list:
+    """The lines read with a score of TEXT_SCORE or more: the text of the page."""
+    return [line for line in result if line[2] >= TEXT_SCORE]
+
+
+def _turned(result: list) -> bool:
+    """Whether a read looks like a page scanned sideways or upside down: its confident lines
+    are not _upright; or none reads confidently while most of the lines the detector found stand
+    upright (a sideways page whose lines, turned the wrong way by the crop, all score below
+    TEXT_SCORE). A page with nothing confident on it otherwise is blank, as before."""
+    confident = _confident(result)
+    if confident:
+        return not _upright(confident)
+    return _vertical_share(result) > 0.5
 
 
 def _is_vertical(corners) -> bool:
