@@ -91,8 +91,8 @@ def _year_of(m: re.Match) -> int:
 # "... guidance did Salesforce give in its Q1 FY24 earnings release?", "... expect for 2023 in its
 # 2022 annual report?": the release's or report's period names the document, not the figure asked for
 _SOURCE_PERIOD = re.compile(r"\b(?:(?:in|with|from|of)\s+)?(?:its|the|their)\s+((?:\S+\s+){0,3}?\S*\d\S*)\s+"
-                            r"(?:(?:annual|quarterly)\s+)?(?:earnings|results|(?:press |earnings )?release|report|10-?[qk]|filing)\b",
-                            re.I)
+                            r"(?:(?:annual|quarterly)\s+)?"
+                            r"(?:earnings|results|(?:press |earnings )?release|report|10-?[qk]|filing)\b", re.I)
 
 
 def _without_source_period(question: str) -> str:

@@ -100,14 +100,14 @@ def heuristic_rewrite(question: str, history: list[str]) -> str:
       predicate: "And how did comparable sales change?" after "What was Ulta Beauty's net sales
       in fiscal 2023?" -> "How did Ulta Beauty's comparable sales change?".
     - "How much of that was in the U.S. segment?" asks the previous question for a part:
-      "What were McDonald's total assets at the end of 2022 in the U.S. segment?".
+      "What were McDonald's assets at the end of 2022 in the U.S. segment?" (a part, so not the
+      previous question's "total").
     - Otherwise it borrows the previous question's content words it does not have."""
     if not history or not looks_like_follow_up(question):
         return question
     prev = history[-1]
     part = _PART_OF.match(question.strip())
-    if part:  # "How much of that was in the U.S. segment?": the previous figure, for a part of it (a
-        # part, so not the "total" row: "total revenues ... in Europe" still led with the total)
+    if part:  # without "total": "total revenues ... in Europe" still led with the total row
         whole = re.sub(r"\btotal\s+(?=\w)", "", prev.rstrip("?.! "), flags=re.I)
         return f"{whole} {part.group('rest').rstrip('?.! ')}?"
     q = _that_period(question.strip(), prev)
