@@ -204,8 +204,9 @@ def forecast_clash(question: str, text: str) -> bool:
 
 
 _ASKS_FORECAST = re.compile(r"\bguid(?:ance|ed?|ing)\b|\boutlook\b|\bexpect|\bforecast|\bproject(?:ed|ion)", re.I)
-_FORECAST_TEXT = re.compile(r"\bguid(?:ance|ed?|ing)\b|\boutlook\b|\bexpect|\bforecast|\bproject(?:ed|ions?)\b|"
-                            r"\banticipat|\b(?:months|quarter|year) ending\b", re.I)
+# what a unit that answers a guidance question speaks of: a forecast as _FORECAST names one, or the
+# looser words that _FORECAST leaves out on purpose ("outlook", "expects", "guided")
+_FORECAST_TEXT = re.compile(_FORECAST.pattern + r"|\bguid(?:ed?|ing)\b|\boutlook\b|\bexpect|\banticipat", re.I)
 
 
 def actual_clash(question: str, text: str, heading: str = "") -> bool:
