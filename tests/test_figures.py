@@ -371,6 +371,9 @@ def test_non_gaap_guidance_and_other_lengths_of_period_are_not_the_answer():
     assert forecast_clash(q, "2023 EPS guidance updated for GAAP earnings to $1.04 to $1.13 per share.")
     assert not forecast_clash("What EPS guidance did PG&E give for 2023?", "2023 EPS guidance updated to $1.04")
     assert not forecast_clash("What credit ratings did eBay have?", "rated BBB+ with a stable outlook")
+    # a question that asks what a company "guided to" asks for its guidance
+    assert not forecast_clash("What revenue range did eBay guide to for Q2 2023?",
+                              "Revenue (in billions) | Q2 2023 Guidance: $2.47 - $2.54")
     q4 = "What were PG&E's GAAP earnings per diluted share for the fourth quarter of 2023?"
     assert prose_disagrees(question_period(q4), q4, "Recorded GAAP earnings were $0.46 per diluted share for the "
                                                     "first half of 2023.")

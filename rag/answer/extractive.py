@@ -200,9 +200,10 @@ _FORECAST = re.compile(r"\bguidance\b|\bforecast|\bprojected\b|\bprojections?\b|
 def forecast_clash(question: str, text: str) -> bool:
     """A forecast ("2023 EPS guidance ... $1.04 to $1.13") given for a question about what was
     reported: guidance answers only questions that ask for guidance, outlook or expectations."""
-    return bool(_FORECAST.search(text)) and not _FORECAST.search(question)
+    return bool(_FORECAST.search(text)) and not _ASKS_FORECAST.search(question)
 
 
+# a question that asks for a forecast: "What revenue range did eBay guide to ...?" as well as "guidance"
 _ASKS_FORECAST = re.compile(r"\bguid(?:ance|ed?|ing)\b|\boutlook\b|\bexpect|\bforecast|\bproject(?:ed|ion)", re.I)
 # what a unit that answers a guidance question speaks of: a forecast as _FORECAST names one, or the
 # looser words that _FORECAST leaves out on purpose ("outlook", "expects", "guided")
