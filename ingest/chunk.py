@@ -15,7 +15,7 @@ from typing import Callable
 from ingest.pdf_layout import is_row_line
 from rag.types import Chunk, Page
 
-CHUNKER_VERSION = "struct-13"  # guidance ranges ("$0.79 - $0.80", "N/A", "~10%") are table cells; a short title line right over table rows heads them, so a chunk that starts mid-table says what its rows are; a run of dates heads one column each, table titles over the period line stay titles; scanned grids of word cells read as rows; OCR headers set tight ("Six MonthsEnded June30") read as periods; OCR lines keep their columns, so scanned tables are rows too; a sentence ending ":" above a table is not its header; section labels ending ":" name the rows level with them, footnote marks and no-break spaces out of cells, period headers split evenly; ligature glyphs put back (ingest/clean.py); rows are units, named by their block total; captions end with their table; document name leads headings
+CHUNKER_VERSION = "struct-14"  # words mended from pdfium's reading of the page (ligatures, letter spacing); a line introducing a table "as follows:" titles its rows; guidance ranges ("$0.79 - $0.80", "N/A", "~10%") are table cells; a short title line right over table rows heads them, so a chunk that starts mid-table says what its rows are; a run of dates heads one column each, table titles over the period line stay titles; scanned grids of word cells read as rows; OCR headers set tight ("Six MonthsEnded June30") read as periods; OCR lines keep their columns, so scanned tables are rows too; a sentence ending ":" above a table is not its header; section labels ending ":" name the rows level with them, footnote marks and no-break spaces out of cells, period headers split evenly; ligature glyphs put back (ingest/clean.py); rows are units, named by their block total; captions end with their table; document name leads headings
 MAX_WINDOW = 254  # MiniLM's 256 positions minus [CLS] and [SEP]
 MAX_HEADING_CHARS = 120
 
@@ -62,11 +62,19 @@ _MARKS = re.compile(r"\(\w{1,2}\)")
 _JOINING = {"of", "and", "or", "in", "for", "to", "by", "the", "on", "with", "before", "from", "at", "per", "a", "an"}
 
 
+_AS_FOLLOWS = re.compile(r"\s+(?:(?:were|are|was|is)\s+)?as follows:$")
+
+
 def _table_title(line: str, lines: list[str], i: int, kind: str) -> tuple[int, str] | None:
     """A short line right over a table's rows in a PDF ("Subscription and Support Revenue by the
     Company's service offerings" over "Service | ... 1,964"): the table's title. It heads the
     rows, so a chunk that starts mid-table still says what its rows are. Not a sentence, not a
-    section label ("Operating activities:", which the rows already carry)."""
+    section label ("Operating activities:", which the rows already carry); but a line that
+    introduces the table ("Revenue constant currency growth rates by geographical region were as
+    follows:") is its title without "were as follows:"."""
+    intro = _AS_FOLLOWS.search(line)  # "Revenue constant currency growth rates ... were as follows:"
+    if intro:
+        line = line[:intro.start()]
     if kind != "pdf" or len(line.split()) > MAX_TITLE_WORDS or line.endswith((".", "!", "?", ":", ";", ",")):
         return None
     first = next((c for c in line if c.isalpha()), "")

@@ -366,6 +366,7 @@ class PdfOcr:
         self.path = path
         self.dpi = dpi
         self._doc = None
+        self._unreadable = False
 
     def _document(self):
         import pypdfium2 as pdfium
@@ -384,6 +385,30 @@ class PdfOcr:
         finally:
             page.close()
         return structure_page(text_grid_rows(ocr_image(image)))
+
+    def words(self, index: int) -> frozenset[str]:
+        """The words pdfium reads on page `index` (0-based): ingest.clean.repair_words mends
+        pypdf's text with them. Empty when pdfium cannot read the page (the English vocabulary
+        then mends ligatures alone, as clean_text does)."""
+        from ingest.clean import page_words
+
+        if self._unreadable:
+            return frozenset()
+        try:
+            page = self._document()[index]
+        except (ImportError, RuntimeError):  # no pypdfium2, or its PdfiumError on a broken file
+            self._unreadable = True  # not tried again for every page
+            return frozenset()
+        try:
+            textpage = page.get_textpage()
+            try:
+                return page_words(textpage.get_text_range())
+            finally:
+                textpage.close()
+        except RuntimeError:
+            return frozenset()
+        finally:
+            page.close()
 
     def has_image(self, index: int) -> bool:
         """Whether page `index` (0-based) draws an image, also inside form XObjects."""

@@ -98,6 +98,7 @@ def _ocr_page(pdf_ocr, i: int, text: str, page_warnings: list[str]) -> str | Non
 
 
 def extract(path: str, ocr: bool = False) -> dict:
+    from ingest.clean import repair_words
     from ingest.ocr import PdfOcr
     from ingest.pdf_layout import TableCarry, strip_furniture
     from pypdf import PdfReader
@@ -119,12 +120,15 @@ def extract(path: str, ocr: bool = False) -> dict:
     except Exception as e:  # noqa: BLE001 - anything pypdf raises on a file means a broken file
         return {"ok": False, "reason": "malformed", "detail": f"{type(e).__name__}: {e}"[:300]}
     pages, page_warnings, ocr_pages, ocr_tried = [], [], [], 0
-    pdf_ocr = PdfOcr(path) if ocr else None
+    pdfium_reading = PdfOcr(path)  # opens the file on first use: for mending words, and for OCR
+    pdf_ocr = pdfium_reading if ocr else None
     carry = TableCarry()
     _progress(0, n_pages)
     try:
         for i in range(n_pages):
             text = _layer_text(reader, i, page_warnings, carry)
+            if text.strip():  # ligature glyphs and letter-spaced words, mended from pdfium's reading
+                text = repair_words(text, pdfium_reading.words(i))
             if pdf_ocr is not None and _wants_ocr(pdf_ocr, i, text):
                 ocr_tried += 1
                 found = _ocr_page(pdf_ocr, i, text, page_warnings)
@@ -136,8 +140,7 @@ def extract(path: str, ocr: bool = False) -> dict:
     except FileNotDecryptedError:
         return {"ok": False, "reason": "password_protected", "detail": "it is encrypted with a password"}
     finally:
-        if pdf_ocr is not None:
-            pdf_ocr.close()
+        pdfium_reading.close()
     pages = strip_furniture(pages)
     title = None
     try:

@@ -333,3 +333,23 @@ def test_a_title_over_table_rows_heads_them_even_in_a_chunk_that_starts_mid_tabl
                             max_tokens=120, overlap_tokens=0, context="SALESFORCE 2024Q1 EARNINGS")
     on_11 = {c.text.split(" ")[0]: c.heading for c in chunks if c.page == 11}
     assert on_11["Data"].endswith(title) and on_11["Subscription"] == "SALESFORCE 2024Q1 EARNINGS"
+
+
+def test_a_line_that_introduces_a_table_as_follows_heads_its_rows(count):
+    """Salesforce's "Revenue constant currency growth rates by geographical region were as
+    follows:": the rows under it ("Europe - growth | ... 17%") say what they are in any chunk."""
+    rows = "".join(f"{name} - growth | Three Months Ended April 30, 2023 Compared to Three Months Ended April 30, "
+                   f"2022: {g}% | Three Months Ended January 31, 2023 Compared to Three Months Ended January 31, "
+                   f"2022: 20%\n" for name, g in [("Americas", 10), ("Europe", 17), ("Asia Pacific", 24)] * 3)
+    page = Page(11, "Constant Currency Growth Rates\n"
+                    "Revenue constant currency growth rates by geographical region were as follows:\n" + rows
+                    + "The Company presents constant currency information to provide a framework.\n")
+    chunks, counts = chunk_pages("doc-crm", [page], "pdf", count, max_tokens=120, overlap_tokens=0,
+                                 context="SALESFORCE 2024Q1 EARNINGS")
+    assert_invariants(chunks, counts, [page], count)
+    europe = [c for c in chunks if "Europe - growth" in c.text]
+    assert len(europe) >= 2
+    title = "Revenue constant currency growth rates by geographical region"
+    assert all(c.heading == f"SALESFORCE 2024Q1 EARNINGS > {title}" for c in europe)
+    after = [c for c in chunks if "framework" in c.text]
+    assert after and after[-1].heading == "SALESFORCE 2024Q1 EARNINGS"
