@@ -371,6 +371,10 @@ def test_non_gaap_guidance_and_other_lengths_of_period_are_not_the_answer():
     assert forecast_clash(q, "2023 EPS guidance updated for GAAP earnings to $1.04 to $1.13 per share.")
     assert not forecast_clash("What EPS guidance did PG&E give for 2023?", "2023 EPS guidance updated to $1.04")
     assert not forecast_clash("What credit ratings did eBay have?", "rated BBB+ with a stable outlook")
+    # "expects ... to be" is a forecast; "better than expected" is a reported result
+    q2 = "How much did McDonald's spend on capital expenditures in the first half of 2023?"
+    assert forecast_clash(q2, "The Company expects 2023 capital expenditures to be between $2.2 and $2.4 billion")
+    assert not forecast_clash(q2, "eBay Reports Better Than Expected First Quarter 2023 Results")
     # a question that asks what a company "guided to" asks for its guidance
     assert not forecast_clash("What revenue range did eBay guide to for Q2 2023?",
                               "Revenue (in billions) | Q2 2023 Guidance: $2.47 - $2.54")

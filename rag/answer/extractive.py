@@ -190,10 +190,12 @@ RARE_WEIGHT = 0.3  # chosen on the financial tune split (0.1-0.5)
 # financial tune split: figure-first-60 0.69 at 0, 0.72 at 0.2, 0.77 at 0.3-0.4 (citation
 # precision 0.69 / 0.72), wrong-period answers doubled at 0.5.
 COVERAGE_WEIGHT = 0.4
-# (not "outlook" or "expects": "rated BBB+ with a stable outlook" is a reported fact)
+# (not "outlook" or "expects" alone: "rated BBB+ with a stable outlook" is a reported fact)
 # "Three Months Ending June 30, 2023" in an April release is the coming quarter's guidance; a
-# period that has passed is "ended"
-_FORECAST = re.compile(r"\bguidance\b|\bforecast|\bprojected\b|\bprojections?\b|\b(?:months|quarter|year) ending\b",
+# period that has passed is "ended"; "expects 2023 capital expenditures to be between $2.2 and $2.4
+# billion" is a forecast, "better than expected" is not
+_FORECAST = re.compile(r"\bguidance\b|\bforecast|\bprojected\b|\bprojections?\b|\b(?:months|quarter|year) ending\b"
+                       r"|\bexpects?\s+(?:\S+\s+){0,4}?to\s+(?:be|range|grow|increase|decrease|decline|total|remain)\b",
                        re.I)
 
 
