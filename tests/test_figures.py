@@ -40,6 +40,12 @@ def test_header_period_and_agreement():
     assert agreement(q2, header_period("Quarters Ended June 30 Inc/ (Dec)")) < 0     # a change column
     assert agreement(q2, header_period("Three Months Ended June 30, 2023 Compared to Three Months Ended "
                                        "June 30, 2022")) < 0                          # a growth rate
+    # ... which answers a question about growth, for the period before "Compared to"
+    grew = question_period("How much did revenue in Europe grow in the second quarter of 2023?")
+    assert grew.change
+    compared = "Three Months Ended June 30, 2023 Compared to Three Months Ended June 30, 2022"
+    assert agreement(grew, header_period(compared)) == 1.0
+    assert agreement(grew, header_period(compared.replace("2023", "2024").replace("2022", "2023"))) < 0
     assert agreement(q2, header_period("Quarters Ended June 30 2023")) == 1.0
     q3 = question_period("revenues in the third quarter of 2023")
     assert agreement(q3, header_period("Quarters Ended June 30 2023")) < 0           # Q2 is not Q3

@@ -32,7 +32,9 @@ _DURATION = [
 ]
 _PRIOR = re.compile(r"\b(prior|previous|last|preceding) year\b|\byear[- ]ago\b|\ba year earlier\b", re.I)
 _CHANGE = re.compile(r"inc/|\(dec\)|change|increase|decrease|growth|variance|%\s*chg|b/\(w\)|better/|"
-                     r"\bconstant\b|\bcompared (?:to|with)\b", re.I)  # "Constant" (currency): a growth rate column
+                     r"\bconstant\b|\bcompared (?:to|with)\b|\bgr[eo]w(?:s|n|ing)?\b",  # "how much did revenue grow"
+                     re.I)  # "Constant" (currency): a growth rate column
+_COMPARED = re.compile(r"\bcompared (?:to|with)\b", re.I)
 _MONTH = re.compile(r"\b(" + "|".join(_MONTHS) + r")\b", re.I)
 PERIOD_WORDS = re.compile(r"\b(?:q[1-4]|fy ?\d{2,4}|quarters?|months?|weeks?|year|fiscal|ended|full|first|second|"
                           r"third|fourth|half|six|nine|three|twelve|prior|previous|last|ytd|to|date|"
@@ -140,7 +142,7 @@ def durations(text: str) -> set[int]:
 def header_period(header: str) -> Period:
     """The period a column header names: "Three Months Ended June 30 2023", "Fiscal 2023",
     "Quarters Ended June 30 Inc/ (Dec)" (a change column)."""
-    h = header
+    h = _COMPARED.split(header)[0]  # "Three Months Ended April 30, 2023 Compared to [...] 2022": 2023's
     years = [_year_of(m) for m in _YEAR.finditer(h)]
     trailing = re.search(r"((?:\b(?:19|20)\d\d\b[\s,]*)+)$", h)
     if trailing and len(re.findall(r"(?:19|20)\d\d", trailing.group(1))) > 1:
@@ -160,7 +162,7 @@ def header_period(header: str) -> Period:
     qm = _QUARTER.search(h)
     if end_month is None and qm and not fiscal:  # "First Quarter 2023" of a calendar-year filer
         end_month = 3 * _quarter_number(qm)
-    return Period(months, years[-1] if years else None, end_month, fiscal, False, bool(_CHANGE.search(h)),
+    return Period(months, years[-1] if years else None, end_month, fiscal, False, bool(_CHANGE.search(header)),
                   _quarter_number(qm) if qm and months in (None, 3) else None)
 
 
