@@ -15,14 +15,14 @@ from typing import Callable
 from ingest.pdf_layout import is_row_line
 from rag.types import Chunk, Page
 
-CHUNKER_VERSION = "struct-14"  # words mended from pdfium's reading of the page (ligatures, letter spacing); a line introducing a table "as follows:" titles its rows; guidance ranges ("$0.79 - $0.80", "N/A", "~10%") are table cells; a short title line right over table rows heads them, so a chunk that starts mid-table says what its rows are; a run of dates heads one column each, table titles over the period line stay titles; scanned grids of word cells read as rows; OCR headers set tight ("Six MonthsEnded June30") read as periods; OCR lines keep their columns, so scanned tables are rows too; a sentence ending ":" above a table is not its header; section labels ending ":" name the rows level with them, footnote marks and no-break spaces out of cells, period headers split evenly; ligature glyphs put back (ingest/clean.py); rows are units, named by their block total; captions end with their table; document name leads headings
+CHUNKER_VERSION = "struct-14"  # a sentence ends before a curly opening quote; words mended from pdfium's reading of the page (ligatures, letter spacing); a line introducing a table "as follows:" titles its rows; guidance ranges ("$0.79 - $0.80", "N/A", "~10%") are table cells; a short title line right over table rows heads them, so a chunk that starts mid-table says what its rows are; a run of dates heads one column each, table titles over the period line stay titles; scanned grids of word cells read as rows; OCR headers set tight ("Six MonthsEnded June30") read as periods; OCR lines keep their columns, so scanned tables are rows too; a sentence ending ":" above a table is not its header; section labels ending ":" name the rows level with them, footnote marks and no-break spaces out of cells, period headers split evenly; ligature glyphs put back (ingest/clean.py); rows are units, named by their block total; captions end with their table; document name leads headings
 MAX_WINDOW = 254  # MiniLM's 256 positions minus [CLS] and [SEP]
 MAX_HEADING_CHARS = 120
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _NUMBERED_HEADING = re.compile(r"^(?:\d+(?:\.\d+)*\.?|[IVX]+\.|[A-Z]\.|(?:section|chapter|part|appendix)\s+\w+)\s+\S",
                                re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]\u201d\u2019]*\s+(?=[\"'(\[\u201c\u2018]?[A-Z0-9])")  # also “curly” quotes
 _ABBREV = re.compile(r"\b(?:e\.g|i\.e|etc|vs|Dr|Mr|Mrs|Ms|Prof|Fig|No|Inc|Ltd|Co|St|al|approx|U\.S)\.$")
 
 TokenCounter = Callable[[list[str]], list[int]]

@@ -353,3 +353,15 @@ def test_a_line_that_introduces_a_table_as_follows_heads_its_rows(count):
     assert all(c.heading == f"SALESFORCE 2024Q1 EARNINGS > {title}" for c in europe)
     after = [c for c in chunks if "framework" in c.text]
     assert after and after[-1].heading == "SALESFORCE 2024Q1 EARNINGS"
+
+
+def test_a_sentence_ends_before_a_curly_quote():
+    """A release's dateline sentence and the CEO's quote after it are two answer units, so an
+    answer quotes the sentence with the figure, not both run together."""
+    from ingest.chunk import split_sentences
+
+    text = ("CHICAGO, IL - McDonald's Corporation today announced results for the second quarter ended June 30, "
+            "2023. \u201cOur results reflect comparable sales growth of 11.7%,\u201d said the CEO. Sales rose.")
+    assert [text[a:b] for a, b in split_sentences(text)] == [
+        "CHICAGO, IL - McDonald's Corporation today announced results for the second quarter ended June 30, 2023.",
+        "\u201cOur results reflect comparable sales growth of 11.7%,\u201d said the CEO.", "Sales rose."]
