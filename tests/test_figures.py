@@ -638,6 +638,21 @@ def test_a_runner_up_row_with_the_same_figure_is_not_added():
     assert text.count("$10.04") == 1 and len(cites) == 1
 
 
+def test_a_runner_up_that_would_have_to_be_cut_is_not_added():
+    """PG&E's guidance table read as one run of words ("2023 EPS Guidance Low High Estimated EPS
+    on a GAAP basis ~ $ 1.04 ~ $ 1.13 ...") is no clear second fact beside the guidance sentence."""
+    from rag.answer.extractive import MAX_QUOTE_WORDS, extract
+    blob = ("PG&E Corporation's 2023 non-GAAP EPS guidance Low High " +  # within the runner-up margin
+            " ".join(f"item{i} ~ $ 0.{i:02d}" for i in range(MAX_QUOTE_WORDS)))
+    texts = ["2023 EPS guidance reaffirmed for non-GAAP core earnings in the range of $1.19 to $1.23 per share.", blob]
+    hits, units = _hits_units(texts)
+    uvecs = np.eye(2, 4, dtype=np.float32)
+    qvec = uvecs.sum(axis=0) / np.sqrt(2)
+    question = "What 2023 non-GAAP core EPS guidance range did PG&E give?"
+    text, cites, _ = extract(question, qvec, units, uvecs, hits)
+    assert "$1.19 to $1.23" in text and "item1" not in text and len(cites) == 1
+
+
 def test_a_change_column_answers_a_question_about_a_change_only():
     growth = question_period("What was McDonald's U.S. comparable sales increase in the second quarter of 2023?")
     amount = question_period("What were McDonald's U.S. revenues in the second quarter of 2023?")

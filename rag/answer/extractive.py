@@ -669,6 +669,8 @@ def extract_settled(question: str, qvec: np.ndarray, units: list[Sentence], uvec
             continue
         if chosen and scored[j].row is not None and scored[j].period_fit < 0 and asked.explicit:
             continue  # never add another period's figure as a runner-up
+        if chosen and scored[j].row is None and len(units[j].text.split()) > MAX_QUOTE_WORDS:
+            continue  # a runner-up that must be cut (a table read as a run of words) is no clear fact
         chosen.append(j)
         facts.add(fact)
     parts, citations = [], []
