@@ -653,6 +653,17 @@ def test_a_runner_up_that_would_have_to_be_cut_is_not_added():
     assert "$1.19 to $1.23" in text and "item1" not in text and len(cites) == 1
 
 
+def test_a_question_for_a_part_is_not_answered_by_the_whole():
+    from rag.answer.extractive import part_missing
+    q = "What was Salesforce's current remaining performance obligation as of October 31, 2022?"
+    assert part_missing(q, "Remaining performance obligation (in billions) As of October 31, 2022")
+    assert not part_missing(q, "As of October 31, 2022 (in billions) Current")  # the "Current" column
+    assert not part_missing("What were revenues in the current quarter?", "Total revenues")
+    total = "Remaining performance obligation (in billions) | As of October 31, 2022: 40.0 | As of January 31, 2022: 43.7"
+    part = "As of October 31, 2022 (in billions) | Current: 20.9 | Noncurrent: 19.1 | Total: 40.0"
+    assert _ranks_above(q, part, total)
+
+
 def test_a_change_column_answers_a_question_about_a_change_only():
     growth = question_period("What was McDonald's U.S. comparable sales increase in the second quarter of 2023?")
     amount = question_period("What were McDonald's U.S. revenues in the second quarter of 2023?")

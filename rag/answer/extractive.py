@@ -241,6 +241,21 @@ def share_clash(question: str, label: str, caption: str = "") -> bool:
 _PART = re.compile(r"\b(?:non-?current|current|non-?operating|long-term|short-term)\b", re.I)
 
 
+_PART_ASKED = re.compile(_PART.pattern + r"(?!\s+(?:quarter|year|period|fiscal|month|guidance|outlook))", re.I)
+
+
+def _parts(text: str, pattern: re.Pattern = _PART) -> set[str]:
+    return {m.lower().replace("-", "") for m in pattern.findall(text)}
+
+
+def part_missing(question: str, named: str) -> bool:
+    """The question asks for a part ("current remaining performance obligation") and the row's
+    label, column header and table title (`named`) do not name it: the total row ("Remaining
+    performance obligation | As of October 31, 2022: 40.0") is not the current part (20.9).
+    ("the current quarter" asks for no part.)"""
+    return bool(_parts(question, _PART_ASKED) - _parts(named))
+
+
 def part_clash(question: str, label: str) -> bool:
     """A row whose own label (not its section, "Current liabilities:") names a part or the
     opposite of the metric that the question does not ask for: "..., current" for "the total of
@@ -362,6 +377,8 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         asked_here = replace(asked, fiscal=False) if u.passage in plain else asked
         cell, fit = choose_cell(row, asked_here, latest, mine | eps_words, dated.get(u.passage),
                                 annual=u.passage in annual)
+        clash = clash or part_missing(question, f"{row.label} {row.cells[cell][0] if cell is not None else ''} "
+                                                f"{u.caption}")
         if fit == 0 and asked.explicit and cell is not None and not names_period(row.cells[cell][0]):
             # a cell under no period header ("... core earnings were | $494") is its filing's period
             if (report_fit or 0.0) < 0:
