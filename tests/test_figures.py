@@ -664,6 +664,21 @@ def test_a_question_for_a_part_is_not_answered_by_the_whole():
     assert _ranks_above(q, part, total)
 
 
+def test_a_tables_title_counts_as_the_words_of_its_rows_and_a_repeated_row_once():
+    """Salesforce's "Platform and Other" row under "Subscription and Support Revenue by ...
+    Service Offerings", twice (two overlapping passages): the words of the title are not rare
+    words that only the total's label ("Subscription and support") has."""
+    from rag.answer.extractive import unit_features
+    q = "What were Salesforce's Platform and Other subscription and support revenues in the third quarter of 2023?"
+    total = "Revenues: Subscription and support (in millions) | Three Months Ended October 31 2023: $7,233"
+    part = "Platform and Other (in millions) | Three Months Ended October 31 2023: 1,513"
+    nine = "Platform and Other | Nine Months Ended October 31 2023: 4,410"
+    title = "Subscription and Support Revenue by the Company's Service Offerings"
+    units = [Sentence(1, total, 0, 1)] + [Sentence(2, t, 0, 1, caption=title) for t in (part, nine, nine)]
+    scores = [f.score for f in unit_features(q, units)]
+    assert scores[1] > scores[0]
+
+
 def test_a_change_column_answers_a_question_about_a_change_only():
     growth = question_period("What was McDonald's U.S. comparable sales increase in the second quarter of 2023?")
     amount = question_period("What were McDonald's U.S. revenues in the second quarter of 2023?")

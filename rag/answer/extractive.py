@@ -341,8 +341,12 @@ def unit_features(question: str, units: list[Sentence], headings: dict[int, str 
         return with_aliases(set(_terms(text)), aliases)
 
     unit_terms = [terms_of(u.text) for u in units]
-    df = {t: sum(t in ts for ts in unit_terms) for t in terms}
-    rare = {t for t, n in df.items() if 0 < n <= max(2, len(units) // 10)}
+    # A row says what its table's title says ("Platform and Other" under "Subscription and Support
+    # Revenue by ... Service Offerings"), and the same row in two overlapping passages is one row:
+    # else the title's words look rare, found only in the total's own label, and the total wins.
+    described = {u.text: terms_of(f"{u.text} {u.caption}") for u in units}
+    df = {t: sum(t in ts for ts in described.values()) for t in terms}
+    rare = {t for t, n in df.items() if 0 < n <= max(2, len(described) // 10)}
     # "EPS" names the "Earnings per Common Share" column of a row that also has "Earnings"
     eps_words = set(analyse("earnings per share")) if _EPS.search(question) else set()
     out = []
