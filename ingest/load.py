@@ -155,6 +155,11 @@ def html_to_text(html: str) -> tuple[str, str | None]:
 
 
 # ------------------------------------------------------------------ PDF
+# The parse worker runs at a lower CPU priority: a question asked while files are being parsed
+# gets the cores first, and the parse loses nothing when nobody is asking.
+WORKER_NICE = 10
+
+
 class PdfParser:
     """Runs pypdf in a worker process with a time limit that scales with the page count, and a
     memory cap.
@@ -189,6 +194,7 @@ class PdfParser:
 
         def limits():
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            os.nice(WORKER_NICE)
 
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "ingest.pdf_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -217,8 +217,7 @@ def _looked_up(store: LocalStore, loaded_docs: Iterable[LoadedDoc]
             yield loaded, doc_id, live.get(loaded.source), doc_id in pending
 
 
-EMBED_SLICE = 64  # passages per embedding call within a batch, at least (progress granularity;
-# under 48 texts the embedder drops to one thread, see rag.embed.SMALL_BATCH)
+EMBED_SLICE = 64  # passages per embedding call within a batch, at least (progress granularity)
 
 
 class _Batch:

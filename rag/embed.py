@@ -9,10 +9,8 @@ Heavy models load lazily, once per process.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import threading
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -104,34 +102,6 @@ def token_counter() -> Callable[[list[str]], list[int]]:
     return count
 
 
-# Query-path encodes (a question, a few dozen answer units) run on one intra-op thread. On a
-# 2-core machine with an ingest running beside the app, torch's default of 2 threads made one
-# question's embedding take ~0.5 s (threads waiting on each other); one thread took ~17 ms.
-# Ingest batches keep torch's default.
-SMALL_BATCH = 48
-_threads_lock = threading.Lock()
-_single_users = 0
-
-
-@contextlib.contextmanager
-def _one_thread():
-    import torch
-
-    global _single_users
-    with _threads_lock:
-        if _single_users == 0:
-            _one_thread.saved = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _single_users += 1
-    try:
-        yield
-    finally:
-        with _threads_lock:
-            _single_users -= 1
-            if _single_users == 0:
-                torch.set_num_threads(_one_thread.saved)
-
-
 class MiniLMEmbedder:
     id = MINILM_ID
 
@@ -163,12 +133,6 @@ class MiniLMEmbedder:
         return self._encode(texts)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        if len(texts) <= SMALL_BATCH:
-            with _one_thread():
-                return self._encode_now(texts)
-        return self._encode_now(texts)
-
-    def _encode_now(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self.model.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True,
             convert_to_numpy=True, show_progress_bar=False,
