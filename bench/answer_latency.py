@@ -5,8 +5,10 @@
 
 Runs the question set's questions through the extractive answerer four times in one process:
 {baseline query path, current query path} x {idle, while `python -m ingest` indexes
---load-docs into a scratch folder}. The baseline is the query path before issue 10: torch's
-default intra-op threads for query encodes, and every unit of the five passages embedded.
+--load-docs into a scratch folder}. The baseline is the query path before issue 10: every unit
+of the five passages embedded. Both run with today's process settings (torch's OpenMP threads
+sleeping between operations, see rag/__init__.py; the ingest at a lower CPU priority, see
+ingest/__main__.py), which cannot be changed back within one process.
 Prints p50/p95 of the evidence step and of the whole answer, and ratios against the baseline.
 """
 from __future__ import annotations
@@ -26,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag.answer import Answerer  # noqa: E402
 from rag.answer import extractive  # noqa: E402
 from rag.answer.evaluate import load_cases  # noqa: E402
-from rag import embed  # noqa: E402
 from rag.config import Settings  # noqa: E402
 
 
@@ -43,7 +44,6 @@ def run(answerer: Answerer, questions: list[str]) -> dict:
 
 
 def configure(baseline: bool) -> None:
-    embed.SMALL_BATCH = 0 if baseline else 48
     extractive.MAX_EMBEDDED_UNITS = 10_000 if baseline else 12
 
 
@@ -70,6 +70,7 @@ def main() -> int:
         try:
             for baseline in (True, False):
                 configure(baseline)
+                answerer.support.clear()  # each run starts with no unit vectors kept
                 name = f"{'baseline' if baseline else 'current'}_{'loaded' if loaded else 'idle'}"
                 results[name] = run(answerer, questions)
                 if proc is not None and proc.poll() is not None:

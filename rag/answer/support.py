@@ -13,6 +13,8 @@ numbers, names and dates that embeddings blur; the cosine half catches paraphras
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -117,15 +119,38 @@ def lexical_support(claim: str, sentence: str) -> float:
 
 
 class SupportModel:
-    """Scores claims against passage sentences with the configured embedder."""
+    """Scores claims against passage sentences with the configured embedder.
 
-    def __init__(self, embedder):
+    Unit vectors are kept for the last `cache_size` unit texts: questions about the same
+    documents meet the same passages (a follow-up, a second figure from one table), and
+    embedding the units is nearly all of the evidence step's time."""
+
+    def __init__(self, embedder, cache_size: int = 4096):
         self.embedder = embedder
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
 
     def vectors(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        return np.asarray(self.embedder.embed(texts), dtype=np.float32)
+        with self._lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in known:
+                self._cache.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = np.asarray(self.embedder.embed(missing), dtype=np.float32)
+            with self._lock:
+                for t, v in zip(missing, fresh):
+                    known[t] = self._cache[t] = v
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([known[t] for t in texts])
 
     def support_matrix(self, claims: list[str], sentences: list[Sentence],
                        sentence_vecs: np.ndarray | None = None) -> np.ndarray:
