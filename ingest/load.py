@@ -156,8 +156,33 @@ def html_to_text(html: str) -> tuple[str, str | None]:
 
 # ------------------------------------------------------------------ PDF
 # The parse worker runs at a lower CPU priority: a question asked while files are being parsed
-# gets the cores first, and the parse loses nothing when nobody is asking.
+# gets the cores first, and the parse loses nothing when nobody is asking. Its niceness is
+# raised to WORKER_NICE, not by it: `python -m ingest`, already at 10, keeps its worker at 10.
 WORKER_NICE = 10
+# A file's budget counts the worker's CPU seconds: a parse that the machine starved of the cores
+# (other work, the lower priority) gets the time it did not get, up to this many times its
+# budget in wall-clock time. A page that stops making progress is still stopped by the stall limit.
+STARVED_WALL_FACTOR = 10.0
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time a process has used (all its threads), or None where /proc cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def starved_seconds(budget_s: float, wall_s: float, cpu_s: float | None,
+                    factor: float | None = None) -> float:
+    """Wall-clock seconds to add to a file's budget when, `wall_s` seconds in, its worker has used
+    only `cpu_s` of its `budget_s` CPU seconds: the time it went without the CPU, at most
+    (factor - 1) x budget. 0 when the CPU budget is spent or /proc could not tell."""
+    if cpu_s is None or budget_s - cpu_s < 0.5:
+        return 0.0
+    factor = STARVED_WALL_FACTOR if factor is None else factor
+    return max(0.0, min(wall_s - cpu_s, (factor - 1) * budget_s))
 
 
 class PdfParser:
@@ -167,7 +192,8 @@ class PdfParser:
     The worker reports each page it finishes. A file is stopped when no page finishes within
     `timeout_s` (a stalled or hostile parse), or when the whole file takes longer than
     `timeout_s + per_page_s * pages`: a 300-page annual report gets its time, a file that
-    hangs on one page does not.
+    hangs on one page does not. That budget counts the worker's CPU seconds where /proc tells
+    them: time the machine gave to other work is added, up to STARVED_WALL_FACTOR x the budget.
 
     With `ocr`, pages without a usable text layer are OCR'd in the same worker (ingest/ocr.py)
     and each page sent to OCR adds `ocr_page_s` to the file's budget (a dense page takes about
@@ -194,7 +220,7 @@ class PdfParser:
 
         def limits():
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            os.nice(WORKER_NICE)
+            os.nice(max(0, WORKER_NICE - os.getpriority(os.PRIO_PROCESS, 0)))
 
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "ingest.pdf_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -229,14 +255,24 @@ class PdfParser:
         self._proc.stdin.write(json.dumps({"path": str(path), "ocr": self.ocr}) + "\n")
         self._proc.stdin.flush()
         started = time.monotonic()
-        deadline = started + self.timeout_s  # until the page count is known
-        done, total = 0, None
+        cpu_start = _cpu_seconds(self._proc.pid)
+        budget = self.timeout_s  # until the page count is known
+        extra = 0.0  # wall-clock seconds the worker was starved of, within STARVED_WALL_FACTOR
+        done, total, last = 0, None, started
         while True:
             now = time.monotonic()
-            wait = min(deadline, now + self.timeout_s) - now  # the stall limit, within the file's budget
+            deadline = started + budget + extra
+            wait = min(deadline, last + self.timeout_s) - now  # the stall limit, within the file's budget
             try:
                 line = self._lines.get(timeout=max(wait, 0.01))
             except queue.Empty:
+                now = time.monotonic()
+                if total and now >= deadline - 0.5 and cpu_start is not None:  # the budget, not a stall
+                    cpu = _cpu_seconds(self._proc.pid)
+                    starved = starved_seconds(budget, now - started, None if cpu is None else cpu - cpu_start)
+                    if started + budget + starved > now + 0.5:
+                        extra = starved
+                        continue
                 self.close()
                 elapsed = time.monotonic() - started
                 where = f" (stopped at page {done + 1} of {total})" if total else ""
@@ -252,11 +288,12 @@ class PdfParser:
                 raise MalformedFile(f"{path}: the PDF parser crashed on this file (exit status {code}); "
                                     "it is probably malformed or needs more memory than allowed")
             msg = json.loads(line)
+            last = time.monotonic()
             if "progress" not in msg:
                 return msg
             done, total = msg["progress"], msg["pages"]
             ocr_tried = msg.get("ocr", 0)
-            deadline = started + self.timeout_s + self.per_page_s * total + self.ocr_page_s * ocr_tried
+            budget = self.timeout_s + self.per_page_s * total + self.ocr_page_s * ocr_tried
             if self.on_page is not None:
                 self.on_page(path, done, total)
 

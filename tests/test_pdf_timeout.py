@@ -190,21 +190,66 @@ def test_stall_mid_file_is_stopped_long_before_the_file_budget(tmp_path: Path, m
     assert "a page took longer than 2 s" in msg
 
 
-def test_whole_file_budget_still_applies(tmp_path: Path, monkeypatch):
-    """Pages that each finish within the stall limit but together overrun timeout_s +
-    per_page_s * pages are stopped with the whole-file message."""
+def _slow_pages(tmp_path: Path, monkeypatch, wait: str) -> None:
+    """Every page of the worker's pypdf takes 0.6 s more, spent by `wait`."""
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(STALL_HOOK.replace("time.sleep(3600)", "pass").replace(
-        "return _orig", "time.sleep(0.6)\n        return _orig"))
+        "return _orig", f"{wait}\n        return _orig"))
     monkeypatch.setenv("PYTHONPATH", str(hook))
+
+
+BURN = "_t = time.thread_time() + 0.6\n        while time.thread_time() < _t: pass"
+
+
+def test_whole_file_budget_still_applies(tmp_path: Path, monkeypatch):
+    """Pages that each finish within the stall limit but together overrun timeout_s +
+    per_page_s * pages of CPU time are stopped with the whole-file message."""
+    _slow_pages(tmp_path, monkeypatch, BURN)
     monkeypatch.setenv("DOCCHAT_TEST_STALL_AT_PAGE", "1")
     pdf = make_report(tmp_path / "slow-pages.pdf", 10)
-    # every page takes >= 0.6 s (under the 1.5 s stall limit); budget 1.5 + 0.1 * 10 = 2.5 s for 10 pages
+    # every page burns >= 0.6 s of CPU (under the 1.5 s stall limit); budget 1.5 + 0.1 * 10 = 2.5 s
     with PdfParser(timeout_s=1.5, per_page_s=0.1) as parser:
         started = time.monotonic()
         with pytest.raises(ParseTimeout) as ei:
             list(load_file(pdf, MAX, parser))
         elapsed = time.monotonic() - started
-    assert 2.4 <= elapsed < 2.5 + 3, elapsed
+    assert 2.4 <= elapsed < 2.5 * 3, elapsed
     assert "parsing took longer than" in str(ei.value) and "slow-pages.pdf" in str(ei.value)
+
+
+def test_a_worker_kept_from_the_cpu_gets_the_time_it_did_not_get(tmp_path: Path, monkeypatch):
+    """Pages that wait 0.6 s each without using the CPU, as a parse does on a busy machine or at
+    its lower priority, are not stopped at the 2.5 s budget: 10 pages take about 6 s."""
+    _slow_pages(tmp_path, monkeypatch, "time.sleep(0.6)")
+    monkeypatch.setenv("DOCCHAT_TEST_STALL_AT_PAGE", "1")
+    pdf = make_report(tmp_path / "starved.pdf", 10)
+    with PdfParser(timeout_s=1.5, per_page_s=0.1) as parser:
+        started = time.monotonic()
+        docs = list(load_file(pdf, MAX, parser))
+        elapsed = time.monotonic() - started
+    assert len(docs[0].pages) == 10 and elapsed >= 6.0
+
+
+def test_a_starved_worker_is_still_stopped_at_its_wall_clock_cap(tmp_path: Path, monkeypatch):
+    from ingest import load
+
+    _slow_pages(tmp_path, monkeypatch, "time.sleep(0.6)")
+    monkeypatch.setenv("DOCCHAT_TEST_STALL_AT_PAGE", "1")
+    monkeypatch.setattr(load, "STARVED_WALL_FACTOR", 1.6)  # 1.6 x the 2.5 s budget: 4 s
+    pdf = make_report(tmp_path / "starved.pdf", 10)
+    with PdfParser(timeout_s=1.5, per_page_s=0.1) as parser:
+        started = time.monotonic()
+        with pytest.raises(ParseTimeout, match="parsing took longer than"):
+            list(load_file(pdf, MAX, parser))
+        elapsed = time.monotonic() - started
+    assert 3.9 <= elapsed < 4 + 3, elapsed
+
+
+def test_starved_seconds():
+    from ingest.load import starved_seconds
+
+    assert starved_seconds(100, 100, 30, factor=10) == 70  # 70 s without the CPU: 70 s more
+    assert starved_seconds(100, 100, 99.8, factor=10) == 0  # the CPU budget is spent
+    assert starved_seconds(100, 950, 30, factor=10) == 900  # never past 10 x the budget
+    assert starved_seconds(100, 100, None) == 0  # no /proc: the wall-clock budget
