@@ -5,8 +5,8 @@ from ingest.cli import main
 
 # Indexing from the command line is background work: at a lower CPU priority it still gets every
 # idle core, and questions asked in the app meanwhile get the cores first (evidence step p50
-# 317 -> 263 ms on 2 cores with this ingest beside it, bench/answer_latency.py). Its PDF parse
-# worker is lowered once more (ingest.load.WORKER_NICE). RAG_INGEST_NICE=0 keeps the priority.
+# 317 -> 263 ms on 2 cores with this ingest beside it, bench/answer_latency.py). The PDF parse
+# worker runs at 10 at least (ingest.load.WORKER_NICE). RAG_INGEST_NICE=0 keeps the priority.
 INGEST_NICE = int(os.environ.get("RAG_INGEST_NICE", "10"))
 
 if __name__ == "__main__":
