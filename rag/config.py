@@ -34,6 +34,9 @@ class Settings:
     parse_timeout_s: float = 60.0
     # OCR for PDF pages without a usable text layer (ingest/ocr.py); RAG_OCR=off refuses scans.
     ocr: bool = True
+    # How much `python -m ingest` lowers its CPU priority (0: not at all), so that questions
+    # asked in the app meanwhile get the cores first (ingest/__main__.py).
+    ingest_nice: int = 10
     # Chunking, in embedding-model tokens (MiniLM's window is 256).
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 40

@@ -33,14 +33,22 @@ def test_importing_rag_makes_openmp_threads_sleep_unless_the_user_chose():
     assert _python(code, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
 
 
-def test_command_line_ingest_runs_at_a_lower_priority():
-    # `python -m ingest` with its work replaced by reporting the priority it runs at
-    code = ("import os, runpy, ingest.cli as cli; "
-            "cli.main = lambda *a: print(os.getpriority(os.PRIO_PROCESS, 0)) or 0; "
+def test_command_line_ingest_runs_at_a_lower_priority(tmp_path):
+    # the real `python -m ingest --list`, reporting the priority it ran at as it exits
+    code = ("import atexit, os, runpy, sys; "
+            "atexit.register(lambda: print(os.getpriority(os.PRIO_PROCESS, 0))); "
+            f"sys.argv = ['ingest', '--list', '--data-dir', {str(tmp_path)!r}]; "
             "runpy.run_module('ingest', run_name='__main__')")
     own = os.getpriority(os.PRIO_PROCESS, 0)
-    assert int(_python(code, RAG_INGEST_NICE=None)) == min(19, own + 10)
-    assert int(_python(code, RAG_INGEST_NICE="0")) == own
+    assert int(_python(code, RAG_INGEST_NICE=None).split()[-1]) == min(19, own + 10)
+    assert int(_python(code, RAG_INGEST_NICE="0").split()[-1]) == own
+
+
+def test_a_bad_ingest_priority_is_named():
+    out = subprocess.run([sys.executable, "-m", "ingest", "--list"], cwd=ROOT, capture_output=True, text=True,
+                         env=_env(RAG_INGEST_NICE="low"), timeout=120)
+    assert out.returncode == 2
+    assert "RAG_INGEST_NICE='low' is not a valid int" in out.stderr
 
 
 def test_pdf_parse_worker_runs_below_its_caller(sample_pdf):
