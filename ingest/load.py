@@ -267,7 +267,8 @@ class PdfParser:
                 line = self._lines.get(timeout=max(wait, 0.01))
             except queue.Empty:
                 now = time.monotonic()
-                if total and now >= deadline - 0.5 and cpu_start is not None:  # the budget, not a stall
+                stalled = bool(total) and now < deadline - 0.5  # the stall limit, not the file's budget
+                if total and not stalled and cpu_start is not None:
                     cpu = _cpu_seconds(self._proc.pid)
                     starved = starved_seconds(budget, now - started, None if cpu is None else cpu - cpu_start)
                     if started + budget + starved > now + 0.5:
@@ -276,7 +277,7 @@ class PdfParser:
                 self.close()
                 elapsed = time.monotonic() - started
                 where = f" (stopped at page {done + 1} of {total})" if total else ""
-                if total and elapsed < deadline - started - 0.5:
+                if stalled:
                     raise ParseTimeout(f"{path}: a page took longer than {self.timeout_s:g} s to read{where}; "
                                        "the file is probably malformed (raise RAG_PARSE_TIMEOUT_S to allow "
                                        "slower pages)") from None
