@@ -24,6 +24,7 @@ mean wall and CPU time as ratios to the first variant. Variants (comma-joined fl
   linesB_M_T    ingest.ocr.LineReader: B lines a batch, each batch at least M px wide and T px
                 wider than its widest line (lines6_320_0 is about RapidOCR's own padding; its widest
                 line may lose a pixel to rounding)
+  hswish        both models with their hard-swishes fused as they load (ingest.ocr.fuse_hard_swish)
   pagesK        K pages read at once from K Python threads, each model's session on one
                 intra-op thread (ONNX Runtime runs concurrent Run calls on the callers' threads)
 """
@@ -93,10 +94,16 @@ def build(variant: str):
         if "nospin" in flags:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        return ort.InferenceSession(old._model_path, sess_options=so,
+        source = old._model_path
+        if "hswish" in flags:
+            import onnx
+            model = onnx.load(str(source))
+            ocr.fuse_hard_swish(model)
+            source = model.SerializeToString()
+        return ort.InferenceSession(source, sess_options=so,
                                     providers=[("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})])
 
-    if flags & {"nospin", "arena", "arenadet", "arenarec", "seq", "t1det", "t1rec"}:
+    if flags & {"nospin", "arena", "arenadet", "arenarec", "seq", "t1det", "t1rec", "hswish"}:
         det, rec = eng.text_det.infer, eng.text_rec.session
         det.session = session(det.session, 1 if "t1det" in flags else threads, "det")
         rec.session = session(rec.session, 1 if "t1rec" in flags else threads, "rec")
