@@ -94,12 +94,7 @@ def build(variant: str):
         if "nospin" in flags:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        source = old._model_path
-        if "hswish" in flags:
-            import onnx
-            model = onnx.load(str(source))
-            ocr.fuse_hard_swish(model)
-            source = model.SerializeToString()
+        source = ocr.fused_model(old._model_path) if "hswish" in flags else old._model_path
         return ort.InferenceSession(source, sess_options=so,
                                     providers=[("CPUExecutionProvider", {"arena_extend_strategy": "kSameAsRequested"})])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections import Counter
 from typing import Any
 
 from ingest.pdf_layout import is_figure, structure_page, text_grid_rows
@@ -135,9 +136,8 @@ def fuse_hard_swish(model) -> int:
     consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
                    if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
     producer = {out: n for n in graph.node for out in n.output}
-    uses: dict[str, int] = {}
-    for name in [name for n in graph.node for name in n.input] + [out.name for out in graph.output]:
-        uses[name] = uses.get(name, 0) + 1
+    uses = Counter(name for n in graph.node for name in n.input)
+    uses.update(out.name for out in graph.output)
 
     def is_const(name: str, value: float) -> bool:
         array = consts.get(name)
@@ -171,15 +171,21 @@ def fuse_hard_swish(model) -> int:
     return len(replaced) // 4
 
 
+def fused_model(path) -> bytes:
+    """The ONNX model file at `path` with its hard-swishes fused, serialised for an
+    InferenceSession."""
+    import onnx
+
+    model = onnx.load(str(path))
+    fuse_hard_swish(model)
+    return model.SerializeToString()
+
+
 def _fused_session(original):
-    """RapidOCR's InferenceSession, given the model with its hard-swishes fused (as bytes)."""
+    """RapidOCR's InferenceSession, given the model with its hard-swishes fused."""
 
     def make(model_path, **kwargs):
-        import onnx
-
-        model = onnx.load(str(model_path))
-        fuse_hard_swish(model)
-        return original(model.SerializeToString(), **kwargs)
+        return original(fused_model(model_path), **kwargs)
 
     return make
 
