@@ -168,7 +168,9 @@ def test_dense_index_switches_to_ann_above_the_threshold(tmp_path, embedder, sto
     ingest_paths(docs, settings, embedder=embedder)
     assert store.stats()["chunks"] > 8
     if store_backend == "postgres":  # built by the publish that took the library past exact search
-        assert store.has_hnsw()  # with ef_construction 128: the default 64 missed recall 0.95 at 1M
+        # built with ef_construction 64 (a small build), then set to 128 for every later insert:
+        # the default 64 missed recall 0.95 at 1M
+        assert store.has_hnsw()
         options = store.query("SELECT reloptions FROM pg_class WHERE relname = 'chunks_embedding_hnsw'")
         assert "ef_construction=128" in options[0]["reloptions"], options
     snap = store.snapshot()
