@@ -103,3 +103,33 @@ def test_a_real_release_answers_figures_by_period(settings, embedder):
     assert "12,395.3" in " ".join(ytd.text.split()[:60]), (ytd.standalone, ytd.text)
     q3 = a.ask("What were McDonald's total revenues in the third quarter of 2023?")
     assert q3.abstained and "6,497.5" not in q3.text, q3.text
+
+
+def test_a_sentence_about_the_quarter_is_its_releases_quarter():
+    """"... increased 11.7% for the quarter" in a second-quarter release is the second quarter:
+    a first-quarter question must not get it (the walk of 2026-11-23 led with it)."""
+    from rag.answer.extractive import _report_fit
+    from rag.answer.periods import Period, question_period
+
+    q1 = question_period("What was McDonald's global comparable sales growth in the first quarter of 2023?")
+    q2 = question_period("What was McDonald's global comparable sales growth in the second quarter of 2023?")
+    second = Period(months=3, year=2023, end_month=6)
+    sentence = "Global comparable sales increased 11.7% for the quarter, with double-digit growth across each segment"
+    assert _report_fit(q1, second, sentence) < 0 < _report_fit(q2, second, sentence)
+    # "for the year" in the same release is another length of period; a named one is the sentence's own
+    assert _report_fit(q2, second, "Capital expenditures for the year are expected to be $2.2 billion") < 0
+    assert _report_fit(q1, second, "Comparable sales increased 12.6% in the first quarter") is None
+    assert _report_fit(q1, second, "This Annual Report on Form 10-K is incorporated by reference") is None
+
+
+@pytest.mark.slow
+def test_two_quarters_releases_each_answer_their_own_quarter(settings, embedder):
+    releases = [shared_eval("financial", f"MCDONALDS_2023Q{n}_EARNINGS.pdf") for n in (1, 2)]
+    report = ingest_paths(releases, settings, embedder=embedder)
+    assert [f.status for f in report.files] == ["indexed", "indexed"], [f.message for f in report.files]
+    a = Answerer(settings)
+    for quarter, right, wrong in (("first", "12.6%", "11.7%"), ("second", "11.7%", "12.6%")):
+        ans = a.ask(f"What was McDonald's global comparable sales growth in the {quarter} quarter of 2023?")
+        lead = " ".join(ans.text.split()[:30])
+        assert right in lead and wrong not in lead, ans.text
+        assert ans.citations[0].source.endswith(f"Q{1 if quarter == 'first' else 2}_EARNINGS.pdf"), ans.citations

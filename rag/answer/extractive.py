@@ -419,13 +419,26 @@ def calendar_year_passages(calendars: dict[int, dict | None], reported: dict[int
     return {n for n, period in reported.items() if calendars.get(n) is None and period.end_month in {3, 6, 9, 12}}
 
 
+# "... increased 11.7% for the quarter": the period of the filing, of that length
+_THIS_PERIOD = re.compile(r"\b(?:for|in|during|over|of) (?:the|this) (quarter|half|year)\b", re.I)
+_THIS_LENGTH = {"quarter": 3, "half": 6, "year": 12}
+
+
 def _report_fit(asked: Period, reported: Period | None, text: str) -> float | None:
     """A sentence that names no period speaks of the period its filing reports: how well that
     answers the asked one (agreement; negative for another period: eBay's first-quarter "Non-GAAP
     net income was $600 million" for a second-quarter question). None when the filing's period is
-    unknown or the sentence names its own."""
-    if reported is None or names_period(text):
+    unknown or the sentence names its own. So does a sentence that names only "the quarter"
+    ("Global comparable sales increased 11.7% for the quarter" in McDonald's second-quarter
+    release is the second quarter, not the first asked), "the half" or "the year"."""
+    if reported is None:
         return None
+    if names_period(text):
+        this = {_THIS_LENGTH[m.lower()] for m in _THIS_PERIOD.findall(text)}
+        if len(this) != 1 or durations(text) != this or YEAR.search(text) or quarters(text) or names_month(text):
+            return None
+        if reported.months != (n := next(iter(this))):  # "for the half" in a second-quarter release
+            reported = replace(reported, months=n, quarter=None)
     return agreement(asked, reported)
 
 
