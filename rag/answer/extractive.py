@@ -430,14 +430,14 @@ def _report_fit(asked: Period, reported: Period | None, text: str) -> float | No
     net income was $600 million" for a second-quarter question). None when the filing's period is
     unknown or the sentence names its own. So does a sentence that names only "the quarter"
     ("Global comparable sales increased 11.7% for the quarter" in McDonald's second-quarter
-    release is the second quarter, not the first asked), "the half" or "the year"."""
-    if reported is None:
+    release is the second quarter, not the first asked), "the half year" or "the year"."""
+    if reported is None or YEAR.search(text) or quarters(text) or names_month(text):
         return None
-    if names_period(text):
-        this = {_THIS_LENGTH[m.lower()] for m in _THIS_PERIOD.findall(text)}
-        if len(this) != 1 or durations(text) != this or YEAR.search(text) or quarters(text) or names_month(text):
+    lengths = durations(text)
+    if lengths:  # only a length of period: it must be "the quarter" (or year), nothing else
+        if len(lengths) != 1 or lengths != {_THIS_LENGTH[m.lower()] for m in _THIS_PERIOD.findall(text)}:
             return None
-        if reported.months != (n := next(iter(this))):  # "for the half" in a second-quarter release
+        if reported.months != (n := next(iter(lengths))):  # "for the year" in a second-quarter release
             reported = replace(reported, months=n, quarter=None)
     return agreement(asked, reported)
 
