@@ -76,10 +76,10 @@ MAX_EF_SEARCH = 1000  # pgvector's limit
 HNSW_BUILD_MEMORY = "512MB"  # maintenance_work_mem for the HNSW build, at least
 # pgvector's default ef_construction (64) gave recall@10 0.90-0.93 at 1M synthetic chunks, and
 # no ef_search reached 0.95; 128 gave 0.997 for a 1.5x longer build (bench/pg_scale.py).
-HNSW_M = 16
-HNSW_WITH = f"m = {HNSW_M}, ef_construction = 128"
+HNSW_M, HNSW_EF = 16, 128
+HNSW_WITH = f"m = {HNSW_M}, ef_construction = {HNSW_EF}"
 # ... but a bulk build of up to FAST_BUILD_MAX vectors uses FAST_BUILD_EF, and the index then
-# takes HNSW_WITH's 128 for every later insert (pgvector reads it from the index's options at
+# takes HNSW_EF for every later insert (pgvector reads it from the index's options at
 # each insert). 28,860 SciFact-like vectors, 2 cores: a build in 11.9-13.2 s instead of
 # 20.0-24.2 s; recall@10 of 300 SciFact queries at the store's ef_search (400, k 200) 0.9997
 # against 1.0000 (at pgvector's default ef_search 40: 0.968 against 0.980); at 100,000
@@ -342,12 +342,11 @@ class PgStore(Publisher, Catalog):
                 return False
             self._hnsw_build_memory(conn)
             vectors = conn.execute("SELECT count(embedding) FROM chunks").fetchone()[0]
-            fast = vectors <= FAST_BUILD_MAX
-            with_ = f"m = {HNSW_M}, ef_construction = {FAST_BUILD_EF}" if fast else HNSW_WITH
+            ef = FAST_BUILD_EF if vectors <= FAST_BUILD_MAX else HNSW_EF
             conn.execute(f"CREATE INDEX {HNSW_INDEX} ON chunks USING hnsw "
-                         f"(embedding vector_cosine_ops) WITH ({with_})")
-            if fast:  # later inserts build as HNSW_WITH says (see FAST_BUILD_EF)
-                conn.execute(f"ALTER INDEX {HNSW_INDEX} SET ({HNSW_WITH})")
+                         f"(embedding vector_cosine_ops) WITH (m = {HNSW_M}, ef_construction = {ef})")
+            if ef != HNSW_EF:  # later inserts build with HNSW_EF (see FAST_BUILD_EF)
+                conn.execute(f"ALTER INDEX {HNSW_INDEX} SET (ef_construction = {HNSW_EF})")
         return True
 
     @staticmethod
