@@ -213,6 +213,11 @@ class Retriever:
         timings["total"] = (time.perf_counter() - t0) * 1000
         return result
 
+    def mentions(self, term: str) -> bool:
+        """Whether any live chunk holds this BM25 term (analyse()'s form: "antarctica")."""
+        snap = self.store.snapshot(stale_ok=True)
+        return snap.version > 0 and snap.sparse is not None and len(snap.sparse.search([term], 1)[0]) > 0
+
     def _feedback(self, snap, qvec: np.ndarray, top: list[int]) -> tuple[np.ndarray, np.ndarray] | None:
         """The second dense search, with the query moved towards the top chunks' vectors."""
         chunks = self.store.chunks_by_vid(top)

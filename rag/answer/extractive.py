@@ -622,6 +622,49 @@ def absent_subject(question: str, hits) -> str | None:
     return None if not terms or terms & seen else re.sub(r"['’]s$", "", subject)
 
 
+# A run of capitalised words inside a question (not its first word): a place, product or other
+# proper noun, "Antarctica" in "How many employees does McDonald's have in Antarctica?", "Veterans
+# Affairs" in "... the Department of Veterans Affairs FY 2022-2026 strategic plan ...". Its words
+# of four letters or more are the ones checked.
+_NAME = re.compile(r"(?<=\s)[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*")
+_NAME_WORD = re.compile(r"[A-Z][a-z]{3,}")
+_NON_WORD = re.compile(r"[\W_]+")  # a file name's separators: "mcdonalds_2023q2.pdf"
+# Capitalised words that name no subject: periods, and words people capitalise in a question.
+_NOT_A_NAME = frozenset(analyse("quarter year fiscal half annual report company total net gross operating "
+                                "adjusted diluted basic revenue revenues income sales segment"))
+
+
+def _period_word(word: str) -> bool:
+    return bool(PERIOD_WORDS.fullmatch(word)) or word.upper() == "FY"
+
+
+def absent_name(question: str, hits, indexed: Callable[[str], bool] = lambda _term: False) -> str | None:
+    """A proper noun of the question that no passage found names, in its text, its heading or
+    its document's name, and that no indexed chunk holds (`indexed(term)`, the BM25 index's
+    say): documents that never mention Antarctica cannot say how many people work there. The
+    first word of the question, period words and an owner (absent_subject's) are left out."""
+    if not hits:
+        return None
+    owner = owner_of(question) or ""
+    skip = _NOT_A_NAME | (subject_terms(owner) if re.search(r"['’]s$", owner) else set())
+    names = []
+    for run in _NAME.findall(question):
+        words = run.split()
+        while words and _period_word(words[-1]):  # "Veterans Affairs FY": the name ends before "FY"
+            words.pop()
+        names.append((" ".join(words), [w for w in words if _NAME_WORD.fullmatch(w) and not _period_word(w)]))
+    seen: set[str] = set()
+    for h in hits:
+        source = _NON_WORD.sub(" ", h.source)
+        seen |= set(analyse(f"{_GLUED.sub(' ', h.chunk.heading or '')} {h.chunk.text} {source}"))
+    for run, words in names:
+        for word in words:
+            terms = set(analyse(word)) - skip
+            if terms and not terms & seen and not any(map(indexed, terms)):
+                return run
+    return None
+
+
 def embed_text(question: str, text: str, limit: int = 240) -> str:
     """What to embed for a unit at question time: a table row as its label and the one cell
     for the asked period ("Operating income, Three Months Ended June 30 2023: 518 (in
@@ -897,7 +940,7 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
     return text, [cite], f"the asked period ({asked.describe()}) is not among the columns of the best rows"
 
 
-__all__ = ["MAX_EMBEDDED_UNITS", "absent_subject", "acronyms", "NOTICE", "embed_text", "extract", "extract_settled",
+__all__ = ["MAX_EMBEDDED_UNITS", "absent_name", "absent_subject", "acronyms", "NOTICE", "embed_text", "extract", "extract_settled",
            "metric_terms", "numbers", "other_period_figures", "period_terms", "prose_disagrees", "row_statement",
            "rerank_by_units", "score_units", "settles", "strong_evidence", "strong_row", "shortlist", "trim_quote",
            "unit_features"]

@@ -23,9 +23,10 @@ import numpy as np
 
 from rag.answer.citations import Citation, check_citations
 from rag.answer.guard import neutralise
-from rag.answer.extractive import (NOTICE as EXTRACTIVE_NOTICE, absent_subject, acronyms, embed_text,
-                                   extract_settled, other_period_figures, passage_calendars, passage_headings,
-                                   passage_reports, period_terms, rerank_by_units, shortlist, strong_evidence)
+from rag.answer.extractive import (NOTICE as EXTRACTIVE_NOTICE, absent_name, absent_subject, acronyms,
+                                   embed_text, extract_settled, other_period_figures, passage_calendars,
+                                   passage_headings, passage_reports, period_terms, rerank_by_units, shortlist,
+                                   strong_evidence)
 from rag.answer.llm import Generation, LLMClient, LLMUnavailable
 from rag.answer.prompts import load_prompt
 from rag.answer.rewrite import check_rewrite, heuristic_rewrite, looks_like_follow_up
@@ -251,7 +252,7 @@ class AnswerStream:
         timings["evidence"] = (time.perf_counter() - t0) * 1000
 
         out = Drafted(mode="llm" if llm is not None else "extractive")
-        missing = absent_subject(standalone, hits)
+        missing = absent_subject(standalone, hits) or absent_name(standalone, hits, a.retriever.mentions)
         if not hits or missing or (ev.score < a.abstain_threshold and not strong_evidence(standalone, ev.units, hits)):
             out.abstained = True
             if not hits:
