@@ -210,6 +210,7 @@ def test_absent_name_reads_proper_nouns_inside_the_question():
     # a name of several words is named whole
     assert absent_name("How many locations does Veterans Affairs run?", hits) == "Veterans Affairs"
     assert absent_name("What did the Veterans Affairs FY 2022 plan say?", hits) == "Veterans Affairs"
+    assert absent_name("What did the Department of Veterans Affairs report?", hits) == "Department of Veterans Affairs"
     # a name that another indexed chunk holds is mentioned, though retrieval ranked it lower
     assert absent_name("How many employees does McDonald's have in Antarctica?", hits,
                        lambda term: term == "antarctica") is None

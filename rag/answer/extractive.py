@@ -622,11 +622,12 @@ def absent_subject(question: str, hits) -> str | None:
     return None if not terms or terms & seen else re.sub(r"['’]s$", "", subject)
 
 
-# A run of capitalised words inside a question (not its first word): a place, product or other
-# proper noun, "Antarctica" in "How many employees does McDonald's have in Antarctica?", "Veterans
-# Affairs" in "... the Department of Veterans Affairs FY 2022-2026 strategic plan ...". Its words
-# of four letters or more are the ones checked.
-_NAME = re.compile(r"(?<=\s)[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*")
+# A run of capitalised words inside a question (not its first word), with the small words that
+# join a name's parts: a place, product or other proper noun, "Antarctica" in "How many employees
+# does McDonald's have in Antarctica?", "Department of Veterans Affairs" in "... the Department of
+# Veterans Affairs FY 2022-2026 strategic plan ...". Its capitalised words of four letters or
+# more are the ones checked, and the whole run is named.
+_NAME = re.compile(r"(?<=\s)[A-Z][\w'’-]*(?:\s+(?:(?:of|and|for|the|on|de)\s+)*[A-Z][\w'’-]*)*")
 _NAME_WORD = re.compile(r"[A-Z][a-z]{3,}")
 _NON_WORD = re.compile(r"[\W_]+")  # a file name's separators: "mcdonalds_2023q2.pdf"
 # Capitalised words that name no subject: periods, and words people capitalise in a question.
