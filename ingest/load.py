@@ -289,14 +289,18 @@ class PdfParser:
                 raise MalformedFile(f"{path}: the PDF parser crashed on this file (exit status {code}); "
                                     "it is probably malformed or needs more memory than allowed")
             msg = json.loads(line)
-            last = time.monotonic()
             if "progress" not in msg:
                 return msg
             done, total = msg["progress"], msg["pages"]
             ocr_tried = msg.get("ocr", 0)
             budget = self.timeout_s + self.per_page_s * total + self.ocr_page_s * ocr_tried
-            if self.on_page is not None:
+            part = msg.get("part")
+            if part is None:
+                last = time.monotonic()  # a page read: the stall limit counts from here
+            if self.on_page is not None and part is None:
                 self.on_page(path, done, total)
+            elif self.on_page is not None:  # the lines of a page being OCR'd move the bar within it
+                self.on_page(path, done + min(part, 0.99), total)
 
 
 def _no_text_message(path: Path, n_pages: int, ocr: bool, warnings: list[str]) -> str:

@@ -65,6 +65,9 @@ MAX_THREADS = 4
 REC_BATCH = 1
 REC_MIN_WIDTH = 0
 REC_TAIL = 32
+# While a page is read, how often (seconds) the lines read so far are reported: a dense scanned
+# page takes 3-7 s, and a one-page scan would otherwise show no progress until it is done.
+LINES_REPORT_S = 0.5
 
 _engine: Any = None
 
@@ -224,6 +227,7 @@ class LineReader:
         self.session, self.decode = recogniser.session, recogniser.postprocess_op
         _c, self.height, _w = recogniser.rec_image_shape
         self.batch, self.min_width, self.tail = batch, min_width, tail
+        self.on_lines = None  # callback(read, total) while a caller of ocr_image wants progress
 
     def __call__(self, crops, return_word_box: bool = False):
         import math
@@ -239,7 +243,11 @@ class LineReader:
         order = np.argsort(np.array(widths), kind="stable")
         out: list = [("", 0.0)] * len(crops)
         started = time.perf_counter()
+        report, reported = self.on_lines, started
         for start in range(0, len(crops), self.batch):
+            if report is not None and time.perf_counter() - reported >= LINES_REPORT_S:
+                report(start, len(crops))
+                reported = time.perf_counter()
             ids = order[start:start + self.batch]
             width = max(self.min_width, max(widths[k] for k in ids) + self.tail)
             x = np.zeros((len(ids), 3, h, width), dtype=np.float32)
@@ -261,14 +269,26 @@ def render_page(page, dpi: int = OCR_DPI, max_side_px: int = MAX_SIDE_PX):
     return page.render(scale=scale).to_pil().convert("RGB")
 
 
-def ocr_image(image) -> str:
+def ocr_image(image, on_lines=None) -> str:
     """The text RapidOCR reads in an RGB PIL image as layout text: one line per row of text
     boxes, columns kept by spaces (boxes_to_text).
 
     A page scanned sideways or upside down is read again turned (90 and 270 degrees when most
     text boxes stand upright, else 180) and the turn with the most confidently read horizontal
     text wins; an upright page is read once, and a turn that reads upright ends the search (a
-    sideways page then costs two reads, not three: a read of a dense page takes seconds)."""
+    sideways page then costs two reads, not three: a read of a dense page takes seconds).
+
+    `on_lines(read, total)` is called every LINES_REPORT_S seconds while lines are recognised."""
+    reader = engine().text_rec
+    reader.on_lines = on_lines
+    try:
+        return _read_turned(image)
+    finally:
+        reader.on_lines = None
+
+
+def _read_turned(image) -> str:
+    """ocr_image's reads: upright, then turned while the page does not read upright."""
     result = _read(image)
     if not _turned(result):
         return boxes_to_text(_confident(result))
@@ -456,16 +476,17 @@ class PdfOcr:
             self._doc = pdfium.PdfDocument(self.path)
         return self._doc
 
-    def page_text(self, index: int) -> str:
+    def page_text(self, index: int, on_lines=None) -> str:
         """OCR text of page `index` (0-based), its tables as rows like a text layer's: the
         column-aligned OCR lines go through the same structure_page as pypdf's layout text,
-        after text_grid_rows has made rows of its grids of word cells (a scanned schedule)."""
+        after text_grid_rows has made rows of its grids of word cells (a scanned schedule).
+        `on_lines` as for ocr_image."""
         page = self._document()[index]
         try:
             image = render_page(page, self.dpi)
         finally:
             page.close()
-        return structure_page(text_grid_rows(ocr_image(image)))
+        return structure_page(text_grid_rows(ocr_image(image, on_lines)))
 
     def words(self, index: int) -> frozenset[str]:
         """The words pdfium reads on page `index` (0-based): ingest.clean.repair_words mends

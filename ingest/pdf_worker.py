@@ -2,7 +2,8 @@
 
 Reads one JSON request per line on stdin ({"path": ..., "ocr": true|false}), answers with JSON
 lines on stdout: {"progress": i, "pages": n, "ocr": k} after each page (the parent's stall watch;
-k = pages sent to OCR so far, each of which extends the file's time budget), then
+k = pages sent to OCR so far, each of which extends the file's time budget; while a page is
+OCR'd, the same with "part": the share of its lines read, every half second), then
 {"ok": true, "pages": [...], "title": ..., "warnings": [...], "ocr_pages": [page numbers]} or
 {"ok": false, "reason": <code>, "detail": <text>}.
 
@@ -38,8 +39,12 @@ def _page_text(page, carry=None) -> str:
         return page.extract_text() or ""
 
 
-def _progress(i: int, n: int, ocr_tried: int = 0) -> None:
-    sys.stdout.write(json.dumps({"progress": i, "pages": n, "ocr": ocr_tried}) + "\n")
+def _progress(i: int, n: int, ocr_tried: int = 0, part: float | None = None) -> None:
+    """i pages read of n; `part`: the share of page i+1's OCR lines read so far, while it is read."""
+    msg = {"progress": i, "pages": n, "ocr": ocr_tried}
+    if part is not None:
+        msg["part"] = round(part, 3)
+    sys.stdout.write(json.dumps(msg) + "\n")
     sys.stdout.flush()
 
 
@@ -78,14 +83,28 @@ def _wants_ocr(pdf_ocr, i: int, text: str) -> bool:
         return True
 
 
-def _ocr_page(pdf_ocr, i: int, text: str, page_warnings: list[str]) -> str | None:
+def _lines_read(i: int, n_pages: int, ocr_tried: int):
+    """OCR's lines-read callback for page i: progress within the page, never backwards (a page
+    read again turned starts its lines again)."""
+    best = 0.0
+
+    def report(read: int, lines: int) -> None:
+        nonlocal best
+        if lines and read / lines > best:
+            best = read / lines
+            _progress(i, n_pages, ocr_tried, best)
+
+    return report
+
+
+def _ocr_page(pdf_ocr, i: int, text: str, page_warnings: list[str], on_lines=None) -> str | None:
     """The OCR text of page i (0-based) when it reads more letters than the text layer, else
     None. A page OCR cannot read (a broken page, or one that needs more memory than the
     worker may use) costs a warning, not the document."""
     from ingest.ocr import letters
 
     try:
-        found = pdf_ocr.page_text(i)
+        found = pdf_ocr.page_text(i, on_lines)
     except ImportError as e:
         note = f"OCR is not installed ({e}); pages without a text layer stay empty"
         if note not in page_warnings:
@@ -131,7 +150,7 @@ def extract(path: str, ocr: bool = False) -> dict:
                 text = repair_words(text, pdfium_reading.words(i))
             if pdf_ocr is not None and _wants_ocr(pdf_ocr, i, text):
                 ocr_tried += 1
-                found = _ocr_page(pdf_ocr, i, text, page_warnings)
+                found = _ocr_page(pdf_ocr, i, text, page_warnings, _lines_read(i, n_pages, ocr_tried))
                 if found is not None:
                     text = found
                     ocr_pages.append(i + 1)

@@ -251,9 +251,10 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
     seen_sources: set[str] = set()
     current = {"file": "", "index": 0, "weight": 0}
 
-    def on_page(path: Path, done: int, total: int, unit: str = "page") -> None:
+    def on_page(path: Path, done: float, total: int, unit: str = "page") -> None:
+        """`done` may be fractional: a page being OCR'd reports the share of its lines read."""
         partial = current["weight"] * READ_SHARE * min(done, total) / total if total else 0.0
-        track.emit("read", current["file"], current["index"], done, total, partial, unit)
+        track.emit("read", current["file"], current["index"], int(done), total, partial, unit)
 
     def flush() -> None:
         nonlocal batch, embedded

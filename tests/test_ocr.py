@@ -234,6 +234,27 @@ def test_scanned_and_typed_pages_each_keep_their_own_text_in_page_order(tmp_path
     assert seen == sorted(seen) and seen[-1] == 5  # progress counts pages done, never backwards
 
 
+def test_a_one_page_scan_moves_progress_while_its_lines_are_read(tmp_path: Path):
+    """A dense scanned page takes seconds to OCR: the parser reports the share of its lines read
+    as it goes (a fraction of the page), never backwards, so a one-page scan does not sit at 0."""
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=9)
+    for n in range(60):
+        pdf.cell(0, 4.4, f"Line {n}: the inspection of girder {n} found corrosion at joint {n * 7} and drainage "
+                         f"culvert {n + 3} blocked", new_x="LMARGIN", new_y="NEXT")
+    dense = tmp_path / "dense.pdf"
+    pdf.output(str(dense))
+    scan = scan_of(dense, tmp_path / "dense-scan.pdf")
+    seen = []
+    with PdfParser(timeout_s=60, on_page=lambda _p, done, total: seen.append((done, total))) as watched:
+        [doc] = load_file(scan, MAX, watched)
+    assert doc.meta["ocr_pages"] == [1] and doc.pages[0].text.count("girder") >= 55
+    inside = [done for done, _total in seen if 0 < done < 1]
+    assert inside, seen  # progress within the page, before it is done
+    assert [d for d, _t in seen] == sorted(d for d, _t in seen) and seen[-1] == (1, 1)
+
+
 def test_ocr_off_refuses_a_scan(tmp_path: Path):
     scan = scanned_pdf(tmp_path, "scan-off.pdf", SCANNED)
     with PdfParser(timeout_s=30, ocr=False) as off:
