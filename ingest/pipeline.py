@@ -46,6 +46,7 @@ class ProgressEvent:
     fraction: float = 0.0  # of the whole run's work
     eta_s: float | None = None
     unit: str = "page"  # what done/total count while reading: page, slide, sheet, row
+    part: float = 0.0  # while a scanned page is OCR'd: the share of its lines read so far
 
     def label(self) -> str:
         word = STAGE_WORDS.get(self.stage, self.stage)
@@ -58,6 +59,8 @@ class ProgressEvent:
             if self.stage == "read" and self.total:  # the page being read, or all read
                 text += (f": {self.unit} {self.done + 1:,} of {self.total:,}" if self.done < self.total
                          else f": {self.total:,} {self.unit}s read")
+                if self.part and self.done < self.total:
+                    text += f" (OCR: {self.part:.0%} of its lines read)"
         if self.eta_s is not None and self.stage != "done":
             text += f" · about {_duration(self.eta_s)} left"
         return text
@@ -91,13 +94,13 @@ class _Tracker:
         self.done += work
 
     def emit(self, stage: str, file: str, index: int, done: int = 0, total: int = 0, partial: float = 0.0,
-             unit: str = "page") -> None:
+             unit: str = "page", part: float = 0.0) -> None:
         if self.progress is None:
             return
         fraction = 1.0 if stage == "done" else min(0.99, (self.done + partial) / self.total)
         elapsed = time.monotonic() - self.started
         eta = elapsed * (1 - fraction) / fraction if fraction >= 0.05 and elapsed >= 2 else None
-        self.progress(ProgressEvent(stage, file, index, len(self.weights), done, total, fraction, eta, unit))
+        self.progress(ProgressEvent(stage, file, index, len(self.weights), done, total, fraction, eta, unit, part))
 
 
 @dataclass
@@ -254,7 +257,7 @@ def ingest_paths(paths: Iterable[Path | str], settings: Settings, embedder: Embe
     def on_page(path: Path, done: float, total: int, unit: str = "page") -> None:
         """`done` may be fractional: a page being OCR'd reports the share of its lines read."""
         partial = current["weight"] * READ_SHARE * min(done, total) / total if total else 0.0
-        track.emit("read", current["file"], current["index"], int(done), total, partial, unit)
+        track.emit("read", current["file"], current["index"], int(done), total, partial, unit, done - int(done))
 
     def flush() -> None:
         nonlocal batch, embedded

@@ -33,6 +33,8 @@ def test_progress_names_each_file_and_stage_and_only_moves_forward(tmp_path, set
         "Reading a.pdf (file 1 of 2): page 4 of 10 · about 75 s left"
     assert ProgressEvent("embed", "a.pdf", 1, 1, 128, 480, 0.6, 300.0).label() == \
         "Embedding passages 128 of 480 (a.pdf) · about 5 min left"
+    assert ProgressEvent("read", "scan.pdf", 1, 1, 0, 1, 0.01, part=0.4).label() == \
+        "Reading scan.pdf (file 1 of 1): page 1 of 1 (OCR: 40% of its lines read)"
 
     again: list[ProgressEvent] = []
     ingest_paths([sample_pdf], settings, embedder=embedder, progress=again.append)
