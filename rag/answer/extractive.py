@@ -612,14 +612,23 @@ def absent_subject(question: str, hits) -> str | None:
     names it, neither in its text nor in its document's name: "What was Tesla's revenue in
     2023?" over McDonald's and EPA reports. Another subject's figure must not answer it."""
     subject = owner_of(question)
-    if not subject or not hits or not re.search(r"['’]s$", subject):
+    if not subject or not hits or not _POSSESSIVE.search(subject):
         return None  # only an owner ("Tesla's revenue"): "Americans" or "CEO" are no company
     terms = subject_terms(subject)
-    terms |= set(analyse(re.sub(r"[&.'’-]", "", re.sub(r"['’]s$", "", subject))))  # "PG&E" is also "pge-scan.pdf"
+    terms |= set(analyse(re.sub(r"[&.'’-]", "", _POSSESSIVE.sub("", subject))))  # "PG&E" is also "pge-scan.pdf"
+    return None if not terms or terms & _named_in(hits) else _POSSESSIVE.sub("", subject)
+
+
+_POSSESSIVE = re.compile(r"['’]s$")
+_NON_WORD = re.compile(r"[\W_]+")  # a file name's separators: "mcdonalds_2023q2.pdf"
+
+
+def _named_in(hits) -> set[str]:
+    """The terms of the passages found, their headings and their documents' names."""
     seen: set[str] = set()
     for h in hits:
-        seen |= set(analyse(f"{_GLUED.sub(' ', h.chunk.heading or '')} {h.chunk.text}"))
-    return None if not terms or terms & seen else re.sub(r"['’]s$", "", subject)
+        seen |= set(analyse(f"{_GLUED.sub(' ', h.chunk.heading or '')} {h.chunk.text} {_NON_WORD.sub(' ', h.source)}"))
+    return seen
 
 
 # A run of capitalised words inside a question (not its first word), with the small words that
@@ -629,7 +638,6 @@ def absent_subject(question: str, hits) -> str | None:
 # more are the ones checked, and the whole run is named.
 _NAME = re.compile(r"(?<=\s)[A-Z][\w'’-]*(?:\s+(?:(?:of|and|for|the|on|de)\s+)*[A-Z][\w'’-]*)*")
 _NAME_WORD = re.compile(r"[A-Z][a-z]{3,}")
-_NON_WORD = re.compile(r"[\W_]+")  # a file name's separators: "mcdonalds_2023q2.pdf"
 # Capitalised words that name no subject: periods, and words people capitalise in a question.
 _NOT_A_NAME = frozenset(analyse("quarter year fiscal half annual report company total net gross operating "
                                 "adjusted diluted basic revenue revenues income sales segment"))
@@ -647,17 +655,14 @@ def absent_name(question: str, hits, indexed: Callable[[str], bool] = lambda _te
     if not hits:
         return None
     owner = owner_of(question) or ""
-    skip = _NOT_A_NAME | (subject_terms(owner) if re.search(r"['’]s$", owner) else set())
+    skip = _NOT_A_NAME | (subject_terms(owner) if _POSSESSIVE.search(owner) else set())
     names = []
     for run in _NAME.findall(question):
         words = run.split()
         while words and _period_word(words[-1]):  # "Veterans Affairs FY": the name ends before "FY"
             words.pop()
         names.append((" ".join(words), [w for w in words if _NAME_WORD.fullmatch(w) and not _period_word(w)]))
-    seen: set[str] = set()
-    for h in hits:
-        source = _NON_WORD.sub(" ", h.source)
-        seen |= set(analyse(f"{_GLUED.sub(' ', h.chunk.heading or '')} {h.chunk.text} {source}"))
+    seen = _named_in(hits)
     for run, words in names:
         for word in words:
             terms = set(analyse(word)) - skip
@@ -941,7 +946,7 @@ def _unreported(question: str, asked: Period, units: list[Sentence], scored: lis
     return text, [cite], f"the asked period ({asked.describe()}) is not among the columns of the best rows"
 
 
-__all__ = ["MAX_EMBEDDED_UNITS", "absent_name", "absent_subject", "acronyms", "NOTICE", "embed_text", "extract", "extract_settled",
-           "metric_terms", "numbers", "other_period_figures", "period_terms", "prose_disagrees", "row_statement",
-           "rerank_by_units", "score_units", "settles", "strong_evidence", "strong_row", "shortlist", "trim_quote",
-           "unit_features"]
+__all__ = ["MAX_EMBEDDED_UNITS", "absent_name", "absent_subject", "acronyms", "NOTICE", "embed_text", "extract",
+           "extract_settled", "metric_terms", "numbers", "other_period_figures", "period_terms", "prose_disagrees",
+           "row_statement", "rerank_by_units", "score_units", "settles", "strong_evidence", "strong_row",
+           "shortlist", "trim_quote", "unit_features"]
