@@ -297,10 +297,8 @@ class PdfParser:
             part = msg.get("part")
             if part is None:
                 last = time.monotonic()  # a page read: the stall limit counts from here
-            if self.on_page is not None and part is None:
-                self.on_page(path, done, total)
-            elif self.on_page is not None:  # the lines of a page being OCR'd move the bar within it
-                self.on_page(path, done + min(part, 0.99), total)
+            if self.on_page is not None:  # the lines of a page being OCR'd move the bar within it
+                self.on_page(path, done if part is None else done + min(part, 0.99), total)
 
 
 def _no_text_message(path: Path, n_pages: int, ocr: bool, warnings: list[str]) -> str:

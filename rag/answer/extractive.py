@@ -583,6 +583,7 @@ def strong_evidence(question: str, units: list[Sentence], hits) -> bool:
     return strong_row(question, units, hits) or covering_sentence(question, units, hits)
 
 
+_NON_WORD = re.compile(r"[\W_]+")  # a file name's separators: "mcdonalds_2023q2.pdf"
 _NOT_A_FIGURE = re.compile(r"^\s*(?:who|whom|whose|why|where)\b", re.I)
 
 
@@ -598,7 +599,7 @@ def period_terms(question: str, calendars: Callable[[], dict[str, dict]]) -> lis
     if asked.fiscal:
         want = subject_terms(owner_of(question))
         mine = [c for source, c in calendars().items()
-                if want & set(analyse(re.sub(r"[\W_]+", " ", re.split(r"[\\/]", source)[-1])))]
+                if want & set(analyse(_NON_WORD.sub(" ", re.split(r"[\\/]", source)[-1])))]
         phrases = {header_words(on_calendar(asked, question, c)) for c in mine} or phrases
     words = " ".join(sorted(p for p in phrases if p))
     if not words:
@@ -620,7 +621,6 @@ def absent_subject(question: str, hits) -> str | None:
 
 
 _POSSESSIVE = re.compile(r"['’]s$")
-_NON_WORD = re.compile(r"[\W_]+")  # a file name's separators: "mcdonalds_2023q2.pdf"
 
 
 def _named_in(hits) -> set[str]:
